@@ -1,0 +1,151 @@
+"""Chat Completions checks (001 Chat, 003 MLflow Chat Completions API), for completions and streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from conformance.checks.base import CheckContext, check, get, is_int
+
+SPEC_RESPONSE = "001 Chat / OpenAI Chat Completions: expected response format"
+
+
+def _choices(ctx: CheckContext) -> list[Any]:
+    choices = get(ctx.body, "choices")
+    return choices if isinstance(choices, list) else []
+
+
+def _max_tokens(ctx: CheckContext) -> int | None:
+    value = get(ctx.request_body, "max_tokens")
+    return value if is_int(value) else None
+
+
+@check("usage_total_is_sum", spec=f"{SPEC_RESPONSE} (usage 7 + 74 = 81)")
+def usage_total_is_sum(ctx: CheckContext) -> Iterator[str]:
+    usage = get(ctx.body, "usage")
+    if not isinstance(usage, dict):
+        yield "$.usage: missing"
+        return
+    prompt, completion, total = (usage.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens"))
+    if all(is_int(v) for v in (prompt, completion, total)) and total != prompt + completion:
+        yield f"$.usage.total_tokens: {total} != prompt_tokens {prompt} + completion_tokens {completion}"
+
+
+@check("max_tokens_respected", spec="001 Chat: max_tokens in the documented requests bounds the answer")
+def max_tokens_respected(ctx: CheckContext) -> Iterator[str]:
+    limit = _max_tokens(ctx)
+    if limit is None:
+        yield "case error: max_tokens_respected needs max_tokens in the request"
+        return
+    completion = get(ctx.body, "usage", "completion_tokens")
+    if is_int(completion) and completion > limit:
+        yield f"$.usage.completion_tokens: {completion} > max_tokens {limit}"
+
+
+@check("finish_reason_length_when_truncated",
+       spec="ours: OpenAI-compatible clients detect a cut answer by finish_reason 'length'; 001 shows null only "
+            "in an example that was not cut")
+def finish_reason_length_when_truncated(ctx: CheckContext) -> Iterator[str]:
+    limit = _max_tokens(ctx)
+    completion = get(ctx.body, "usage", "completion_tokens")
+    if limit is None or not is_int(completion) or completion < limit:
+        return
+    for i, choice in enumerate(_choices(ctx)):
+        reason = get(choice, "finish_reason")
+        if reason != "length":
+            yield f"$.choices[{i}].finish_reason: {reason!r}, expected 'length' (completion_tokens reached max_tokens)"
+
+
+@check("choice_indexes_sequential", spec=f"{SPEC_RESPONSE} (choices[0].index 0)")
+def choice_indexes_sequential(ctx: CheckContext) -> Iterator[str]:
+    indexes = [get(c, "index") for c in _choices(ctx)]
+    if indexes != list(range(len(indexes))):
+        yield f"$.choices[*].index: {indexes}, expected {list(range(len(indexes)))}"
+
+
+@check("assistant_role", spec="001 Reasoning: ChatCompletionMessage(role='assistant', ...)")
+def assistant_role(ctx: CheckContext) -> Iterator[str]:
+    for i, choice in enumerate(_choices(ctx)):
+        role = get(choice, "message", "role")
+        if role != "assistant":
+            yield f"$.choices[{i}].message.role: {role!r}, expected 'assistant'"
+
+
+def message_text(content: Any) -> str:
+    """The answer text of a message: the string itself, or the text blocks of a block list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+@check("message_text_non_empty", spec="001 Chat: print(response.choices[0].message.content) reads the answer")
+def message_text_non_empty(ctx: CheckContext) -> Iterator[str]:
+    for i, choice in enumerate(_choices(ctx)):
+        if not message_text(get(choice, "message", "content")).strip():
+            yield f"$.choices[{i}].message.content: no answer text"
+
+
+# --- streams -------------------------------------------------------------------------------------------
+
+SPEC_STREAM = "001 Reasoning / Gemini model example (stream: true); OpenAI-compatible chunk streaming"
+
+
+def _choice_chunks(ctx: CheckContext) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, e) for i, e in enumerate(ctx.data_events()) if isinstance(e, dict) and get(e, "choices")]
+
+
+@check("stream_is_sse", spec=f"{SPEC_STREAM}: stream: true is answered with text/event-stream")
+def stream_is_sse(ctx: CheckContext) -> Iterator[str]:
+    if ctx.exchange.events is None:
+        yield f"content-type {ctx.exchange.content_type!r}: a stream request was not answered with text/event-stream"
+    elif not ctx.exchange.events:
+        yield "stream: no events"
+
+
+@check("stream_done_terminator", spec=f"{SPEC_STREAM}: the stream ends with data: [DONE]")
+def stream_done_terminator(ctx: CheckContext) -> Iterator[str]:
+    events = ctx.exchange.events or []
+    done = [i for i, e in enumerate(events) if e.is_done]
+    if not done:
+        yield "stream: no data: [DONE] terminator (stream cut or not terminated)"
+    elif done != [len(events) - 1]:
+        yield f"stream: [DONE] at event {done[0]} of {len(events)}; it must come once, last"
+
+
+@check("stream_single_id", spec=f"{SPEC_STREAM}: every chunk of one completion carries the same id")
+def stream_single_id(ctx: CheckContext) -> Iterator[str]:
+    ids = {get(e, "id") for e in ctx.data_events() if isinstance(e, dict)}
+    if len(ids) > 1:
+        yield f"stream: {len(ids)} different ids across chunks: {sorted(map(str, ids))[:3]}"
+
+
+@check("stream_first_delta_role", spec=f"{SPEC_STREAM}: the first delta carries role 'assistant'")
+def stream_first_delta_role(ctx: CheckContext) -> Iterator[str]:
+    chunks = _choice_chunks(ctx)
+    if not chunks:
+        yield "stream: no chunk with choices"
+        return
+    index, first = chunks[0]
+    role = get(first, "choices", 0, "delta", "role")
+    if role != "assistant":
+        yield f"event[{index}].choices[0].delta.role: {role!r}, expected 'assistant'"
+
+
+@check("stream_finish_reason_once_last",
+       spec=f"{SPEC_STREAM}: finish_reason is set exactly once, on the last chunk that has choices")
+def stream_finish_reason_once_last(ctx: CheckContext) -> Iterator[str]:
+    chunks = _choice_chunks(ctx)
+    finished = [i for i, chunk in chunks if any(get(c, "finish_reason") is not None for c in chunk["choices"])]
+    if len(finished) != 1:
+        yield f"stream: finish_reason set in {len(finished)} chunks, expected exactly 1"
+    elif chunks and finished[0] != chunks[-1][0]:
+        yield f"event[{finished[0]}]: finish_reason set before the last choice chunk (event {chunks[-1][0]})"
+
+
+@check("stream_text_non_empty", spec=f"{SPEC_STREAM}: the deltas concatenate to the answer text")
+def stream_text_non_empty(ctx: CheckContext) -> Iterator[str]:
+    text = "".join(message_text(get(c, "delta", "content")) for _, e in _choice_chunks(ctx) for c in e["choices"])
+    if not text.strip():
+        yield "stream: the concatenated delta contents are empty"

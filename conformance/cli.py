@@ -1,0 +1,178 @@
+"""The `conformance` command: run the suite, serve the reference gateway, show the catalog.
+
+Bad input gets one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from conformance import __version__
+from conformance.config import REFERENCE_TOKEN_ENV, TargetOptions, resolve_target
+from conformance.errors import BadInput
+from conformance.resources import SUITE_DIR
+
+EXIT_BAD_INPUT = 2
+EXIT_SUITE_ERROR = 4  # the suite itself crashed: no verdict about the target
+DEV_TOKEN = "reference-token"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(message)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _workers(text: str) -> str:
+    if text == "auto" or (text.isdigit() and int(text) >= 0):
+        return text
+    raise argparse.ArgumentTypeError(f"-n takes a number of workers or 'auto', not {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="conformance", description="Contract conformance suite for AI gateway APIs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the suite against a gateway (default: the reference gateway)")
+    run.add_argument("--url", help="gateway URL (else GATEWAY_URL, DATABRICKS_HOST, else the reference gateway)")
+    run.add_argument("--token-env", metavar="NAME", help="environment variable with the token (default DATABRICKS_TOKEN)")
+    run.add_argument("--profile", metavar="NAME", help="host and token from this ~/.databrickscfg profile")
+    run.add_argument("--auth", choices=("bearer", "basic"), help="auth scheme (default bearer)")
+    run.add_argument("--target", metavar="FILE", help="YAML target profile (routes, models, features)")
+    run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    run.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds per request (default 60)")
+    run.add_argument("--name-form", choices=("system.ai", "databricks"), help="model name form to send")
+    run.add_argument("-k", dest="keyword", metavar="EXPR", help="only cases matching this pytest -k expression")
+    run.add_argument("-m", dest="markexpr", metavar="MARKEXPR", help="only cases matching this marker expression")
+    run.add_argument("-n", dest="workers", type=_workers, default="2", help="parallel workers (default 2; 0 = none)")
+    run.add_argument("--reports", metavar="DIR", default="reports", help="where run folders go (default reports/)")
+    run.add_argument("--deviation", action="append", default=[], metavar="NAME",
+                     help="reference gateway only: turn on a switch (see `conformance serve --list-deviations`)")
+    run.add_argument("--retries", type=int, default=5, help="attempts per request for transient answers (default 5)")
+    run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+
+    serve = sub.add_parser("serve", help="serve the reference gateway on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="port (0 = any free port; default 8765)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--deviation", action="append", default=[], metavar="NAME", help="turn on a switch")
+    serve.add_argument("--list-deviations", action="store_true", help="list the switches and exit")
+    serve.add_argument("--token-env", metavar="NAME", default=REFERENCE_TOKEN_ENV,
+                       help=f"environment variable with the token to accept (default {REFERENCE_TOKEN_ENV}; "
+                            f"unset: the development token {DEV_TOKEN!r})")
+
+    sub.add_parser("models", help="print the model catalog")
+    return parser
+
+
+def cmd_models(_: argparse.Namespace) -> int:
+    from conformance.catalog import catalog_table, load_catalog
+
+    print(catalog_table(load_catalog()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from conformance.gateway import behaviours
+
+    if args.list_deviations:
+        print(behaviours.listing())
+        return 0
+    switches = behaviours.check_names(args.deviation)
+    if not 0 <= args.port <= 65535:
+        raise BadInput(f"--port must be 0..65535, not {args.port}")
+    token = os.environ.get(args.token_env)
+    if not token:
+        print(f"conformance serve: ${args.token_env} is unset; accepting the development token", file=sys.stderr)
+        token = DEV_TOKEN
+    from conformance.gateway.common import GatewayState
+    from conformance.gateway.server import serve
+
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        serve(GatewayState(token=token, switches=switches), args.host, args.port, announce)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def pytest_arguments(args: argparse.Namespace, run_dir: Path) -> list[str]:
+    out = [str(SUITE_DIR), "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(SUITE_DIR),
+           "-p", "no:cacheprovider", "-q", "-rfE", "--conformance-run-dir", str(run_dir),
+           "--gateway-timeout", str(args.timeout), "--gateway-retries", str(args.retries)]
+    for flag, value in (("--gateway-url", args.url), ("--gateway-token-env", args.token_env),
+                        ("--gateway-profile", args.profile), ("--gateway-auth", args.auth),
+                        ("--gateway-target", args.target), ("--gateway-name-form", args.name_form),
+                        ("-k", args.keyword), ("-m", args.markexpr)):
+        if value:
+            out += [flag, value]
+    if args.insecure:
+        out.append("--gateway-insecure")
+    for name in args.deviation:
+        out += ["--gateway-deviation", name]
+    if args.workers != "0":
+        out += ["-n", args.workers]
+    else:
+        out += ["-p", "no:xdist"]
+    return out + list(args.pytest_args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from conformance.gateway import behaviours
+    from conformance.summary import exit_status, new_run_dir
+
+    if args.retries < 1:
+        raise BadInput("--retries must be at least 1")
+    options = TargetOptions(url=args.url, token_env=args.token_env, databricks_profile=args.profile,
+                            auth=args.auth, target_file=args.target, insecure=args.insecure,
+                            timeout=args.timeout, name_form=args.name_form)
+    target = resolve_target(options)  # bad input fails here, before any work
+    behaviours.check_names(args.deviation)
+    if args.deviation and not target.reference:
+        raise BadInput("--deviation applies to the reference gateway only (no --url)")
+    run_dir = new_run_dir(Path(args.reports))
+    code = pytest.main(pytest_arguments(args, run_dir))
+    summary_path = run_dir / "summary.json"
+    if code == pytest.ExitCode.USAGE_ERROR:
+        return EXIT_BAD_INPUT
+    if not summary_path.exists():
+        print(f"conformance: error: the run wrote no summary (pytest exit {int(code)})", file=sys.stderr)
+        return EXIT_SUITE_ERROR
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    if summary.get("unreachable"):
+        return 3
+    if code == pytest.ExitCode.INTERNAL_ERROR:
+        print("conformance: error: the suite itself failed (pytest internal error)", file=sys.stderr)
+        return EXIT_SUITE_ERROR
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED or not summary["cases"]:
+        print("conformance: error: no case selected (check -k / -m / the target's models)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return exit_status(summary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return {"run": cmd_run, "serve": cmd_serve, "models": cmd_models}[args.command](args)
+    except BadInput as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT

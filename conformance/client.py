@@ -1,0 +1,171 @@
+"""The HTTP client the suite talks to a target with: auth schemes, SSE reading, bounded retries.
+
+Retries exist so that a verdict is about the gateway, not the network: 429/502/503/504, resets and
+timeouts are retried with exponential backoff and jitter (Retry-After honoured), bounded in attempts and
+total time; when they run out the case is an infrastructure *error*, never a conformance failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from conformance.config import Target
+from conformance.errors import InfrastructureError
+from conformance.sse import SSEEvent, parse_sse
+
+TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+WRONG_TOKEN = "conformance-wrong-token-0000"
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5
+    deadline_s: float = 90.0
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    max_retry_after_s: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after_s)
+        backoff = min(self.max_delay_s, self.base_delay_s * 2**attempt)
+        return backoff * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class Exchange:
+    """One request and its answer, as sent and received (redaction happens when it is written out)."""
+
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: Any
+    raw_request: str | None
+    status: int
+    response_headers: dict[str, str]
+    text: str
+    stream: bool
+    attempts: int = 1
+    elapsed_s: float = 0.0
+    events: list[SSEEvent] | None = None
+    _json: Any = field(default=None, repr=False)
+    json_error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.stream and "text/event-stream" in self.response_headers.get("content-type", ""):
+            self.events = parse_sse(self.text)
+        try:
+            self._json = json.loads(self.text) if self.text.strip() else None
+            if self._json is None:
+                self.json_error = "empty body"
+        except ValueError as exc:
+            self.json_error = str(exc)
+
+    @property
+    def json(self) -> Any:
+        return self._json
+
+    @property
+    def content_type(self) -> str:
+        return self.response_headers.get("content-type", "")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class GatewayClient:
+    """One connection pool per process, reused by every case."""
+
+    def __init__(self, target: Target, retry: RetryPolicy | None = None) -> None:
+        self.target = target
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.Client(
+            verify=target.verify_tls,
+            timeout=httpx.Timeout(target.timeout),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def auth_headers(self, mode: str) -> dict[str, str]:
+        token = self.target.token or ""
+        scheme = self.target.auth if mode == "default" else mode
+        if scheme == "none":
+            return {}
+        if scheme == "wrong-token":
+            scheme, token = self.target.auth, WRONG_TOKEN
+        user = "token"
+        if scheme == "basic-wrong-user":
+            scheme, user = "basic", "notoken"
+        if scheme == "basic":
+            return {"Authorization": "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()}
+        return {self.target.auth_header: f"Bearer {token}"}
+
+    def url_for(self, route: str, model: str | None) -> str:
+        assert self.target.url is not None
+        return self.target.url + route.replace("{model}", model or "")
+
+    def send(
+        self,
+        route: str,
+        *,
+        model: str | None,
+        body: Any = None,
+        raw_body: str | None = None,
+        headers: dict[str, str] | None = None,
+        auth: str = "default",
+        stream: bool = False,
+        retry_server_errors: bool = True,
+    ) -> Exchange:
+        url = self.url_for(route, model)
+        request_headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if stream:
+            request_headers["Accept"] = "text/event-stream"
+        request_headers.update(self.auth_headers(auth))
+        request_headers.update(headers or {})
+        content = raw_body if raw_body is not None else json.dumps(body)
+        started = time.monotonic()
+        last_cause = "no attempt made"
+        for attempt in range(self.retry.attempts):
+            try:
+                with self._http.stream("POST", url, content=content, headers=request_headers) as response:
+                    text = response.read().decode("utf-8", errors="replace")
+                status, response_headers = response.status_code, dict(response.headers)
+            except httpx.TimeoutException as exc:
+                last_cause, retry_after = f"timeout ({type(exc).__name__})", None
+            except httpx.TransportError as exc:
+                last_cause, retry_after = f"connection error ({type(exc).__name__}: {exc})", None
+            else:
+                transient = status in TRANSIENT_STATUS or (status >= 500 and retry_server_errors)
+                if not transient:
+                    return Exchange("POST", url, request_headers, body, raw_body, status, response_headers,
+                                    text, stream, attempt + 1, time.monotonic() - started)
+                last_cause = f"HTTP {status}: {text[:200]}"
+                retry_after = parse_retry_after(response_headers.get("retry-after"))
+            if attempt + 1 == self.retry.attempts:
+                break
+            delay = self.retry.delay(attempt, retry_after)
+            if time.monotonic() - started + delay > self.retry.deadline_s:
+                break
+            time.sleep(delay)
+        raise InfrastructureError(
+            f"{url}: no answer after {attempt + 1} attempt(s) in {time.monotonic() - started:.1f}s; "
+            f"last cause: {last_cause}"
+        )

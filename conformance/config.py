@@ -1,0 +1,211 @@
+"""Target configuration: which gateway, which token, which routes, models and features.
+
+Precedence is CLI flag > environment > target profile file > defaults. Every problem becomes a BadInput
+with one line of text: a suite that crashes on its own configuration cannot certify anything.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from conformance.catalog import NAME_FORMS, load_catalog
+from conformance.errors import BadInput
+from conformance.resources import DATA_DIR
+from conformance.schemas import validate
+from conformance.yamlio import load_yaml
+
+DEFAULT_TOKEN_ENV = "DATABRICKS_TOKEN"
+REFERENCE_TOKEN_ENV = "CONFORMANCE_REFERENCE_TOKEN"
+AUTH_SCHEMES = ("bearer", "basic")
+
+
+@cache
+def surfaces() -> dict[str, dict[str, Any]]:
+    return load_yaml(DATA_DIR / "surfaces.yaml")["surfaces"]
+
+
+@cache
+def features() -> dict[str, dict[str, Any]]:
+    return load_yaml(DATA_DIR / "features.yaml")["features"]
+
+
+@dataclass
+class TargetOptions:
+    """What the user said, before any resolution (CLI flags or pytest options)."""
+
+    url: str | None = None
+    token_env: str | None = None
+    databricks_profile: str | None = None
+    auth: str | None = None
+    target_file: str | None = None
+    insecure: bool = False
+    timeout: float = 60.0
+    name_form: str | None = None
+
+
+@dataclass
+class Target:
+    url: str | None
+    name: str
+    token: str | None = field(repr=False)
+    auth: str = "bearer"
+    auth_header: str = "Authorization"
+    version: str | None = None
+    organization: str | None = None
+    contact: str | None = None
+    name_form: str = "system.ai"
+    routes: dict[str, str] = field(default_factory=dict)
+    models: dict[str, str] | None = None
+    features: frozenset[str] | None = None
+    unsupported_features: frozenset[str] = frozenset()
+    limits: dict[str, Any] = field(default_factory=dict)
+    verify_tls: bool = True
+    timeout: float = 60.0
+    reference: bool = False  # the suite started its own reference gateway for this run
+
+    def claims(self, feature: str) -> bool:
+        if feature in self.unsupported_features:
+            return False
+        return self.features is None or feature in self.features
+
+    def served_name(self, model_name: str) -> str | None:
+        """The name the target serves a catalog model under, or None when it does not serve it."""
+        if self.models is not None:
+            return self.models.get(model_name)
+        model = load_catalog().get(model_name)
+        return model.served_name(self.name_form) if model else None
+
+    def route(self, surface: str) -> str | None:
+        return self.routes.get(surface)
+
+    def public(self) -> dict[str, Any]:
+        return {"url": self.url, "name": self.name, "version": self.version, "reference": self.reference}
+
+
+def read_databrickscfg(profile: str, environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """host and token of a ~/.databrickscfg profile, read as the Databricks CLI and SDK read it."""
+    path = Path(environ.get("DATABRICKS_CONFIG_FILE") or Path.home() / ".databrickscfg")
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except OSError as exc:
+        raise BadInput(f"cannot read Databricks config file {path}: {exc.strerror or exc}") from None
+    except configparser.Error as exc:
+        raise BadInput(f"Databricks config file {path} is malformed: {str(exc).splitlines()[0]}") from None
+    if profile != "DEFAULT" and not parser.has_section(profile):
+        raise BadInput(f"profile {profile!r} not found in {path}")
+    section = parser[profile]
+    return section.get("host"), section.get("token")
+
+
+def load_target_profile(path: str) -> dict[str, Any]:
+    data = load_yaml(Path(path))
+    if not isinstance(data, dict):
+        raise BadInput(f"target profile {path} must be a YAML mapping")
+    errors = validate("target-profile", data)
+    if errors:
+        raise BadInput(f"target profile {path} is invalid: {errors[0]}")
+    catalog = load_catalog()
+    for model in data.get("models", {}):
+        if catalog.get(model) is None:
+            raise BadInput(f"target profile {path}: {model!r} is not a catalog model (see `conformance models`)")
+    known = features()
+    claimed = data.get("features", "all")
+    for feature in [*([] if claimed == "all" else claimed), *data.get("unsupported_features", [])]:
+        if feature not in known:
+            raise BadInput(f"target profile {path}: unknown feature {feature!r}")
+    return data
+
+
+def _check_url(url: str, origin: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInput(f"{origin} is not an http(s) URL: {url!r}")
+    return url.rstrip("/")
+
+
+def is_local(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None) -> Target:
+    environ = os.environ if environ is None else environ
+    profile: dict[str, Any] = load_target_profile(opts.target_file) if opts.target_file else {}
+
+    if opts.auth is not None and opts.auth not in AUTH_SCHEMES:
+        raise BadInput(f"--auth must be one of {', '.join(AUTH_SCHEMES)}, not {opts.auth!r}")
+    if opts.name_form is not None and opts.name_form not in NAME_FORMS:
+        raise BadInput(f"--name-form must be one of {', '.join(NAME_FORMS)}, not {opts.name_form!r}")
+    if not opts.timeout or opts.timeout <= 0:
+        raise BadInput(f"--timeout must be a positive number of seconds, not {opts.timeout!r}")
+
+    cfg_host = cfg_token = None
+    if opts.databricks_profile:
+        cfg_host, cfg_token = read_databrickscfg(opts.databricks_profile, environ)
+
+    # URL: --url > --profile host > GATEWAY_URL > DATABRICKS_HOST > profile file > reference gateway
+    url, origin = None, ""
+    for value, where in (
+        (opts.url, "--url"),
+        (cfg_host, f"host of profile {opts.databricks_profile}"),
+        (environ.get("GATEWAY_URL"), "GATEWAY_URL"),
+        (environ.get("DATABRICKS_HOST"), "DATABRICKS_HOST"),
+        (profile.get("url"), f"url of {opts.target_file}"),
+    ):
+        if value:
+            url, origin = value, where
+            break
+    if url is not None:
+        url = _check_url(url, origin)
+
+    if url is None:
+        token = environ.get(REFERENCE_TOKEN_ENV)
+    elif opts.token_env:
+        token = environ.get(opts.token_env)
+    elif cfg_token:
+        token = cfg_token
+    else:
+        token = environ.get(profile.get("token_env") or DEFAULT_TOKEN_ENV)
+    token_env = opts.token_env or profile.get("token_env") or DEFAULT_TOKEN_ENV
+    if url is not None and not token and not is_local(url):
+        raise BadInput(
+            f"no token for {url}: set {token_env} (or --token-env NAME, or --profile NAME from ~/.databrickscfg)"
+        )
+
+    routes = {name: s["route"] for name, s in surfaces().items() if "route" in s}
+    routes.update(profile.get("routes", {}))
+    claimed = profile.get("features", "all")
+    return Target(
+        url=url,
+        name=profile.get("name") or ("reference" if url is None else urlsplit(url).hostname or "target"),
+        token=token or None,
+        auth=opts.auth or profile.get("auth") or "bearer",
+        auth_header=profile.get("auth_header", "Authorization"),
+        version=profile.get("version"),
+        organization=profile.get("organization"),
+        contact=profile.get("contact"),
+        name_form=opts.name_form or profile.get("name_form") or "system.ai",
+        routes=routes,
+        models=dict(profile["models"]) if "models" in profile else None,
+        features=None if claimed == "all" else frozenset(claimed),
+        unsupported_features=frozenset(profile.get("unsupported_features", [])),
+        limits=dict(profile.get("limits", {})),
+        verify_tls=not opts.insecure,
+        timeout=float(opts.timeout),
+        reference=url is None,
+    )

@@ -1,0 +1,29 @@
+"""The reference gateway's ASGI application: every surface module contributes its routes."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from conformance.gateway import chat
+from conformance.gateway.common import ApiError, GatewayState, error_response
+
+SURFACE_MODULES = (chat,)
+
+
+def create_app(state: GatewayState) -> Starlette:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(request, exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST"}.get(exc.status_code, "BAD_REQUEST")
+        return error_response(request, ApiError(exc.status_code, code, str(exc.detail)))
+
+    routes = [route for module in SURFACE_MODULES for route in module.routes()]
+    app = Starlette(routes=routes, exception_handlers={ApiError: on_api_error, HTTPException: on_http_error})
+    app.state.gateway = state
+    return app

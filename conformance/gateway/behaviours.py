@@ -1,0 +1,57 @@
+"""The deviation and variation switches of the reference gateway, read from behaviours.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from functools import cache
+from pathlib import Path
+
+from conformance.errors import BadInput
+from conformance.yamlio import load_yaml
+
+
+@dataclass(frozen=True)
+class Switch:
+    name: str
+    conformant: bool
+    rule: str
+    expect_failed: tuple[str, ...] = ()
+
+    def expects_failure(self, case_id: str) -> bool:
+        return any(fnmatchcase(case_id, pattern) for pattern in self.expect_failed)
+
+
+@cache
+def switches() -> dict[str, Switch]:
+    raw = load_yaml(Path(__file__).with_name("behaviours.yaml"))
+    out: dict[str, Switch] = {}
+    for name, spec in raw.get("deviations", {}).items():
+        out[name] = Switch(name, False, spec["rule"], tuple(spec.get("expect_failed", ())))
+    for name, spec in raw.get("variations", {}).items():
+        out[name] = Switch(name, True, spec["note"])
+    return out
+
+
+def deviations() -> list[Switch]:
+    return [s for s in switches().values() if not s.conformant]
+
+
+def variations() -> list[Switch]:
+    return [s for s in switches().values() if s.conformant]
+
+
+def check_names(names: list[str]) -> frozenset[str]:
+    known = switches()
+    for name in names:
+        if name not in known:
+            raise BadInput(f"unknown deviation {name!r} (see `conformance serve --list-deviations`)")
+    return frozenset(names)
+
+
+def listing() -> str:
+    lines = ["deviations (each breaks one rule):"]
+    lines += [f"  {s.name:36} {s.rule}" for s in deviations()]
+    lines += ["variations (conformant, but different):"]
+    lines += [f"  {s.name:36} {s.rule}" for s in variations()]
+    return "\n".join(lines)

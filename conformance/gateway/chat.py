@@ -1,0 +1,156 @@
+"""Chat Completions (001 Chat; 003 MLflow Chat Completions API) on the reference gateway."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from conformance.gateway.common import (
+    ApiError,
+    answer_words,
+    authenticate,
+    created,
+    extra,
+    positive_int,
+    read_json,
+    resolve_model,
+    response_id,
+    state_of,
+    words_of,
+)
+
+ROLES = {"system", "user", "assistant", "developer", "tool"}
+
+
+def validate_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "'messages' must be a non-empty list.")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"messages[{i}] needs a valid role.")
+        if not isinstance(message.get("content"), str | list):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"messages[{i}].content must be a string or a list.")
+
+
+def validate_sampling(body: dict[str, Any]) -> None:
+    temperature = body.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2
+    ):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "'temperature' must be a number from 0 to 2.")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "'stream' must be a boolean.")
+
+
+class ChatAnswer:
+    """One deterministic answer, rendered as a completion or as a stream of chunks."""
+
+    def __init__(self, request: Request, body: dict[str, Any], model_name: str) -> None:
+        self.request = request
+        self.state = state_of(request)
+        self.model_name = model_name
+        messages = body["messages"]
+        words = answer_words(request, messages)
+        max_tokens = positive_int(body, "max_tokens")
+        self.truncated = max_tokens is not None and len(words) > max_tokens
+        if self.truncated and not self.state.on("max-tokens-ignored"):
+            words = words[:max_tokens]
+        self.words = words
+        self.prompt_tokens = words_of(messages)
+        self.completion_tokens = len(words)
+        self.id = response_id(request, "chatcmpl-", [model_name, messages])
+        self.created = created()
+
+    @property
+    def finish_reason(self) -> str | None:
+        if self.truncated:
+            return "stop" if self.state.on("finish-reason-stop-when-truncated") else "length"
+        return None if self.state.on("finish-reason-null") else "stop"
+
+    def usage(self) -> dict[str, int]:
+        total = self.prompt_tokens + self.completion_tokens + (1 if self.state.on("usage-sum-wrong") else 0)
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": total}
+
+    def completion(self) -> dict[str, Any]:
+        on = self.state.on
+        message: dict[str, Any] = {"role": "model" if on("role-not-assistant") else "assistant",
+                                   "content": "" if on("empty-content") else " ".join(self.words)}
+        message.update(extra(self.request, {"refusal": None, "annotations": None, "tool_calls": None}))
+        choice = {"index": 1 if on("choice-index-wrong") else 0, "message": message,
+                  "finish_reason": self.finish_reason}
+        choice.update(extra(self.request, {"logprobs": None}))
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completions" if on("wrong-object-name") else "chat.completion",
+            "created": self.created,
+            "model": self.model_name,
+            "choices": [choice],
+        }
+        if not on("usage-missing"):
+            body["usage"] = self.usage()
+        body.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default",
+                                          "x_gateway": {"route": "chat"}}))
+        return body
+
+    def chunks(self) -> Iterator[dict[str, Any]]:
+        on = self.state.on
+        pieces = [""] + [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
+        last = len(pieces)  # index of the closing chunk
+        for i, piece in enumerate([*pieces, None]):
+            delta: dict[str, Any] = {}
+            if i == 0 and not on("stream-no-role"):
+                delta["role"] = "assistant"
+            if piece is not None:
+                delta["content"] = "" if on("stream-empty-deltas") else piece
+            finish = self.finish_reason if i == last else None
+            if on("stream-finish-reason-every-chunk"):
+                finish = self.finish_reason or "stop"
+            chunk_id = self.id if not on("stream-id-changes") or self.id is None else f"{self.id}-{i}"
+            chunk: dict[str, Any] = {
+                "id": chunk_id,
+                "object": "chat.completion" if on("wrong-chunk-object") else "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model_name,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            chunk.update(extra(self.request, {"system_fingerprint": "fp_reference"}))
+            yield chunk
+        if on("usage-chunk"):
+            yield {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                   "model": self.model_name, "choices": [], "usage": self.usage()}
+
+    def sse(self) -> Iterator[str]:
+        for chunk in self.chunks():
+            yield f"data: {json.dumps(chunk)}\n\n"
+        if not self.state.on("stream-no-done"):
+            yield "data: [DONE]\n\n"
+
+
+def chat_response(request: Request, body: dict[str, Any], model_name: str) -> Response:
+    if "messages" not in body and state_of(request).on("missing-messages-accepted"):
+        body = {**body, "messages": [{"role": "user", "content": ""}]}
+    validate_messages(body.get("messages"))
+    validate_sampling(body)
+    answer = ChatAnswer(request, body, model_name)
+    if body.get("stream"):
+        if state_of(request).on("stream-not-sse"):
+            return JSONResponse(answer.completion())
+        return StreamingResponse(answer.sse(), media_type="text/event-stream")
+    return JSONResponse(answer.completion())
+
+
+async def chat_completions(request: Request) -> Response:
+    authenticate(request)
+    body = await read_json(request)
+    _, name = resolve_model(request, body.get("model"), "chat")
+    return chat_response(request, body, name)
+
+
+def routes() -> list[Route]:
+    return [Route("/ai-gateway/mlflow/v1/chat/completions", chat_completions, methods=["POST"])]

@@ -1,0 +1,156 @@
+"""What every surface of the reference gateway shares: state, auth, JSON parsing, errors, text."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from conformance.catalog import Model, load_catalog
+
+WORDS = ["a", "mixture", "of", "experts", "model", "routes", "each", "token", "to", "a", "few", "specialised", "expert", "networks", "so", "the", "model", "grows", "in", "capacity", "without", "growing", "the", "compute", "spent", "on", "every", "token", "databricks", "is", "a", "data", "and", "ai", "platform", "that", "unifies", "analytics", "governance", "and", "machine", "learning", "on", "a", "lakehouse", "the", "sky", "looks", "blue", "because", "air", "scatters", "short", "wavelengths", "of", "sunlight", "far", "more", "than", "long", "ones"]
+OTHER_WORDS = ["here", "is", "another", "answer", "entirely", "with", "different", "words", "lengths", "and", "punctuation", "so", "that", "no", "check", "may", "depend", "on", "the", "text", "a", "conformant", "gateway", "returns", "only", "on", "its", "shape"]
+
+
+class ApiError(Exception):
+    """Raised inside a handler; turned into the surface's error form by the app."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class GatewayState:
+    token: str
+    switches: frozenset[str] = field(default_factory=frozenset)
+
+    def on(self, name: str) -> bool:
+        return name in self.switches
+
+
+def state_of(request: Request) -> GatewayState:
+    return request.app.state.gateway
+
+
+def authenticate(request: Request) -> None:
+    """Bearer <token>, or Basic with user `token` and the token as password (spec README: Auth)."""
+    state = state_of(request)
+    if state.on("auth-not-enforced"):
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if not header:
+        raise ApiError(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type.")
+    if scheme.lower() == "bearer" and credential == state.token:
+        return
+    if scheme.lower() == "basic" and not state.on("basic-auth-refused"):
+        try:
+            user, _, password = base64.b64decode(credential, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, password = "", ""
+        if user == "token" and password == state.token:
+            return
+    raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        if state_of(request).on("malformed-json-500"):
+            raise ApiError(500, "INTERNAL_ERROR", "Internal error.") from None
+        raise ApiError(400, "MALFORMED_REQUEST", "Request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "Request body must be a JSON object.")
+    return body
+
+
+def resolve_model(request: Request, name: Any, capability: str) -> tuple[Model, str]:
+    """A catalog model by either documented name form; the name is echoed back as the client sent it."""
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "'model' must be a non-empty string.")
+    model = load_catalog().get(name)
+    if model is None or not (name.startswith("system.ai.") or name.startswith("databricks-")):
+        if state_of(request).on("unknown-model-accepted"):
+            model = load_catalog().get("claude-sonnet-4-5")
+            assert model is not None
+            return model, name
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Model service {name!r} does not exist.")
+    if not model.has(capability):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Model {name!r} does not support {capability}.")
+    return model, name
+
+
+def error_response(request: Request, exc: ApiError) -> Response:
+    state = state_of(request)
+    if state.on("error-body-not-json"):
+        return Response(f"<html><body>{exc.status} error</body></html>", exc.status, media_type="text/html")
+    if state.on("error-body-unstructured"):
+        return JSONResponse({"detail": exc.message}, exc.status)
+    if state.on("auth-error-leaks-output") and exc.status == 401:
+        return JSONResponse(
+            {"error_code": exc.code, "message": exc.message,
+             "choices": [{"index": 0, "message": {"role": "assistant", "content": "leaked"}}]},
+            exc.status,
+        )
+    if state.on("openai-error-form"):
+        return JSONResponse(
+            {"error": {"message": exc.message, "type": "invalid_request_error", "code": exc.code.lower()}},
+            exc.status,
+        )
+    return JSONResponse({"error_code": exc.code, "message": exc.message}, exc.status)
+
+
+def words_of(value: Any) -> int:
+    """Whitespace word count of every string in a value: the reference gateway's token count."""
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, dict):
+        return sum(words_of(v) for k, v in value.items() if k not in ("type", "signature"))
+    if isinstance(value, list):
+        return sum(words_of(v) for v in value)
+    return 0
+
+
+def answer_words(request: Request, prompt: Any) -> list[str]:
+    """A deterministic answer: the same prompt gets the same words, different prompts different words."""
+    digest = hashlib.sha256(json.dumps(prompt, sort_keys=True, default=str).encode()).digest()
+    vocabulary = OTHER_WORDS if state_of(request).on("other-text") else WORDS
+    length = 9 + digest[0] % 6 + (7 if state_of(request).on("other-text") else 0)
+    start = digest[1] % len(vocabulary)
+    return [vocabulary[(start + i) % len(vocabulary)] for i in range(length)]
+
+
+def created() -> int:
+    return int(time.time())
+
+
+def response_id(request: Request, prefix: str, seed: Any) -> str | None:
+    if state_of(request).on("null-id"):
+        return None
+    return prefix + hashlib.sha256(json.dumps(seed, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def extra(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
+    """Unknown-but-harmless fields, added only by the extra-fields variation."""
+    return fields if state_of(request).on("extra-fields") else {}
+
+
+def positive_int(body: dict[str, Any], key: str, required: bool = False) -> int | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"'{key}' is required.")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"'{key}' must be a positive integer.")
+    return value

@@ -1,0 +1,106 @@
+"""Running the reference gateway: in this process (`conformance serve`), a thread, or a child process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import uvicorn
+
+from conformance.config import REFERENCE_TOKEN_ENV
+from conformance.errors import BadInput, InfrastructureError
+from conformance.gateway.app import create_app
+from conformance.gateway.common import GatewayState
+
+ANNOUNCE = "conformance reference gateway listening on "
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(1024)
+    return sock
+
+
+def _server(state: GatewayState) -> uvicorn.Server:
+    config = uvicorn.Config(create_app(state), log_level="warning", access_log=False, lifespan="off")
+    return uvicorn.Server(config)
+
+
+def serve(state: GatewayState, host: str, port: int, announce: Callable[[str], None]) -> None:
+    """Serve until interrupted; announce the URL once the socket is bound (a parent process waits for it)."""
+    sock = bind(host, port)
+    announce(f"{ANNOUNCE}http://{host}:{sock.getsockname()[1]}")
+    _server(state).run(sockets=[sock])
+
+
+class ThreadedGateway:
+    """The gateway on a free loopback port in a thread of this process: cheap enough for one per test."""
+
+    def __init__(self, token: str, switches: Iterable[str] = ()) -> None:
+        self.state = GatewayState(token=token, switches=frozenset(switches))
+        self._server = _server(self.state)
+        self._sock = bind("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    def __enter__(self) -> ThreadedGateway:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise InfrastructureError("reference gateway thread did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+class GatewayProcess:
+    """The gateway as a child process (its own interpreter, so it does not compete for the suite's GIL)."""
+
+    def __init__(self, token: str, switches: Iterable[str] = ()) -> None:
+        self.token = token
+        self.switches = list(switches)
+        self.url: str | None = None
+        self._proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> GatewayProcess:
+        cmd = [sys.executable, "-m", "conformance", "serve", "--port", "0", "--token-env", REFERENCE_TOKEN_ENV]
+        for name in self.switches:
+            cmd += ["--deviation", name]
+        env = {**os.environ, REFERENCE_TOKEN_ENV: self.token}
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()  # the child prints exactly one line once it listens
+        if not line.startswith(ANNOUNCE):
+            self.__exit__()
+            raise InfrastructureError(f"reference gateway failed to start: {line.strip() or 'no output'}")
+        self.url = line[len(ANNOUNCE):].strip()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout:
+            self._proc.stdout.close()
+        self._proc = None

@@ -1,0 +1,338 @@
+"""The pytest plugin: target options, case parametrisation, the request fixture, summary.json.
+
+It is inert in a pytest session that does not collect the conformance suite (the suite's own self-tests
+load it too, through the pytest11 entry point).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conformance import cases as case_data
+from conformance.client import Exchange, GatewayClient, RetryPolicy
+from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
+from conformance.errors import BadInput, InfrastructureError
+from conformance.evaluate import evaluate
+from conformance.gateway import behaviours
+from conformance.redact import REDACTOR
+from conformance.resources import PACKAGE_DIR
+from conformance.summary import SummaryCollector, new_run_dir, point_latest, write_json
+from conformance.usage import usage_of
+
+TARGET_KEY = pytest.StashKey[Target]()
+STATE_KEY = pytest.StashKey[dict[str, Any]]()
+MODEL_TYPES = ("chat", "vision", "audio_video", "reasoning", "embeddings")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "AI gateway conformance suite")
+    group.addoption("--gateway-url", help="gateway under test (default: GATEWAY_URL, DATABRICKS_HOST, "
+                                           "else the embedded reference gateway)")
+    group.addoption("--gateway-token-env", help="environment variable holding the token (default DATABRICKS_TOKEN)")
+    group.addoption("--gateway-profile", help="read host and token from this ~/.databrickscfg profile")
+    group.addoption("--gateway-auth", help="bearer (default) or basic (user `token`, password the token)")
+    group.addoption("--gateway-target", help="YAML target profile of a non-Databricks gateway")
+    group.addoption("--gateway-insecure", action="store_true", help="do not verify TLS certificates")
+    group.addoption("--gateway-timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    group.addoption("--gateway-name-form", help="model name form: system.ai (default) or databricks")
+    group.addoption("--gateway-deviation", action="append", default=[],
+                    help="reference gateway only: turn on a deviation or variation switch (repeatable)")
+    group.addoption("--gateway-retries", type=int, default=5, help="attempts per request for transient answers")
+    group.addoption("--conformance-reports", help="folder for run folders (default reports/)")
+    group.addoption("--conformance-run-dir", help="write this run into exactly this (existing) folder")
+
+
+def _is_active(config: pytest.Config) -> bool:
+    if hasattr(config, "workerinput"):
+        return "conformance" in config.workerinput
+    if any(config.getoption(o) for o in ("gateway_url", "conformance_reports", "conformance_run_dir")):
+        return True
+    for arg in config.args:
+        path = arg.split("::")[0]
+        if config.getoption("pyargs") and path.split(".")[0] == "conformance":
+            return True
+        try:
+            Path(path).resolve().relative_to(PACKAGE_DIR)
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def _options(config: pytest.Config) -> TargetOptions:
+    return TargetOptions(
+        url=config.getoption("gateway_url"),
+        token_env=config.getoption("gateway_token_env"),
+        databricks_profile=config.getoption("gateway_profile"),
+        auth=config.getoption("gateway_auth"),
+        target_file=config.getoption("gateway_target"),
+        insecure=config.getoption("gateway_insecure"),
+        timeout=config.getoption("gateway_timeout"),
+        name_form=config.getoption("gateway_name_form"),
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "expensive: sends many images or megabytes; a live run may leave it out")
+    for name in [*surfaces(), *MODEL_TYPES, "must", "should"]:
+        config.addinivalue_line("markers", f"{name}: conformance cases of {name}")
+    if not _is_active(config):
+        return
+    state: dict[str, Any] = {}
+    config.stash[STATE_KEY] = state
+    worker = getattr(config, "workerinput", None)
+    try:
+        switches = behaviours.check_names(config.getoption("gateway_deviation"))
+        target = resolve_target(_options(config))
+    except BadInput as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if worker is not None:
+        target.url = worker["conformance"]["url"]
+        state["run_dir"] = Path(worker["conformance"]["run_dir"])
+    else:
+        if switches and not target.reference:
+            raise pytest.UsageError("--deviation applies to the reference gateway only (no --url)")
+        given = config.getoption("conformance_run_dir")
+        run_dir = Path(given) if given else new_run_dir(Path(config.getoption("conformance_reports") or "reports"))
+        state["run_dir"] = run_dir
+        if config.option.xmlpath is None:
+            config.option.xmlpath = str(run_dir / "junit.xml")
+        if getattr(config.option, "allure_report_dir", "unset") is None:
+            config.option.allure_report_dir = str(run_dir / "allure-results")
+        if target.reference:
+            token = os.environ.get(REFERENCE_TOKEN_ENV) or "ref-" + secrets.token_urlsafe(24)
+            os.environ[REFERENCE_TOKEN_ENV] = token  # xdist workers inherit it; it is never printed
+            target.token = token
+            from conformance.gateway.server import GatewayProcess
+
+            gateway = GatewayProcess(token, sorted(switches))
+            try:
+                gateway.__enter__()
+            except InfrastructureError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            state["gateway"] = gateway
+            target.url = gateway.url
+        state["collector"] = SummaryCollector()
+        state["switches"] = sorted(switches)
+        config.pluginmanager.register(_Recorder(state["collector"]), "conformance-recorder")
+    REDACTOR.add(target.token)
+    config.stash[TARGET_KEY] = target
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: hand the started gateway's URL and the run folder to each worker."""
+    state = node.config.stash.get(STATE_KEY, None)
+    if state is not None:
+        node.workerinput["conformance"] = {
+            "url": node.config.stash[TARGET_KEY].url,
+            "run_dir": str(state["run_dir"]),
+        }
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    target = config.stash[TARGET_KEY]
+    try:
+        httpx.get(str(target.url), timeout=min(target.timeout, 15), verify=target.verify_tls)
+    except httpx.HTTPError as exc:
+        reason = REDACTOR.text(f"target {target.url} could not be reached: {type(exc).__name__}: {exc}")
+        _write_summary(config, extra={"unreachable": reason})
+        _stop_gateway(state)
+        pytest.exit(reason, returncode=3)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case_item" not in metafunc.fixturenames:
+        return
+    target = metafunc.config.stash.get(TARGET_KEY, None)
+    if target is None:
+        metafunc.parametrize("case_item", [pytest.param(None, marks=pytest.mark.skip(reason="suite inactive"))])
+        return
+    try:
+        items = case_data.expand(case_data.load_cases(), target)
+    except BadInput as exc:
+        raise pytest.UsageError(str(exc)) from None
+    params = []
+    for item in items:
+        case = item.case
+        marks = [getattr(pytest.mark, case.surface), getattr(pytest.mark, case.model_type),
+                 getattr(pytest.mark, case.strength), *(getattr(pytest.mark, m) for m in case.markers)]
+        missing = case_data.unclaimed_features(case, target)
+        if missing:
+            marks.append(pytest.mark.skip(reason=f"target does not claim feature(s): {', '.join(missing)}"))
+        params.append(pytest.param(item, id=item.test_id, marks=marks))
+    metafunc.parametrize("case_item", params)
+
+
+def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
+    case = item.case
+    return {
+        "id": case.id,
+        "surface": case.surface,
+        "model": item.model.name if item.model else None,
+        "model_type": case.model_type,
+        "features": list(case.features),
+        "strength": case.strength,
+        "spec": case.spec.get("section"),
+    }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for test in items:
+        callspec = getattr(test, "callspec", None)
+        case_item = callspec.params.get("case_item") if callspec else None
+        if isinstance(case_item, case_data.CaseItem):
+            test.user_properties.append(("conformance_case", case_metadata(case_item)))
+
+
+def _message(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if report.failed:
+        text = report.longreprtext.strip()
+        for prefix in ("Failed: ", "E   "):
+            text = text.removeprefix(prefix)
+        return REDACTOR.text(text)
+    return ""
+
+
+class _Recorder:
+    """Registered on the controller only: xdist forwards every worker's reports to it."""
+
+    def __init__(self, collector: SummaryCollector) -> None:
+        self.collector = collector
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.collector.add(report.nodeid, report.when, report.outcome, _message(report),
+                           dict(report.user_properties))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is None or hasattr(session.config, "workerinput"):
+        return
+    _write_summary(session.config)
+
+
+def _write_summary(config: pytest.Config, extra: dict[str, Any] | None = None) -> None:
+    state = config.stash[STATE_KEY]
+    if state.get("written"):
+        return
+    target = config.stash[TARGET_KEY]
+    public = REDACTOR.value(target.public())
+    info = {"deviations": state["switches"]} if state.get("switches") else {}
+    document = state["collector"].document(public, {**info, **(extra or {})})
+    write_json(state["run_dir"] / "summary.json", document)
+    point_latest(state["run_dir"])
+    state["written"] = True
+    state["summary"] = document
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if not state or "summary" not in state:
+        return
+    totals = state["summary"]["totals"]
+    terminalreporter.write_sep("=", "conformance")
+    terminalreporter.write_line(
+        f"target {state['summary']['target']['name']} ({state['summary']['target']['url']}): "
+        + ", ".join(f"{v} {k}" for k, v in totals.items())
+    )
+    terminalreporter.write_line(f"summary: {state['run_dir'] / 'summary.json'}")
+
+
+def _stop_gateway(state: dict[str, Any]) -> None:
+    gateway = state.pop("gateway", None)
+    if gateway is not None:
+        gateway.__exit__()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None:
+        _stop_gateway(state)
+
+
+# --- fixtures ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def gateway_client(pytestconfig: pytest.Config) -> Any:
+    target = pytestconfig.stash.get(TARGET_KEY, None)
+    if target is None:
+        pytest.skip("the conformance suite is not active in this session")
+    client = GatewayClient(target, RetryPolicy(attempts=max(1, pytestconfig.getoption("gateway_retries"))))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, request: pytest.FixtureRequest) -> Exchange:
+    """Send the case's request. Runs in setup, so an infrastructure problem is an *error*, not a failure."""
+    case = case_item.case
+    target = gateway_client.target
+    route = target.route(case.route_surface)
+    if route is None:
+        pytest.skip(f"target has no route for {case.route_surface}")
+    req = case.request
+    try:
+        result = gateway_client.send(
+            route,
+            model=case_item.served_model,
+            body=case_item.body() if "body" in req else None,
+            raw_body=req.get("raw_body"),
+            headers=req.get("headers"),
+            auth=req.get("auth", "default"),
+            stream=case.stream,
+            retry_server_errors=not case.negative,
+        )
+    except InfrastructureError as exc:
+        pytest.fail(REDACTOR.text(f"infrastructure: {exc}"), pytrace=False)
+    usage = usage_of(result)
+    if usage:
+        request.node.user_properties.append(("usage", {"prompt": usage[0], "completion": usage[1]}))
+    return result
+
+
+def run_case(case_item: case_data.CaseItem, exchange: Exchange) -> None:
+    """The body of every conformance test: evaluate, record evidence, fail with every broken rule."""
+    failures = evaluate(case_item, exchange)
+    _attach(case_item, exchange, failures)
+    if failures:
+        pytest.fail(REDACTOR.text("\n".join(failures)), pytrace=False)
+
+
+def _attach(case_item: case_data.CaseItem, exchange: Exchange, failures: list[str]) -> None:
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return
+    case = case_item.case
+    allure.dynamic.epic(case.surface)
+    allure.dynamic.feature(case.model_type)
+    allure.dynamic.story(case_item.model.name if case_item.model else "no model")
+    allure.dynamic.description(f"{case.description}\n\nspec: {case.spec.get('doc')} {case.spec['section']}\n"
+                               f"{case.spec.get('quote', case.spec.get('reason', ''))}")
+    request_doc = {"method": exchange.method, "url": exchange.url,
+                   "headers": REDACTOR.headers(exchange.request_headers),
+                   "body": REDACTOR.value(exchange.request_body) if exchange.raw_request is None
+                   else REDACTOR.text(exchange.raw_request)}
+    allure.attach(json.dumps(request_doc, indent=2), "request", allure.attachment_type.JSON)
+    response_doc = {"status": exchange.status, "headers": REDACTOR.headers(exchange.response_headers),
+                    "body": REDACTOR.text(exchange.text[:200_000])}
+    allure.attach(json.dumps(response_doc, indent=2), "response", allure.attachment_type.JSON)
+    if failures:
+        allure.attach(REDACTOR.text("\n".join(failures)), "failed checks", allure.attachment_type.TEXT)

@@ -1,0 +1,55 @@
+"""JSON Schema loading and validation: the one structural validation path every surface shares."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from conformance.resources import schemas_dir
+
+
+@cache
+def _registry() -> tuple[Registry, dict[str, dict[str, Any]]]:
+    schemas: dict[str, dict[str, Any]] = {}
+    for path in sorted(schemas_dir().glob("*.schema.json")):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        schemas[schema["$id"]] = schema
+    registry = Registry().with_resources(
+        (sid, Resource.from_contents(schema)) for sid, schema in schemas.items()
+    )
+    return registry, schemas
+
+
+def schema_names() -> list[str]:
+    return sorted(_registry()[1])
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    registry, schemas = _registry()
+    if name not in schemas:
+        raise KeyError(f"no schema named {name!r} in {schemas_dir()}")
+    return Draft202012Validator(schemas[name], registry=registry)
+
+
+def json_path(parts: Any) -> str:
+    """`$.choices[0].message` style path, the form every failure message uses."""
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def validate(name: str, instance: Any) -> list[str]:
+    """Every violation as 'path: message', most specific first; [] when valid."""
+    errors = sorted(_validator(name).iter_errors(instance), key=lambda e: (list(e.absolute_path), e.message))
+    out = []
+    for err in errors:
+        # For oneOf/anyOf, the best sub-error says more than "is not valid under any of the given schemas".
+        leaf = min(err.context, key=lambda e: -len(e.absolute_path)) if err.context else err
+        out.append(f"{json_path(leaf.absolute_path)}: {leaf.message[:300]}")
+    return out
