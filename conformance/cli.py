@@ -6,6 +6,7 @@ Bad input gets one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the suite against a gateway (default: the reference gateway)")
     run.add_argument("--url", help="gateway URL (else GATEWAY_URL, DATABRICKS_HOST, else the reference gateway)")
-    run.add_argument("--token-env", metavar="NAME", help="environment variable with the token (default DATABRICKS_TOKEN)")
+    run.add_argument("--token-env", metavar="NAME", help="env variable with the token (default DATABRICKS_TOKEN)")
     run.add_argument("--profile", metavar="NAME", help="host and token from this ~/.databrickscfg profile")
     run.add_argument("--auth", choices=("bearer", "basic"), help="auth scheme (default bearer)")
     run.add_argument("--target", metavar="FILE", help="YAML target profile (routes, models, features)")
@@ -105,10 +106,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def announce(line: str) -> None:
         print(line, flush=True)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve(GatewayState(token=token, switches=switches), args.host, args.port, announce)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -15,8 +15,16 @@ from starlette.responses import JSONResponse, Response
 
 from conformance.catalog import Model, load_catalog
 
-WORDS = ["a", "mixture", "of", "experts", "model", "routes", "each", "token", "to", "a", "few", "specialised", "expert", "networks", "so", "the", "model", "grows", "in", "capacity", "without", "growing", "the", "compute", "spent", "on", "every", "token", "databricks", "is", "a", "data", "and", "ai", "platform", "that", "unifies", "analytics", "governance", "and", "machine", "learning", "on", "a", "lakehouse", "the", "sky", "looks", "blue", "because", "air", "scatters", "short", "wavelengths", "of", "sunlight", "far", "more", "than", "long", "ones"]
-OTHER_WORDS = ["here", "is", "another", "answer", "entirely", "with", "different", "words", "lengths", "and", "punctuation", "so", "that", "no", "check", "may", "depend", "on", "the", "text", "a", "conformant", "gateway", "returns", "only", "on", "its", "shape"]
+WORDS = (
+    "a mixture of experts model routes each token to a few specialised expert networks so the model "
+    "grows in capacity without growing the compute spent on every token databricks is a data and ai "
+    "platform that unifies analytics governance and machine learning on a lakehouse the sky looks blue "
+    "because air scatters short wavelengths of sunlight far more than long ones"
+).split()
+OTHER_WORDS = (
+    "here is another answer entirely with different words lengths and punctuation so that no check may "
+    "depend on the text a conformant gateway returns only on its shape"
+).split()
 
 
 class ApiError(Exception):
