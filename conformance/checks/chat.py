@@ -80,9 +80,13 @@ def message_text(content: Any) -> str:
     return ""
 
 
-@check("message_text_non_empty", spec="001 Chat: print(response.choices[0].message.content) reads the answer")
+@check("message_text_non_empty",
+       spec="001 Chat: print(response.choices[0].message.content) reads the answer; an answer cut at max_tokens "
+            "(finish_reason length) may be empty, as a reasoning model can spend the budget on reasoning")
 def message_text_non_empty(ctx: CheckContext) -> Iterator[str]:
     for i, choice in enumerate(_choices(ctx)):
+        if get(choice, "finish_reason") == "length":
+            continue
         if not message_text(get(choice, "message", "content")).strip():
             yield f"$.choices[{i}].message.content: no answer text"
 
@@ -146,6 +150,9 @@ def stream_finish_reason_once_last(ctx: CheckContext) -> Iterator[str]:
 
 @check("stream_text_non_empty", spec=f"{SPEC_STREAM}: the deltas concatenate to the answer text")
 def stream_text_non_empty(ctx: CheckContext) -> Iterator[str]:
-    text = "".join(message_text(get(c, "delta", "content")) for _, e in _choice_chunks(ctx) for c in e["choices"])
+    chunks = _choice_chunks(ctx)
+    if any(get(c, "finish_reason") == "length" for _, e in chunks for c in e["choices"]):
+        return  # cut at max_tokens: the budget may have gone to reasoning
+    text = "".join(message_text(get(c, "delta", "content")) for _, e in chunks for c in e["choices"])
     if not text.strip():
         yield "stream: the concatenated delta contents are empty"

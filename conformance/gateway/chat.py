@@ -66,11 +66,11 @@ class ChatAnswer:
         self.id = response_id(request, "chatcmpl-", [model_name, messages])
         self.created = created()
 
-    @property
-    def finish_reason(self) -> str | None:
+    def finish_reason(self, streamed: bool = False) -> str | None:
         if self.truncated:
             return "stop" if self.state.on("finish-reason-stop-when-truncated") else "length"
-        return None if self.state.on("finish-reason-null") else "stop"
+        # 001's example shows null for a whole completion; a stream must still say how it ended
+        return None if self.state.on("finish-reason-null") and not streamed else "stop"
 
     def usage(self) -> dict[str, int]:
         total = self.prompt_tokens + self.completion_tokens + (1 if self.state.on("usage-sum-wrong") else 0)
@@ -83,7 +83,7 @@ class ChatAnswer:
                                    "content": "" if on("empty-content") else " ".join(self.words)}
         message.update(extra(self.request, {"refusal": None, "annotations": None, "tool_calls": None}))
         choice = {"index": 1 if on("choice-index-wrong") else 0, "message": message,
-                  "finish_reason": self.finish_reason}
+                  "finish_reason": self.finish_reason()}
         choice.update(extra(self.request, {"logprobs": None}))
         body: dict[str, Any] = {
             "id": self.id,
@@ -108,9 +108,9 @@ class ChatAnswer:
                 delta["role"] = "assistant"
             if piece is not None:
                 delta["content"] = "" if on("stream-empty-deltas") else piece
-            finish = self.finish_reason if i == last else None
+            finish = self.finish_reason(streamed=True) if i == last else None
             if on("stream-finish-reason-every-chunk"):
-                finish = self.finish_reason or "stop"
+                finish = self.finish_reason(streamed=True)
             chunk_id = self.id if not on("stream-id-changes") or self.id is None else f"{self.id}-{i}"
             chunk: dict[str, Any] = {
                 "id": chunk_id,

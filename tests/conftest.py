@@ -1,0 +1,70 @@
+"""Self-test helpers: run the real `conformance` CLI in-process and read what it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.cli import main
+
+
+@dataclass
+class RunResult:
+    code: int
+    out: str
+    err: str
+    reports: Path
+
+    @property
+    def run_dir(self) -> Path:
+        return (self.reports / "latest").resolve()
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.run_dir / "summary.json").read_text())
+
+    def outcomes(self) -> dict[str, str]:
+        """test id (case@model) -> outcome"""
+        return {
+            f"{c['id']}@{c['model']}" if c["model"] else c["id"]: c["outcome"] for c in self.summary["cases"]
+        }
+
+    def with_outcome(self, outcome: str) -> set[str]:
+        return {k for k, v in self.outcomes().items() if v == outcome}
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+            ) -> Callable[..., RunResult]:
+    """`conformance run ARGS` in this process, with its own reports folder and a clean environment."""
+    for name in ("GATEWAY_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_FILE",
+                 "CONFORMANCE_REFERENCE_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> RunResult:
+        reports = tmp_path / f"reports-{len(list(tmp_path.iterdir()))}"
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        argv = list(args)
+        head = ["run", "--reports", str(reports)]
+        if "-n" not in argv:
+            head += ["-n", "0"]
+        if argv and argv[0] == "run":
+            argv = argv[1:]
+        code = main(head + argv)
+        monkeypatch.delenv("CONFORMANCE_REFERENCE_TOKEN", raising=False)
+        captured = capsys.readouterr()
+        return RunResult(code, captured.out, captured.err, reports)
+
+    return run
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("PYTHONHASHSEED", "0")

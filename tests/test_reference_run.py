@@ -1,0 +1,47 @@
+"""The suite passes on its own reference gateway, and writes what it promises."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from conformance.cases import load_cases
+from conformance.schemas import validate
+
+
+def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli):
+    result = run_cli("run")
+    assert result.code == 0, result.out[-3000:]
+    summary = result.summary
+    assert validate("summary", summary) == []
+    totals = summary["totals"]
+    assert totals["failed"] == 0 and totals["errors"] == 0 and totals["skipped"] == 0
+    assert totals["passed"] == len(summary["cases"]) > 100
+    ran = {c["id"] for c in summary["cases"]}
+    assert ran == {case.id for case in load_cases()}, "every case in the case data ran at least once"
+    assert summary["target"]["name"] == "reference"
+    assert summary["tokens"]["prompt"] > 0 and summary["tokens"]["completion"] > 0
+    assert summary["tokens"]["per_surface"]["chat_completions"]["completion"] > 0
+    run_dir = result.run_dir
+    junit = ET.parse(run_dir / "junit.xml").getroot()
+    assert int(junit.find("testsuite").get("tests")) == len(summary["cases"])
+    assert any((run_dir / "allure-results").glob("*-result.json"))
+    assert (result.reports / "latest").is_symlink()
+
+
+def test_parallel_run_gives_the_same_verdict(run_cli):
+    sequential = run_cli("run")
+    parallel = run_cli("run", "-n", "2")
+    assert parallel.code == 0
+    assert parallel.outcomes() == sequential.outcomes()
+
+
+def test_selection_by_keyword_and_marker(run_cli):
+    result = run_cli("run", "-k", "stream", "-m", "chat_completions")
+    assert result.code == 0
+    assert {c["id"] for c in result.summary["cases"]} == {"chat-stream-system-and-user", "chat-stream-multi-turn"}
+
+
+def test_a_selection_that_matches_nothing_is_bad_input(run_cli):
+    result = run_cli("run", "-k", "no-such-case-anywhere")
+    assert result.code == 2
+    assert "no case selected" in result.err
