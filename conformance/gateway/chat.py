@@ -21,6 +21,7 @@ from conformance.gateway.common import (
     resolve_model,
     response_id,
     state_of,
+    validate_request_tags,
     words_of,
 )
 
@@ -147,6 +148,7 @@ def chat_response(request: Request, body: dict[str, Any], model_name: str) -> Re
 
 async def chat_completions(request: Request) -> Response:
     authenticate(request)
+    validate_request_tags(request)
     body = await read_json(request)
     _, name = resolve_model(request, body.get("model"), "chat")
     return chat_response(request, body, name)

@@ -69,6 +69,25 @@ def authenticate(request: Request) -> None:
     raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
 
 
+REQUEST_TAGS_HEADER = "databricks-ai-gateway-request-tags"
+
+
+def validate_request_tags(request: Request) -> None:
+    """003 Tag requests: "The header value must be a JSON object mapping string keys to string values."
+
+    Shared by every surface that accepts tags; the tags-not-validated switch turns the check off.
+    """
+    raw = request.headers.get(REQUEST_TAGS_HEADER)
+    if raw is None or state_of(request).on("tags-not-validated"):
+        return
+    try:
+        tags = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "Request tags header is not valid JSON.") from None
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "Request tags must be a JSON object of string to string.")
+
+
 async def read_json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
