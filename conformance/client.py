@@ -113,8 +113,8 @@ class GatewayClient:
     def auth_headers(self, mode: str) -> dict[str, str]:
         token = self.target.token or ""
         scheme = self.target.auth if mode == "default" else mode
-        if scheme == "none":
-            return {}
+        if scheme == "none" or (mode == "default" and not token):
+            return {}  # a local target run without a token: send no credentials rather than an empty one
         if scheme == "wrong-token":
             scheme, token = self.target.auth, WRONG_TOKEN
         user = "token"

@@ -300,7 +300,11 @@ def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, reque
             retry_server_errors=not case.negative,
         )
     except InfrastructureError as exc:
-        pytest.fail(REDACTOR.text(f"infrastructure: {exc}"), pytrace=False)
+        problem = str(exc)
+    else:
+        problem = None
+    if problem is not None:  # failed outside the except block, so no chained traceback is printed
+        pytest.fail(REDACTOR.text(f"infrastructure: {problem}"), pytrace=False)
     usage = usage_of(result)
     if usage:
         request.node.user_properties.append(("usage", {"prompt": usage[0], "completion": usage[1]}))
