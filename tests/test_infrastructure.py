@@ -11,7 +11,7 @@ import pytest
 
 
 class _Unavailable(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
         body = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "try later"}'
         self.send_response(503)
