@@ -3,5 +3,5 @@
 from conformance.plugin import run_case
 
 
-def test_case(case_item, exchange):
-    run_case(case_item, exchange)
+def test_case(case_item, exchange, shape_check):
+    run_case(case_item, exchange, shape_check)
