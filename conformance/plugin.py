@@ -16,14 +16,15 @@ import httpx
 import pytest
 
 from conformance import cases as case_data
+from conformance.certify import implementation_of
 from conformance.client import Exchange, GatewayClient, RetryPolicy
 from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
 from conformance.errors import BadInput, InfrastructureError
 from conformance.evaluate import evaluate
 from conformance.gateway import behaviours
 from conformance.redact import REDACTOR
-from conformance.snapshots import SNAPSHOT_DIR_ENV, ShapeCheck, attach_snapshot, report_drift, snapshot_setup
 from conformance.resources import PACKAGE_DIR
+from conformance.snapshots import SNAPSHOT_DIR_ENV, ShapeCheck, attach_snapshot, report_drift, snapshot_setup
 from conformance.summary import SummaryCollector, new_run_dir, point_latest, write_json
 from conformance.usage import usage_of
 
@@ -124,7 +125,7 @@ def pytest_configure(config: pytest.Config) -> None:
             state["gateway"] = gateway
             target.url = gateway.url
         state["collector"] = SummaryCollector()
-        state["extra"] = snapshot_setup(config, target)
+        state["extra"] = {**snapshot_setup(config, target), **implementation_of(target)}
         state["switches"] = sorted(switches)
         config.pluginmanager.register(_Recorder(state["collector"]), "conformance-recorder")
     REDACTOR.add(target.token)
