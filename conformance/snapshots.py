@@ -199,7 +199,7 @@ def _brief(value: Any) -> str:
     if isinstance(value, dict):
         return "object {" + ", ".join(sorted(value)) + "}"
     if isinstance(value, list):
-        return f"array of {len(value)} shape(s)"
+        return f"array [{', '.join(_label(i) for i in value)}]"
     if value == "<null>":
         return "null"
     return value.strip("<>") if _is_type(value) else json.dumps(value)
