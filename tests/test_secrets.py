@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.gateway.faults import FaultConfig
 from conformance.gateway.server import ThreadedGateway
 
 TOKEN = "dapi0123456789abcdef0123456789abcdef-distinctive-secret"
@@ -28,7 +29,8 @@ def test_token_is_nowhere_in_run_outputs(run_cli, auth):
     # The gateway reflects the credentials into every body and error message, and some checks fail so
     # that failure messages quote bodies: every path by which a token could be written is exercised.
     switches = ["echo-credentials", "error-body-unstructured", "usage-sum-wrong"]
-    with ThreadedGateway(TOKEN, switches) as gateway:
+    faults = FaultConfig(fault_rate=0.2, seed=3)  # retries and infrastructure messages must not leak either
+    with ThreadedGateway(TOKEN, switches, faults) as gateway:
         result = run_cli("run", "--url", gateway.url, "--token-env", "SECRET_TOKEN", "--auth", auth,
                          env={"SECRET_TOKEN": TOKEN})
     assert result.code == 1  # the deviations fail cases, so bodies are quoted in failure messages
