@@ -66,6 +66,7 @@ def strip_analytics(text: str) -> str:
 
 def generate_allure(run_dir: Path) -> Path:
     binary = allure_binary()
+    run_dir = run_dir.resolve()
     results = run_dir / "allure-results"
     if binary is None:
         raise FileNotFoundError("allure is not installed (run `conformance html-setup`)")
