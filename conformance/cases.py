@@ -8,9 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from conformance import media
 from conformance.catalog import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDINGS_MODEL, Model, load_catalog
 from conformance.config import Target, features, surfaces
-from conformance import media
 from conformance.errors import BadInput
 from conformance.resources import CASES_DIR
 from conformance.schemas import schema_names, validate

@@ -7,10 +7,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance.gateway import chat
+from conformance.gateway import anthropic, chat, gemini
 from conformance.gateway.common import ApiError, GatewayState, error_response
 
-SURFACE_MODULES = (chat,)
+SURFACE_MODULES = (chat, anthropic, gemini)
 
 
 def create_app(state: GatewayState) -> Starlette:
