@@ -52,7 +52,10 @@ def decode_base64(request: Request, where: str, data: Any) -> bytes:
     if not isinstance(data, str):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}: base64 data must be a string.")
     if state_of(request).on("gemini-base64-not-validated"):
-        return base64.b64decode(data + "==", validate=False) or b"\0"
+        try:
+            return base64.b64decode(data + "==", validate=False) or b"\0"
+        except (binascii.Error, ValueError):
+            return b"\0"
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
