@@ -407,6 +407,7 @@ def client_result(client_item: case_data.CaseItem, pytestconfig: pytest.Config,
     raises on the gateway's answer is returned as a failure for the call phase to report."""
     from conformance import clients
     from conformance.clients import ClientContext, ClientFailure, ClientInfrastructure
+    from conformance.clients.base import classify_unexpected
 
     spec = client_item.case.client
     reason = clients.unavailable(spec["name"])
@@ -427,6 +428,13 @@ def client_result(client_item: case_data.CaseItem, pytestconfig: pytest.Config,
             return None, REDACTOR.text(f"[{spec['name']} {spec.get('call', spec['route'])}] {exc}")
         except ClientInfrastructure as exc:
             problem = str(exc)
+            if attempt + 1 < retry.attempts:
+                time.sleep(retry.delay(attempt, None))
+        except Exception as exc:
+            classified = classify_unexpected(spec["name"], spec.get("call", spec["route"]), exc)
+            if isinstance(classified, ClientFailure):
+                return None, REDACTOR.text(str(classified))
+            problem = str(classified)
             if attempt + 1 < retry.attempts:
                 time.sleep(retry.delay(attempt, None))
     pytest.fail(REDACTOR.text(f"infrastructure: {spec['name']}: no answer after {retry.attempts} attempt(s); "
