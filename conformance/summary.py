@@ -43,6 +43,15 @@ class SummaryCollector:
             counts["errors" if record["outcome"] == "error" else record["outcome"]] += 1
         return counts
 
+    def failures_by_strength(self) -> dict[str, int]:
+        """Failed cases by normative strength: a `must` failure breaks the contract, a `should` one a limit
+        or a support statement (errors are not verdicts and are not counted)."""
+        counts = dict.fromkeys(("must", "should"), 0)
+        for record in self.cases.values():
+            if record["outcome"] == "failed":
+                counts[record.get("strength") or "must"] += 1
+        return counts
+
     def tokens(self) -> dict[str, Any]:
         total = {"prompt": 0, "completion": 0}
         per_surface: dict[str, dict[str, int]] = defaultdict(lambda: {"prompt": 0, "completion": 0})
@@ -64,6 +73,7 @@ class SummaryCollector:
             "started_at": self.started.isoformat(timespec="seconds"),
             "duration_s": round((finished - self.started).total_seconds(), 3),
             "totals": self.totals(),
+            "failures_by_strength": self.failures_by_strength(),
             "cases": cases,
             "tokens": self.tokens(),
             **(extra or {}),
