@@ -59,6 +59,8 @@ def reasoning_plan(request: Request, model: Model, body: dict[str, Any]) -> tupl
         enabled = effective != "none"
     if model.reasoning == "hybrid" and on("reasoning-without-thinking"):
         enabled = True
+    if model.reasoning == "reasoning_only" and on("reasoning-hidden"):
+        enabled = False  # the variation: reasons, but does not expose it (a plain string answer)
     return enabled, budget
 
 

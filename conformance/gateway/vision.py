@@ -30,8 +30,11 @@ def _reject(message: str) -> ApiError:
     return ApiError(400, "INVALID_PARAMETER_VALUE", message)
 
 
-def _inspect(url: str, index: int, check_content: bool) -> tuple[bytes, str | None, tuple[int, int], bool]:
-    """(bytes, format, size, animated) of a data URI; web URLs are not fetched (size unknown)."""
+def _inspect(url: str, index: int, lenient: bool) -> tuple[bytes, str | None, tuple[int, int], bool]:
+    """(bytes, format, size, animated) of a data URI; web URLs are not fetched (size unknown).
+
+    lenient (the vision-non-image-accepted deviation): a payload that is not an image passes, format None.
+    """
     match = DATA_URI.match(url)
     if match is None:
         raise _reject(f"image {index}: url must be a data URI (data:image/...;base64,...) or an http(s) URL.")
@@ -40,9 +43,9 @@ def _inspect(url: str, index: int, check_content: bool) -> tuple[bytes, str | No
         raw = base64.b64decode(data, validate=True) if is_base64 else data.encode()
     except (binascii.Error, ValueError):
         raise _reject(f"image {index}: the data URI is not valid base64.") from None
-    if not check_content:
-        return raw, None, (0, 0), False
     if not media_type.startswith("image/"):
+        if lenient:
+            return raw, None, (0, 0), False
         raise _reject(f"image {index}: media type {media_type!r} is not an image.")
     from PIL import Image
 
@@ -50,6 +53,8 @@ def _inspect(url: str, index: int, check_content: bool) -> tuple[bytes, str | No
         with Image.open(io.BytesIO(raw)) as image:
             return raw, (image.format or "").lower(), image.size, bool(getattr(image, "is_animated", False))
     except Exception:  # Pillow raises many kinds for bytes that are not an image
+        if lenient:
+            return raw, None, (0, 0), False
         raise _reject(f"image {index}: the data is not a readable image.") from None
 
 
@@ -75,7 +80,7 @@ def validate_images(request: Request, model: Model, messages: list[Any]) -> None
             raise _reject(f"image {index}: image_url.url must be a string.")
         if url.startswith(("http://", "https://")):
             continue
-        raw, fmt, (width, height), animated = _inspect(url, index, not on("vision-non-image-accepted"))
+        raw, fmt, (width, height), animated = _inspect(url, index, on("vision-non-image-accepted"))
         total += len(raw)
         if fmt is None:
             continue
@@ -86,7 +91,8 @@ def validate_images(request: Request, model: Model, messages: list[Any]) -> None
         max_w, max_h = limits.get("max_pixels") or (width, height)
         if (width > max_w or height > max_h) and not on("vision-max-pixels-not-enforced"):
             raise _reject(f"image {index}: {width}x{height} px is larger than {max_w}x{max_h} px.")
-        if many is not None and count > many and not on("vision-many-images-size-not-enforced"):
+        over = count > many or (on("vision-many-images-rule-at-threshold") and count >= many) if many else False
+        if over and not on("vision-many-images-size-not-enforced"):
             many_w, many_h = limits["many_images_max_pixels"]
             if width > many_w or height > many_h:
                 raise _reject(f"image {index}: with more than {many} images each may be at most "
