@@ -299,6 +299,8 @@ def select_models(case: Case, target: Target) -> list[Model]:
         and not any(m.has(c) for c in selector.get("exclude_capabilities", []))
         and all(effective_limits(m, target).get(name) for name in selector.get("limits", []))
     ]
+    if selector.get("one_per_family"):
+        chosen = [m for i, m in enumerate(chosen) if m.family not in {c.family for c in chosen[:i]}]
     if selector.get("default") and chosen:
         preferred = DEFAULT_EMBEDDINGS_MODEL if "embeddings" in selector.get("capabilities", []) else DEFAULT_CHAT_MODEL
         chosen = [next((m for m in chosen if m.name == preferred), chosen[0])]
