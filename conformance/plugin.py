@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resol
 from conformance.errors import BadInput, InfrastructureError
 from conformance.evaluate import evaluate_steps
 from conformance.gateway import behaviours
+from conformance.pacing import Pacer, TokenBudget, make_store
 from conformance.redact import REDACTOR
 from conformance.resources import PACKAGE_DIR
 from conformance.summary import SummaryCollector, new_run_dir, point_latest, write_json
@@ -45,6 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gateway-deviation", action="append", default=[],
                     help="reference gateway only: turn on a deviation or variation switch (repeatable)")
     group.addoption("--gateway-retries", type=int, default=5, help="attempts per request for transient answers")
+    group.addoption("--gateway-max-rps", type=float, default=None,
+                    help="ceiling on requests per second for the whole run (all workers together)")
+    group.addoption("--gateway-token-budget", type=int, default=None,
+                    help="skip cases that would call a model once this many tokens are spent")
     group.addoption("--conformance-reports", help="folder for run folders (default reports/)")
     group.addoption("--conformance-run-dir", help="write this run into exactly this (existing) folder")
 
@@ -154,14 +160,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "case_item" not in metafunc.fixturenames:
-        return
-    target = metafunc.config.stash.get(TARGET_KEY, None)
+    for fixture, loader in (("case_item", case_data.load_cases), ("client_item", _client_cases)):
+        if fixture in metafunc.fixturenames:
+            metafunc.parametrize(fixture, _params(metafunc.config, loader))
+
+
+def _client_cases() -> tuple[case_data.Case, ...]:
+    from conformance.clientcases import load_client_cases
+
+    return load_client_cases()
+
+
+def _params(config: pytest.Config, loader: Any) -> list[Any]:
+    target = config.stash.get(TARGET_KEY, None)
     if target is None:
-        metafunc.parametrize("case_item", [pytest.param(None, marks=pytest.mark.skip(reason="suite inactive"))])
-        return
+        return [pytest.param(None, marks=pytest.mark.skip(reason="suite inactive"))]
     try:
-        items = case_data.expand(case_data.load_cases(), target)
+        items = case_data.expand(loader(), target)
     except BadInput as exc:
         raise pytest.UsageError(str(exc)) from None
     params = []
@@ -173,7 +188,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if missing:
             marks.append(pytest.mark.skip(reason=f"target does not claim feature(s): {', '.join(missing)}"))
         params.append(pytest.param(item, id=item.test_id, marks=marks))
-    metafunc.parametrize("case_item", params)
+    return params
 
 
 def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
@@ -192,7 +207,8 @@ def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for test in items:
         callspec = getattr(test, "callspec", None)
-        case_item = callspec.params.get("case_item") if callspec else None
+        params = callspec.params if callspec else {}
+        case_item = params.get("case_item") or params.get("client_item")
         if isinstance(case_item, case_data.CaseItem):
             test.user_properties.append(("conformance_case", case_metadata(case_item)))
 
@@ -233,7 +249,9 @@ def _write_summary(config: pytest.Config, extra: dict[str, Any] | None = None) -
         return
     target = config.stash[TARGET_KEY]
     public = REDACTOR.value(target.public())
-    info = {"deviations": state["switches"]} if state.get("switches") else {}
+    from conformance.clients import versions
+
+    info = {"clients": versions(), **({"deviations": state["switches"]} if state.get("switches") else {})}
     document = state["collector"].document(public, {**info, **(extra or {})})
     write_json(state["run_dir"] / "summary.json", document)
     point_latest(state["run_dir"])
@@ -271,23 +289,40 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def gateway_client(pytestconfig: pytest.Config) -> Any:
+def run_limits(pytestconfig: pytest.Config) -> tuple[Pacer, TokenBudget]:
+    """One pacer and one budget for the run: under xdist shared through a file in the run folder."""
+    state = pytestconfig.stash.get(STATE_KEY, None)
+    if state is None:
+        pytest.skip("the conformance suite is not active in this session")
+    shared = state["run_dir"] / ".run-limits.json" if hasattr(pytestconfig, "workerinput") else None
+    store = make_store(shared)
+    return (Pacer(pytestconfig.getoption("gateway_max_rps"), store),
+            TokenBudget(pytestconfig.getoption("gateway_token_budget"), store))
+
+
+@pytest.fixture(scope="session")
+def gateway_client(pytestconfig: pytest.Config, run_limits: tuple[Pacer, TokenBudget]) -> Any:
     target = pytestconfig.stash.get(TARGET_KEY, None)
     if target is None:
         pytest.skip("the conformance suite is not active in this session")
-    client = GatewayClient(target, RetryPolicy(attempts=max(1, pytestconfig.getoption("gateway_retries"))))
+    retry = RetryPolicy(attempts=max(1, pytestconfig.getoption("gateway_retries")))
+    client = GatewayClient(target, retry, run_limits[0])
     yield client
     client.close()
 
 
 @pytest.fixture
-def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, request: pytest.FixtureRequest) -> Exchange:
+def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, run_limits: tuple[Pacer, TokenBudget],
+             request: pytest.FixtureRequest) -> Exchange:
     """Send the case's request. Runs in setup, so an infrastructure problem is an *error*, not a failure."""
     case = case_item.case
     target = gateway_client.target
+    budget = run_limits[1]
     route = target.route(case.route_surface)
     if route is None:
         pytest.skip(f"target has no route for {case.route_surface}")
+    if not case.negative and budget.exhausted():
+        pytest.skip(f"token budget of {budget.limit} spent")
     sent: list[Exchange] = []
     unsent = None
     for step in case.steps:  # one step, or the earlier steps of a multi-step case and then its own request
@@ -310,14 +345,19 @@ def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, reque
             )
         except InfrastructureError as exc:
             where = f"step {step.index}: " if len(case.steps) > 1 else ""
-            pytest.fail(REDACTOR.text(f"infrastructure: {where}{exc}"), pytrace=False)
+            problem = f"{where}{exc}"
+        else:
+            problem = None
+        if problem is not None:  # failed outside the except block, so no chained traceback is printed
+            pytest.fail(REDACTOR.text(f"infrastructure: {problem}"), pytrace=False)
         sent.append(result)
     result = sent[-1]
     result.previous, result.unsent = sent[:-1], unsent
     usages = [u for u in map(usage_of, sent) if u]
     if usages:
-        request.node.user_properties.append(
-            ("usage", {"prompt": sum(u[0] for u in usages), "completion": sum(u[1] for u in usages)}))
+        prompt, completion = sum(u[0] for u in usages), sum(u[1] for u in usages)
+        request.node.user_properties.append(("usage", {"prompt": prompt, "completion": completion}))
+        budget.spend(prompt + completion)
     return result
 
 
@@ -368,3 +408,45 @@ def _attach_exchange(allure: Any, exchange: Exchange, label: str) -> None:
     response_doc = {"status": exchange.status, "headers": REDACTOR.headers(exchange.response_headers),
                     "body": REDACTOR.text(exchange.text[:200_000])}
     allure.attach(json.dumps(response_doc, indent=2), f"{label}response", allure.attachment_type.JSON)
+
+
+@pytest.fixture
+def client_result(client_item: case_data.CaseItem, pytestconfig: pytest.Config,
+                  run_limits: tuple[Pacer, TokenBudget]) -> tuple[Any, str | None]:
+    """Run the documented client example. Setup phase: infrastructure trouble is an *error*; a client that
+    raises on the gateway's answer is returned as a failure for the call phase to report."""
+    from conformance import clients
+    from conformance.clients import ClientContext, ClientFailure, ClientInfrastructure
+
+    spec = client_item.case.client
+    reason = clients.unavailable(spec["name"])
+    if reason:
+        pytest.skip(reason)
+    target = pytestconfig.stash[TARGET_KEY]
+    if target.route(spec["route"]) is None:
+        pytest.skip(f"target has no route for {spec['route']}")
+    if run_limits[1].exhausted():
+        pytest.skip(f"token budget of {run_limits[1].limit} spent")
+    ctx = ClientContext(target, run_limits[0], client_item.served_model)
+    retry = RetryPolicy(attempts=max(1, pytestconfig.getoption("gateway_retries")))
+    problem = None
+    for attempt in range(retry.attempts):
+        try:
+            return clients.RUNNERS[spec["name"]].invoke(ctx, spec), None
+        except ClientFailure as exc:
+            return None, REDACTOR.text(f"[{spec['name']} {spec.get('call', spec['route'])}] {exc}")
+        except ClientInfrastructure as exc:
+            problem = str(exc)
+            if attempt + 1 < retry.attempts:
+                time.sleep(retry.delay(attempt, None))
+    pytest.fail(REDACTOR.text(f"infrastructure: {spec['name']}: no answer after {retry.attempts} attempt(s); "
+                              f"last cause: {problem}"), pytrace=False)
+
+
+def run_client_case(client_item: case_data.CaseItem, client_result: tuple[Any, str | None]) -> None:
+    from conformance.clientcases import judge
+
+    result, failure = client_result
+    failures = [failure] if failure else judge(client_item, result)
+    if failures:
+        pytest.fail(REDACTOR.text("\n".join(failures)), pytrace=False)
