@@ -28,6 +28,8 @@ class SummaryCollector:
         record = self.cases.setdefault(nodeid, {**meta, "outcome": "passed", "message": ""})
         if "usage" in props:
             record["usage"] = props["usage"]
+        if "snapshot" in props:
+            record["snapshot"] = props["snapshot"]
         if when == "setup" and outcome == "skipped":
             record.update(outcome="skipped", message=message)
         elif outcome == "failed":
@@ -41,6 +43,7 @@ class SummaryCollector:
         counts = dict.fromkeys(("passed", "failed", "skipped", "errors"), 0)
         for record in self.cases.values():
             counts["errors" if record["outcome"] == "error" else record["outcome"]] += 1
+        counts["drift"] = sum(1 for r in self.cases.values() if r.get("snapshot", {}).get("status") == "drift")
         return counts
 
     def failures_by_strength(self) -> dict[str, int]:
@@ -51,6 +54,14 @@ class SummaryCollector:
             if record["outcome"] == "failed":
                 counts[record.get("strength") or "must"] += 1
         return counts
+
+    def snapshot_totals(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self.cases.values():
+            status = record.get("snapshot", {}).get("status")
+            if status:
+                counts[status] = counts.get(status, 0) + 1
+        return dict(sorted(counts.items()))
 
     def tokens(self) -> dict[str, Any]:
         total = {"prompt": 0, "completion": 0}
@@ -76,6 +87,7 @@ class SummaryCollector:
             "failures_by_strength": self.failures_by_strength(),
             "cases": cases,
             "tokens": self.tokens(),
+            "snapshot_totals": self.snapshot_totals(),
             **(extra or {}),
         }
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from conformance.clients.base import ClientContext, ClientFailure, ClientInfrastructure
 
-INFRA_EXIT_CODES = {5, 6, 7, 28, 35, 52, 55, 56}  # resolve, connect, timeout, TLS, empty reply, send/recv
+# resolve, connect, HTTP/2, partial transfer, timeout, TLS, empty reply, send/recv, HTTP/2 stream
+INFRA_EXIT_CODES = {5, 6, 7, 16, 18, 28, 35, 52, 55, 56, 92}
 
 
 def unavailable() -> str | None:

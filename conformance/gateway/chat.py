@@ -94,6 +94,8 @@ class ChatAnswer:
         message: dict[str, Any] = {"role": "model" if on("role-not-assistant") else "assistant",
                                    "content": reasoning_content(self.request, self.thought, text)
                                    if self.reasoning else text}
+        if on("drift-content-blocks") and not self.reasoning:  # conformant (001 Reasoning: typed blocks)
+            message["content"] = [{"type": "text", "text": message["content"]}]
         message.update(extra(self.request, {"refusal": None, "annotations": None, "tool_calls": None}))
         choice = {"index": 1 if on("choice-index-wrong") else 0, "message": message,
                   "finish_reason": self.finish_reason()}
@@ -107,6 +109,8 @@ class ChatAnswer:
         }
         if not on("usage-missing"):
             body["usage"] = self.usage()
+        if on("drift-new-field"):
+            body["x_route"] = {"endpoint": "primary"}
         body.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default",
                                           "x_gateway": {"route": "chat"}}))
         return body
