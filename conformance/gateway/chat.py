@@ -82,6 +82,8 @@ class ChatAnswer:
         on = self.state.on
         message: dict[str, Any] = {"role": "model" if on("role-not-assistant") else "assistant",
                                    "content": "" if on("empty-content") else " ".join(self.words)}
+        if on("drift-content-blocks"):  # conformant (001 Reasoning: content may be a list of typed blocks)
+            message["content"] = [{"type": "text", "text": message["content"]}]
         message.update(extra(self.request, {"refusal": None, "annotations": None, "tool_calls": None}))
         choice = {"index": 1 if on("choice-index-wrong") else 0, "message": message,
                   "finish_reason": self.finish_reason()}
@@ -95,6 +97,8 @@ class ChatAnswer:
         }
         if not on("usage-missing"):
             body["usage"] = self.usage()
+        if on("drift-new-field"):
+            body["x_route"] = {"endpoint": "primary"}
         body.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default",
                                           "x_gateway": {"route": "chat"}}))
         return body
