@@ -46,7 +46,7 @@ CERTIFICATIONS = REPO / "docs" / "certifications"
 MASTER_KEY_ENV = "LITELLM_CONFORMANCE_MASTER_KEY"
 UPSTREAM_TOKEN_ENV = "LITELLM_CONFORMANCE_UPSTREAM_TOKEN"
 UPSTREAM_AUTH_ENV = "LITELLM_CONFORMANCE_UPSTREAM_AUTHORIZATION"
-CERTIFICATE_FILES = ("summary.json", "summary.md", "conformance-report.yaml", "junit.xml")
+CERTIFICATE_FILES = ("summary.json", "summary.md", "conformance-report.yaml")
 READY_TIMEOUT_S = 180
 
 # reference gateway routes: the OpenAI-style prefix, and the native routes a LiteLLM provider can point at
