@@ -98,10 +98,18 @@ def ensure_litellm(env: Path, version: str) -> Path:
 
 
 def reference_routes() -> set[str]:
-    """Paths the reference gateway of this checkout serves (native surfaces arrive with their modules)."""
+    """Which of the native routes LiteLLM could use the reference gateway of this checkout serves."""
+    from starlette.routing import Match
+
     from conformance.gateway.app import SURFACE_MODULES
 
-    return {getattr(route, "path", "") for module in SURFACE_MODULES for route in module.routes()}
+    routes = [route for module in SURFACE_MODULES for route in module.routes()]
+    served = set()
+    for _, _, probe in NATIVE.values():
+        scope = {"type": "http", "method": "POST", "path": probe.replace("{model}", "system.ai.m"), "root_path": ""}
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            served.add(probe)
+    return served
 
 
 def litellm_config(profile: dict[str, Any], upstream: str, served: set[str]) -> dict[str, Any]:
@@ -275,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"certify-litellm: error: {args.profile} has no version to pin", file=sys.stderr)
         return 2
 
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM too: the finally blocks stop both gateways
+
+    signal.signal(signal.SIGTERM, terminate)
     upstream_token = "ref-" + secrets.token_urlsafe(24)
     master_key = "sk-" + secrets.token_urlsafe(24)
     generated = [upstream_token, master_key]
