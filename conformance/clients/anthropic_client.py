@@ -37,6 +37,7 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
                 return {"text": "".join(stream.text_stream), "final": stream.get_final_message()}
         return client.messages.create(**kwargs)
     except (anthropic.APIConnectionError, anthropic.RateLimitError, anthropic.InternalServerError) as exc:
-        raise ClientInfrastructure(f"{type(exc).__name__}: {exc}") from None
+        status = f" HTTP {exc.status_code}" if isinstance(exc, anthropic.APIStatusError) else ""
+        raise ClientInfrastructure(f"{type(exc).__name__}{status}: {exc}") from None
     except anthropic.AnthropicError as exc:
         raise ClientFailure(f"{type(exc).__name__}: {exc}") from None

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from conformance.gateway import media
 from conformance.gateway.common import (
     ApiError,
     answer_words,
@@ -154,7 +155,8 @@ async def chat_completions(request: Request) -> Response:
     authenticate(request)
     validate_request_tags(request)
     body = await read_json(request)
-    _, name = resolve_model(request, body.get("model"), "chat")
+    model, name = resolve_model(request, body.get("model"), "chat")
+    await media.validate_chat_parts(request, model, body.get("messages"))
     return chat_response(request, body, name)
 
 
