@@ -52,9 +52,10 @@ READY_TIMEOUT_S = 180
 # reference gateway routes: the OpenAI-style prefix, and the native routes a LiteLLM provider can point at
 OPENAI_PREFIX = "/ai-gateway/mlflow/v1"
 NATIVE = {
-    # catalog provider: (LiteLLM provider, api_base path, a route the reference gateway serves when it has it)
-    "anthropic": ("anthropic", "/ai-gateway/anthropic", "/ai-gateway/anthropic/v1/messages"),
-    "google": ("gemini", "/ai-gateway/gemini/v1beta", "/ai-gateway/gemini/v1beta/models/{model}:generateContent"),
+    # catalog family: (LiteLLM provider, api_base path, a route the reference gateway serves when it has it).
+    # By family, not provider: Gemma is Google's too, but the Gemini API serves Gemini models only.
+    "claude": ("anthropic", "/ai-gateway/anthropic", "/ai-gateway/anthropic/v1/messages"),
+    "gemini": ("gemini", "/ai-gateway/gemini/v1beta", "/ai-gateway/gemini/v1beta/models/{model}:generateContent"),
 }
 
 
@@ -125,7 +126,7 @@ def litellm_config(profile: dict[str, Any], upstream: str, served: set[str]) -> 
         model = catalog.get(name)
         assert model is not None, name  # the profile loader checked it
         upstream_name = model.served_name("system.ai")
-        provider, base, probe = NATIVE.get(model.provider, ("openai", OPENAI_PREFIX, None))
+        provider, base, probe = NATIVE.get(model.family, ("openai", OPENAI_PREFIX, None))
         if probe is None or probe not in served:
             provider, base = "openai", OPENAI_PREFIX
         params: dict[str, Any] = {"model": f"{provider}/{upstream_name}", "api_base": upstream + base}

@@ -65,7 +65,7 @@ def test_shipped_litellm_profile():
     profile = load_target_profile(str(LITELLM_PROFILE))
     target = resolve_target(TargetOptions(target_file=str(LITELLM_PROFILE), url="http://127.0.0.1:4000"), {})
     assert profile["version"]  # the release scripts/certify_litellm.py pins
-    for surface in ("responses_serving_endpoints", "invocations"):
+    for surface in ("responses_serving_endpoints", "invocations", "gemini_generate_content_v1"):
         assert target.route(surface) is None, f"LiteLLM has no {surface} route"
     assert target.route("chat_completions") == "/v1/chat/completions"
     assert not target.claims("auth.basic")
@@ -106,6 +106,8 @@ def test_litellm_config_routes_every_profile_model_to_the_reference_gateway():
     assert gemini["model"] == "gemini/system.ai.gemini-3-1-pro"
     assert gemini["api_base"] == up + "/ai-gateway/gemini/v1beta"
     assert entries[profile["models"]["gpt-5"]]["model"] == "openai/system.ai.gpt-5"
+    # Gemma is Google's, but not a Gemini model: the Gemini API would refuse it
+    assert entries[profile["models"]["gemma-3-12b"]]["model"] == "openai/system.ai.gemma-3-12b"
     assert "ref-" not in json.dumps(native) and "sk-" not in json.dumps(native)  # secrets stay in the environment
 
 
