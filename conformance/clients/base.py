@@ -42,9 +42,11 @@ def package_version(distribution: str) -> str | None:
 def build_value(value: Any, module: Any, model: str | None) -> Any:
     """YAML -> call arguments. `{"$type": "Content", ...}` builds module.Content(**...) (the typed objects the
     documented examples construct), `{"$enum": "ChatMessageRole.USER"}` an enum member, and `{model}` the
-    served model name."""
+    served model name; `{media:FILE:FORM}` a media fixture (conformance/media.py)."""
     if isinstance(value, str):
-        return value.replace("{model}", model or "")
+        from conformance import media
+
+        return media.expand(value.replace("{model}", model or ""))
     if isinstance(value, list):
         return [build_value(v, module, model) for v in value]
     if isinstance(value, dict):

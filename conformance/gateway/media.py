@@ -48,7 +48,10 @@ def check_payload(where: str, mime: Any, data: bytes) -> None:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}: the payload is not {mime} data.")
 
 
-def decode_base64(request: Request, where: str, data: Any) -> bytes:
+def decode_base64(request: Request, where: str, data: Any, proto_json: bool = False) -> bytes:
+    """Strict base64. proto_json: Gemini's inlineData.data is a protobuf JSON `bytes` field, where "either
+    standard or URL-safe base64 encoding with/without paddings are accepted" (the google-genai client sends
+    URL-safe base64)."""
     if not isinstance(data, str):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}: base64 data must be a string.")
     if state_of(request).on("gemini-base64-not-validated"):
@@ -56,6 +59,9 @@ def decode_base64(request: Request, where: str, data: Any) -> bytes:
             return base64.b64decode(data + "==", validate=False) or b"\0"
         except (binascii.Error, ValueError):
             return b"\0"
+    if proto_json:
+        data = data.replace("-", "+").replace("_", "/")
+        data += "=" * (-len(data) % 4)
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
@@ -141,7 +147,7 @@ async def validate_gemini_part(request: Request, model: Model, where: str, part:
         if not isinstance(inline, dict):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}.inlineData must be an object.")
         mime = inline.get("mimeType", inline.get("mime_type"))
-        data = decode_base64(request, f"{where}.inlineData.data", inline.get("data"))
+        data = decode_base64(request, f"{where}.inlineData.data", inline.get("data"), proto_json=True)
         if not state_of(request).on("gemini-base64-not-validated"):
             check_payload(f"{where}.inlineData", mime, data)
     if file_data is not None:
