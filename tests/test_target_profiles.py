@@ -119,3 +119,22 @@ def test_certificate_copy_redacts_generated_secrets(tmp_path):
     copied = certify.write_certificate(run_dir, out, {"model_list": []}, ["sk-generated-123"])
     assert copied == ["summary.json", "litellm-config.yaml"]
     assert "sk-generated-123" not in (out / "summary.json").read_text()
+
+
+def test_genai_client_cases_need_the_v1_path_the_client_posts_to(run_cli, tmp_path):
+    """Found certifying LiteLLM: google-genai, given only a base URL, posts to .../v1/models/...; its cases took
+    the base URL from the v1beta route and did not list gemini_generate_content.v1, so a gateway serving only
+    v1beta failed them with a 405 on a path it never claimed, instead of skipping them as unsupported."""
+    from conformance.clientcases import load_client_cases
+
+    genai = [c for c in load_client_cases() if c.client["name"] == "google-genai"]
+    assert genai
+    for case in genai:
+        assert case.client["route"] == "gemini_generate_content_v1", case.id
+        assert "gemini_generate_content.v1" in case.features, case.id
+    profile = write(tmp_path / "t.yaml", "name: v1beta-only\nroutes: {gemini_generate_content_v1: null}\n")
+    result = run_cli("run", "--target", profile, "-k", "client-genai")
+    cases = result.summary["cases"]
+    assert {c["id"] for c in cases} == {c.id for c in genai}
+    assert all(c["outcome"] == "skipped" for c in cases), [(c["id"], c["outcome"], c["message"]) for c in cases]
+    assert all(c["message"] == "target has no route for gemini_generate_content_v1" for c in cases)
