@@ -48,6 +48,13 @@ def check_payload(where: str, mime: Any, data: bytes) -> None:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}: the payload is not {mime} data.")
 
 
+def camel_only(request: Request, where: str, part: dict[str, Any], field: str) -> None:
+    """Protobuf JSON accepts a field's lowerCamelCase and its original snake_case name; the google-genai
+    client sends `mime_type`/`file_uri` inside parts. The gemini-snake-case-refused switch reads camelCase only."""
+    if state_of(request).on("gemini-snake-case-refused") and field not in part:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}.{field} is required.")
+
+
 def decode_base64(request: Request, where: str, data: Any, proto_json: bool = False) -> bytes:
     """Strict base64. proto_json: Gemini's inlineData.data is a protobuf JSON `bytes` field, where "either
     standard or URL-safe base64 encoding with/without paddings are accepted" (the google-genai client sends
@@ -146,6 +153,7 @@ async def validate_gemini_part(request: Request, model: Model, where: str, part:
     if inline is not None:
         if not isinstance(inline, dict):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}.inlineData must be an object.")
+        camel_only(request, f"{where}.inlineData", inline, "mimeType")
         mime = inline.get("mimeType", inline.get("mime_type"))
         data = decode_base64(request, f"{where}.inlineData.data", inline.get("data"), proto_json=True)
         if not state_of(request).on("gemini-base64-not-validated"):
@@ -153,6 +161,7 @@ async def validate_gemini_part(request: Request, model: Model, where: str, part:
     if file_data is not None:
         if not isinstance(file_data, dict):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}.fileData must be an object.")
+        camel_only(request, f"{where}.fileData", file_data, "fileUri")
         mime = file_data.get("mimeType", file_data.get("mime_type"))
         if mime is not None and (not isinstance(mime, str) or not mime.startswith(MEDIA_PREFIXES)):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}.fileData: unsupported mime type {mime!r}.")
