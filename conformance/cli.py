@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name-form", choices=("system.ai", "databricks"), help="model name form to send")
     run.add_argument("-k", dest="keyword", metavar="EXPR", help="only cases matching this pytest -k expression")
     run.add_argument("-m", dest="markexpr", metavar="MARKEXPR", help="only cases matching this marker expression")
-    run.add_argument("-n", dest="workers", type=_workers, default="2", help="parallel workers (default 2; 0 = none)")
+    run.add_argument("-n", dest="workers", type=_workers, default="0",
+                     help="pytest-xdist worker processes (default 0: one process, requests read ahead concurrently)")
+    run.add_argument("--concurrency", type=int, default=8, metavar="N",
+                     help="requests in flight at once within a process (default 8; 1 = one after another)")
     run.add_argument("--reports", metavar="DIR", default="reports", help="where run folders go (default reports/)")
     run.add_argument("--deviation", action="append", default=[], metavar="NAME",
                      help="reference gateway only: turn on a switch (see `conformance serve --list-deviations`)")
@@ -165,6 +168,7 @@ def pytest_arguments(args: argparse.Namespace, run_dir: Path) -> list[str]:
             out += [flag, value]
     if args.insecure:
         out.append("--gateway-insecure")
+    out += ["--gateway-concurrency", str(args.concurrency)]
     if args.max_rps:
         out += ["--gateway-max-rps", str(args.max_rps)]
     if args.token_budget is not None:
@@ -190,6 +194,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.retries < 1:
         raise BadInput("--retries must be at least 1")
+    if args.concurrency < 1:
+        raise BadInput("--concurrency must be at least 1")
     if args.spec and not Path(args.spec).is_dir():
         raise BadInput(f"--spec {args.spec}: not a folder")
     if args.token_budget is not None and args.token_budget < 0:

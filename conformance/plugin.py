@@ -10,7 +10,6 @@ import json
 import os
 import re
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 
 from conformance import cases as case_data
 from conformance.certify import implementation_of
-from conformance.client import Exchange, GatewayClient, RetryPolicy
+from conformance.client import Exchange, RetryPolicy
 from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
 from conformance.errors import BadInput, InfrastructureError
 from conformance.evaluate import evaluate_steps
@@ -27,9 +26,9 @@ from conformance.gateway import behaviours
 from conformance.pacing import Pacer, TokenBudget, make_store
 from conformance.redact import REDACTOR
 from conformance.resources import PACKAGE_DIR
+from conformance.runner import Performed, Runtime
 from conformance.snapshots import SNAPSHOT_DIR_ENV, ShapeCheck, attach_snapshot, report_drift, snapshot_setup
 from conformance.summary import SummaryCollector, new_run_dir, point_latest, write_json
-from conformance.usage import usage_of
 
 TARGET_KEY = pytest.StashKey[Target]()
 STATE_KEY = pytest.StashKey[dict[str, Any]]()
@@ -50,6 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gateway-deviation", action="append", default=[],
                     help="reference gateway only: turn on a deviation or variation switch (repeatable)")
     group.addoption("--gateway-retries", type=int, default=5, help="attempts per request for transient answers")
+    group.addoption("--gateway-concurrency", type=int, default=8,
+                    help="requests in flight at once without xdist (read-ahead; 1 = one after another)")
     group.addoption("--gateway-max-rps", type=float, default=None,
                     help="ceiling on requests per second for the whole run (all workers together)")
     group.addoption("--gateway-token-budget", type=int, default=None,
@@ -292,6 +293,9 @@ def _stop_gateway(state: dict[str, Any]) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    runtime = config.stash.get(RUNTIME_KEY, None)
+    if runtime is not None:
+        runtime.close()
     state = config.stash.get(STATE_KEY, None)
     if state is not None:
         _stop_gateway(state)
@@ -302,77 +306,68 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # --- fixtures ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def run_limits(pytestconfig: pytest.Config) -> tuple[Pacer, TokenBudget]:
-    """One pacer and one budget for the run: under xdist shared through a file in the run folder."""
-    state = pytestconfig.stash.get(STATE_KEY, None)
-    if state is None:
-        pytest.skip("the conformance suite is not active in this session")
-    shared = state["run_dir"] / ".run-limits.json" if hasattr(pytestconfig, "workerinput") else None
-    store = make_store(shared)
-    return (Pacer(pytestconfig.getoption("gateway_max_rps"), store),
-            TokenBudget(pytestconfig.getoption("gateway_token_budget"), store))
+RUNTIME_KEY = pytest.StashKey["Runtime"]()
 
 
-@pytest.fixture(scope="session")
-def gateway_client(pytestconfig: pytest.Config, run_limits: tuple[Pacer, TokenBudget]) -> Any:
-    target = pytestconfig.stash.get(TARGET_KEY, None)
-    if target is None:
+def _runtime(config: pytest.Config) -> Runtime:
+    """The process's Runtime (client pool, pacer, budget), made on first use: under xdist the pacer's and
+    budget's state is shared by all workers through a file in the run folder."""
+    runtime = config.stash.get(RUNTIME_KEY, None)
+    if runtime is None:
+        state = config.stash[STATE_KEY]
+        shared = state["run_dir"] / ".run-limits.json" if hasattr(config, "workerinput") else None
+        store = make_store(shared)
+        runtime = Runtime(config.stash[TARGET_KEY], Pacer(config.getoption("gateway_max_rps"), store),
+                          TokenBudget(config.getoption("gateway_token_budget"), store),
+                          RetryPolicy(attempts=max(1, config.getoption("gateway_retries"))),
+                          concurrency=config.getoption("gateway_concurrency"))
+        config.stash[RUNTIME_KEY] = runtime
+    return runtime
+
+
+def _read_ahead_allowed(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput") and not getattr(config.option, "numprocesses", None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Without xdist, start performing the selected cases ahead of the tests (see conformance/runner.py)."""
+    config = session.config
+    if config.stash.get(TARGET_KEY, None) is None or not _read_ahead_allowed(config) or config.option.collectonly:
+        return
+    work = []
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("skip") is not None:
+            continue
+        if isinstance(params.get("case_item"), case_data.CaseItem):
+            work.append((item.nodeid, "case", params["case_item"]))
+        elif isinstance(params.get("client_item"), case_data.CaseItem):
+            work.append((item.nodeid, "client", params["client_item"]))
+    _runtime(config).read_ahead(work)
+
+
+def _performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseItem) -> Performed:
+    """Setup phase: a skip skips, an infrastructure problem is an *error* (never a failure)."""
+    if request.config.stash.get(TARGET_KEY, None) is None:
         pytest.skip("the conformance suite is not active in this session")
-    retry = RetryPolicy(attempts=max(1, pytestconfig.getoption("gateway_retries")))
-    client = GatewayClient(target, retry, run_limits[0])
-    yield client
-    client.close()
+    performed = _runtime(request.config).take(request.node.nodeid, kind, item)
+    if performed.skip:
+        pytest.skip(performed.skip)
+    if performed.infra:
+        pytest.fail(performed.infra, pytrace=False)
+    if performed.usage:
+        request.node.user_properties.append(("usage", {"prompt": performed.usage[0],
+                                                       "completion": performed.usage[1]}))
+    return performed
 
 
 @pytest.fixture
-def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, run_limits: tuple[Pacer, TokenBudget],
-             request: pytest.FixtureRequest) -> Exchange:
-    """Send the case's request. Runs in setup, so an infrastructure problem is an *error*, not a failure."""
-    case = case_item.case
-    target = gateway_client.target
-    budget = run_limits[1]
-    route = target.route(case.route_surface)
-    if route is None:
-        pytest.skip(f"target has no route for {case.route_surface}")
-    if not case.negative and budget.exhausted():
-        pytest.skip(f"token budget of {budget.limit} spent")
-    sent: list[Exchange] = []
-    unsent = None
-    for step in case.steps:  # one step, or the earlier steps of a multi-step case and then its own request
-        req = step.request
-        try:
-            body = case_item.body(step, [e.json for e in sent]) if "body" in req else None
-        except case_data.Unresolved as exc:
-            unsent = str(exc)  # the earlier answer is wrong: judged (and failed) in the call phase
-            break
-        try:
-            result = gateway_client.send(
-                route,
-                model=case_item.served_model,
-                body=body,
-                raw_body=req.get("raw_body"),
-                headers=req.get("headers"),
-                auth=req.get("auth", "default"),
-                stream=step.stream,
-                retry_server_errors=not step.negative,
-            )
-        except InfrastructureError as exc:
-            where = f"step {step.index}: " if len(case.steps) > 1 else ""
-            problem = f"{where}{exc}"
-        else:
-            problem = None
-        if problem is not None:  # failed outside the except block, so no chained traceback is printed
-            pytest.fail(REDACTOR.text(f"infrastructure: {problem}"), pytrace=False)
-        sent.append(result)
-    result = sent[-1]
-    result.previous, result.unsent = sent[:-1], unsent
-    usages = [u for u in map(usage_of, sent) if u]
-    if usages:
-        prompt, completion = sum(u[0] for u in usages), sum(u[1] for u in usages)
-        request.node.user_properties.append(("usage", {"prompt": prompt, "completion": completion}))
-        budget.spend(prompt + completion)
-    return result
+def exchange(case_item: case_data.CaseItem, request: pytest.FixtureRequest) -> Exchange:
+    """The answer(s) to the case's request(s), fetched ahead or now."""
+    performed = _performed(request, "case", case_item)
+    assert performed.exchange is not None
+    return performed.exchange
 
 
 @pytest.fixture
@@ -438,44 +433,10 @@ def _attach_exchange(allure: Any, exchange: Exchange, label: str) -> None:
 
 
 @pytest.fixture
-def client_result(client_item: case_data.CaseItem, pytestconfig: pytest.Config,
-                  run_limits: tuple[Pacer, TokenBudget]) -> tuple[Any, str | None]:
-    """Run the documented client example. Setup phase: infrastructure trouble is an *error*; a client that
-    raises on the gateway's answer is returned as a failure for the call phase to report."""
-    from conformance import clients
-    from conformance.clients import ClientContext, ClientFailure, ClientInfrastructure
-    from conformance.clients.base import classify_unexpected
-
-    spec = client_item.case.client
-    reason = clients.unavailable(spec["name"])
-    if reason:
-        pytest.skip(reason)
-    target = pytestconfig.stash[TARGET_KEY]
-    if target.route(spec["route"]) is None:
-        pytest.skip(f"target has no route for {spec['route']}")
-    if run_limits[1].exhausted():
-        pytest.skip(f"token budget of {run_limits[1].limit} spent")
-    ctx = ClientContext(target, run_limits[0], client_item.served_model)
-    retry = RetryPolicy(attempts=max(1, pytestconfig.getoption("gateway_retries")))
-    problem = None
-    for attempt in range(retry.attempts):
-        try:
-            return clients.RUNNERS[spec["name"]].invoke(ctx, spec), None
-        except ClientFailure as exc:
-            return None, REDACTOR.text(f"[{spec['name']} {spec.get('call', spec['route'])}] {exc}")
-        except ClientInfrastructure as exc:
-            problem = str(exc)
-            if attempt + 1 < retry.attempts:
-                time.sleep(retry.delay(attempt, None))
-        except Exception as exc:
-            classified = classify_unexpected(spec["name"], spec.get("call", spec["route"]), exc)
-            if isinstance(classified, ClientFailure):
-                return None, REDACTOR.text(str(classified))
-            problem = str(classified)
-            if attempt + 1 < retry.attempts:
-                time.sleep(retry.delay(attempt, None))
-    pytest.fail(REDACTOR.text(f"infrastructure: {spec['name']}: no answer after {retry.attempts} attempt(s); "
-                              f"last cause: {problem}"), pytrace=False)
+def client_result(client_item: case_data.CaseItem, request: pytest.FixtureRequest) -> tuple[Any, str | None]:
+    """The documented client example's result, or the failure of a client that broke on the answer."""
+    performed = _performed(request, "client", client_item)
+    return performed.result, performed.failure
 
 
 def run_client_case(client_item: case_data.CaseItem, client_result: tuple[Any, str | None]) -> None:

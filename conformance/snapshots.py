@@ -255,11 +255,23 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
 
     @staticmethod
     def _read(location: str) -> dict[str, Any]:
+        """The parsed file, cached by (mtime, size): every case reads its surface's file, which holds every
+        other case's shape too; parsing it each time made the run quadratic. Callers must not mutate it."""
+        try:
+            stat = os.stat(location)
+        except OSError:
+            return {}
+        key = (location, stat.st_mtime_ns, stat.st_size)
+        cached = _READ_CACHE.get(location)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         try:
             data = json.loads(Path(location).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) else {}
+        document = data if isinstance(data, dict) else {}
+        _READ_CACHE[location] = (key, document)
+        return document
 
     def read_snapshot_collection(self, *, snapshot_location: str) -> SnapshotCollection:
         collection = SnapshotCollection(location=snapshot_location)
@@ -278,7 +290,7 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
         location = snapshot_collection.location
 
         def merge() -> None:
-            document = cls._read(location)
+            document = dict(cls._read(location))
             for snapshot in snapshot_collection:
                 document[snapshot.name] = json.loads(snapshot.data)
             _atomic_write(Path(location), _dump(document))
@@ -302,6 +314,9 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
                 delete()
         else:
             delete()
+
+
+_READ_CACHE: dict[str, tuple[tuple[str, int, int], dict[str, Any]]] = {}
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -47,7 +47,9 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
                  "CONFORMANCE_REFERENCE_TOKEN"):
         monkeypatch.delenv(name, raising=False)
 
-    def run(*args: str, env: dict[str, str] | None = None) -> RunResult:
+    def run(*args: str, env: dict[str, str] | None = None, lean: bool = False) -> RunResult:
+        """lean: no HTML and no Allure results, one request at a time: the verdict-only run the deviation
+        matrix repeats dozens of times (reports have tests of their own)."""
         reports = tmp_path / f"reports-{len(list(tmp_path.iterdir()))}"
         for key, value in (env or {}).items():
             monkeypatch.setenv(key, value)
@@ -58,6 +60,11 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
             head += ["-n", "0"]
         if argv and argv[0] == "run":
             argv = argv[1:]
+        if "--concurrency" not in argv:
+            head += ["--concurrency", "1"]  # the reference gateway answers at once: threads only add GIL contention
+        if lean:
+            head += ["--html", "none"]
+            argv += ["--", "-p", "no:allure_pytest"] if "--" not in argv else ["-p", "no:allure_pytest"]
         code = main(head + argv)
         monkeypatch.delenv("CONFORMANCE_REFERENCE_TOKEN", raising=False)
         captured = capsys.readouterr()

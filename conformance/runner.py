@@ -1,0 +1,181 @@
+"""Performing cases: the requests of a case (or the call of a client case), and running many at once.
+
+A live target is slow (hundreds of ms per answer) and rate-limited; pytest runs tests one after another. So
+the runner sends the requests of the cases pytest is about to run ahead of it, on a bounded pool of threads,
+paced by the run's learnt rate, and each test then judges the answer that was fetched for it. Under
+pytest-xdist each worker performs its own tests inline instead (workers are the concurrency there).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from conformance import cases as case_data
+from conformance.client import Exchange, GatewayClient, RetryPolicy
+from conformance.config import Target
+from conformance.errors import InfrastructureError
+from conformance.pacing import Pacer, TokenBudget
+from conformance.redact import REDACTOR
+from conformance.usage import usage_of
+
+
+@dataclass
+class Performed:
+    """What performing a case gave: an exchange (or a client's result), or why there is none."""
+
+    exchange: Exchange | None = None
+    result: Any = None
+    failure: str | None = None  # a client broke on the answer: judged as a failure
+    infra: str | None = None  # no answer: an infrastructure error
+    skip: str | None = None
+    usage: tuple[int, int] | None = None
+
+
+class Runtime:
+    """Per process: the target, one connection pool, the pacer and budget, and the read-ahead pool."""
+
+    def __init__(self, target: Target, pacer: Pacer, budget: TokenBudget, retry: RetryPolicy,
+                 concurrency: int = 1) -> None:
+        self.target = target
+        self.pacer = pacer
+        self.budget = budget
+        self.retry = retry
+        self.client = GatewayClient(target, retry, pacer)
+        self.concurrency = max(1, concurrency)
+        self._futures: dict[str, Future[Performed]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._window: threading.Semaphore | None = None
+        self._lock = threading.Lock()
+
+    # --- one case -------------------------------------------------------------------------------------------
+
+    def perform_case(self, item: case_data.CaseItem) -> Performed:
+        case = item.case
+        route = self.target.route(case.route_surface)
+        if route is None:
+            return Performed(skip=f"target has no route for {case.route_surface}")
+        if not case.negative and self.budget.exhausted():
+            return Performed(skip=f"token budget of {self.budget.limit} spent")
+        sent: list[Exchange] = []
+        unsent = None
+        for step in case.steps:  # one step, or the earlier steps of a multi-step case and then its own
+            req = step.request
+            try:
+                body = item.body(step, [e.json for e in sent]) if "body" in req else None
+            except case_data.Unresolved as exc:
+                unsent = str(exc)  # the earlier answer is wrong: judged (and failed) in the call phase
+                break
+            try:
+                result = self.client.send(route, model=item.served_model, body=body, raw_body=req.get("raw_body"),
+                                          headers=req.get("headers"), auth=req.get("auth", "default"),
+                                          stream=step.stream, retry_server_errors=not step.negative)
+            except InfrastructureError as exc:
+                where = f"step {step.index}: " if len(case.steps) > 1 else ""
+                return Performed(infra=REDACTOR.text(f"infrastructure: {where}{exc}"))
+            sent.append(result)
+        result = sent[-1]
+        result.previous, result.unsent = sent[:-1], unsent
+        usages = [u for u in map(usage_of, sent) if u]
+        usage = (sum(u[0] for u in usages), sum(u[1] for u in usages)) if usages else None
+        if usage:
+            self.budget.spend(usage[0] + usage[1])
+        return Performed(exchange=result, usage=usage)
+
+    def perform_client(self, item: case_data.CaseItem) -> Performed:
+        from conformance import clients
+        from conformance.clients import ClientContext, ClientFailure, ClientInfrastructure
+        from conformance.clients.base import classify_unexpected
+
+        spec = item.case.client
+        reason = clients.unavailable(spec["name"])
+        if reason:
+            return Performed(skip=reason)
+        if self.target.route(spec["route"]) is None:
+            return Performed(skip=f"target has no route for {spec['route']}")
+        if self.budget.exhausted():
+            return Performed(skip=f"token budget of {self.budget.limit} spent")
+        ctx = ClientContext(self.target, self.pacer, item.served_model)
+        who = f"{spec['name']} {spec.get('call', spec['route'])}"
+        problem = None
+        for attempt in range(self.retry.attempts):
+            try:
+                return Performed(result=clients.RUNNERS[spec["name"]].invoke(ctx, spec))
+            except ClientFailure as exc:
+                return Performed(failure=REDACTOR.text(f"[{who}] {exc}"))
+            except ClientInfrastructure as exc:
+                problem = str(exc)
+            except Exception as exc:  # any other client exception is classified, never lost
+                classified = classify_unexpected(spec["name"], spec.get("call", spec["route"]), exc)
+                if isinstance(classified, ClientFailure):
+                    return Performed(failure=REDACTOR.text(str(classified)))
+                problem = str(classified)
+            if attempt + 1 < self.retry.attempts:
+                time.sleep(self.retry.delay(attempt, None))
+        return Performed(infra=REDACTOR.text(f"infrastructure: {spec['name']}: no answer after "
+                                             f"{self.retry.attempts} attempt(s); last cause: {problem}"))
+
+    def perform(self, kind: str, item: case_data.CaseItem) -> Performed:
+        return self.perform_client(item) if kind == "client" else self.perform_case(item)
+
+    # --- read-ahead -----------------------------------------------------------------------------------------
+
+    def read_ahead(self, work: Iterable[tuple[str, str, case_data.CaseItem]]) -> None:
+        """Start performing (nodeid, kind, item) in order, at most `concurrency` at once and a bounded window
+        ahead of the tests that consume them (answers can be megabytes)."""
+        if self.concurrency < 2:
+            return
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conformance")
+        self._window = threading.Semaphore(self.concurrency * 4)
+        work = list(work)
+        with self._lock:
+            for nodeid, _, _ in work:
+                self._futures[nodeid] = Future()
+
+        def feed() -> None:
+            assert self._pool is not None and self._window is not None
+            for nodeid, kind, item in work:
+                self._window.acquire()
+                if self._pool is None:
+                    return
+                target = self._futures[nodeid]
+                try:
+                    inner = self._pool.submit(self.perform, kind, item)
+                except RuntimeError:  # the pool was shut down: the run is over
+                    return
+                inner.add_done_callback(lambda f, t=target: _copy_result(f, t))
+
+        threading.Thread(target=feed, name="conformance-feed", daemon=True).start()
+
+    def take(self, nodeid: str, kind: str, item: case_data.CaseItem) -> Performed:
+        with self._lock:
+            future = self._futures.pop(nodeid, None)
+        if future is None:
+            return self.perform(kind, item)
+        try:
+            return future.result()
+        finally:
+            if self._window is not None:
+                self._window.release()
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if self._window is not None:
+            for _ in range(len(self._futures) + 1):
+                self._window.release()  # unblock the feeder so it can see the pool is gone
+        self.client.close()
+
+
+def _copy_result(source: Future[Performed], target: Future[Performed]) -> None:
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())
