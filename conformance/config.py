@@ -190,6 +190,7 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
 
     routes = {name: s["route"] for name, s in surfaces().items() if "route" in s}
     routes.update(profile.get("routes", {}))
+    routes = {name: route for name, route in routes.items() if route is not None}  # null: surface not offered
     claimed = profile.get("features", "all")
     return Target(
         url=url,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -219,11 +220,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             test.user_properties.append(("conformance_case", case_metadata(case_item)))
 
 
+# pytest-xdist puts "[gw0] linux -- Python 3.x /path/to/python" before a worker's failure text
+XDIST_HEADER = re.compile(r"\A\[gw\d+\] [^\n]* -- Python [^\n]*\n")
+
+
 def _message(report: pytest.TestReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     if report.failed:
-        text = report.longreprtext.strip()
+        text = XDIST_HEADER.sub("", report.longreprtext.strip(), count=1)
         for prefix in ("Failed: ", "E   "):
             text = text.removeprefix(prefix)
         return REDACTOR.text(text)

@@ -17,7 +17,7 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     from google import genai
     from google.genai import errors, types
 
-    route = ctx.target.route("gemini_generate_content") or ""
+    route = ctx.target.route(spec["route"]) or ""  # the route the client really posts to (v1: FIELD-NOTES)
     match = _BASE.match(route)
     if match is None:
         raise ClientFailure(f"the target's gemini route {route!r} has no base URL the client can use")

@@ -27,6 +27,7 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
+from conformance.gateway.vision import from_anthropic, validate_images
 
 MIN_BUDGET_TOKENS = 1024  # Anthropic's lower bound for thinking.budget_tokens
 THINKING_WORDS = 6
@@ -178,6 +179,7 @@ async def messages(request: Request) -> Response:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"max_tokens: {exc.message}") from None
     assert max_tokens is not None
     validate(body, max_tokens, model.reasoning == "hybrid")
+    validate_images(request, model, from_anthropic(body["messages"]))
     answer = MessageAnswer(request, body, name, max_tokens)
     if body.get("stream"):
         return StreamingResponse(answer.sse(), media_type="text/event-stream")

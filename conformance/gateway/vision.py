@@ -26,6 +26,25 @@ def image_parts(messages: list[Any]) -> list[Any]:
             for part in message["content"] if isinstance(part, dict) and part.get("type") == "image_url"]
 
 
+def from_anthropic(messages: Any) -> list[Any]:
+    """Anthropic image blocks as Chat Completions image_url parts: one set of rules judges both APIs (the vision
+    table of 001 is per model, whichever API carries the images)."""
+    converted: list[Any] = []
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+            continue
+        parts = []
+        for block in message["content"]:
+            if not isinstance(block, dict) or block.get("type") != "image":
+                continue
+            source = block.get("source") if isinstance(block.get("source"), dict) else {}
+            url = (f"data:{source.get('media_type', '')};base64,{source.get('data', '')}"
+                   if source.get("type") == "base64" else source.get("url"))
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        converted.append({"role": message.get("role"), "content": parts})
+    return converted
+
+
 def _reject(message: str) -> ApiError:
     return ApiError(400, "INVALID_PARAMETER_VALUE", message)
 

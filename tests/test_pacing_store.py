@@ -1,0 +1,39 @@
+"""The run-wide state file that xdist workers share (pacing, token budget) stays valid JSON under contention.
+
+Found certifying LiteLLM: the lock was released before the buffered write reached the file, so another
+worker could read a half-written state ('...}7}') and its case ended as an infrastructure error.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+from conformance.pacing import make_store
+
+WORKERS, ROUNDS = 4, 300
+
+
+def _hammer(path: str, worker: int) -> None:
+    store = make_store(Path(path))
+
+    def bump(state: dict) -> None:
+        state["count"] = state.get("count", 0) + 1
+        # state of varying length, as the pacer's is: a shorter write must not leave the tail of a longer one
+        state["pad"] = "x" * ((state["count"] * 7 + worker) % 50)
+
+    for _ in range(ROUNDS):
+        store.update(bump)
+
+
+def test_concurrent_updates_from_processes_are_all_kept(tmp_path):
+    path = tmp_path / ".run-limits.json"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(str(path), w)) for w in range(WORKERS)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    assert all(proc.exitcode == 0 for proc in procs), [proc.exitcode for proc in procs]
+    assert json.loads(path.read_text())["count"] == WORKERS * ROUNDS
