@@ -141,6 +141,12 @@ def select_models(case: Case, target: Target) -> list[Model]:
     if selector.get("default") and chosen:
         preferred = DEFAULT_EMBEDDINGS_MODEL if "embeddings" in selector.get("capabilities", []) else DEFAULT_CHAT_MODEL
         chosen = [next((m for m in chosen if m.name == preferred), chosen[0])]
+    if selector.get("one_per_family"):
+        first: dict[str, Model] = {}
+        for m in chosen:
+            if m.family not in first or m.name == DEFAULT_CHAT_MODEL:
+                first[m.family] = m
+        chosen = [m for m in chosen if first[m.family] is m]
     return chosen
 
 

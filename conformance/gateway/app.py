@@ -7,10 +7,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance.gateway import chat
+from conformance.gateway import chat, embeddings, invocations, responses
 from conformance.gateway.common import ApiError, GatewayState, error_response
 
-SURFACE_MODULES = (chat,)
+SURFACE_MODULES = (chat, embeddings, responses, invocations)
 
 
 def create_app(state: GatewayState) -> Starlette:
