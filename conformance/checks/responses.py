@@ -4,6 +4,7 @@ Responses), for whole responses and for streams of typed events."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 from conformance.checks.base import CheckContext, check, get, is_int
@@ -155,7 +156,7 @@ def responses_stream_text_matches(ctx: CheckContext) -> Iterator[str]:
        spec=f"{SPEC_STREAM}: sequence_number, where events carry it, increases from event to event")
 def responses_stream_sequence_increasing(ctx: CheckContext) -> Iterator[str]:
     numbers = [(i, e.get("sequence_number")) for i, e in enumerate(_events(ctx)) if is_int(e.get("sequence_number"))]
-    for (_, a), (j, b) in zip(numbers, numbers[1:], strict=False):
+    for (_, a), (j, b) in pairwise(numbers):
         if b <= a:
             yield f"event[{j}].sequence_number: {b} after {a}"
             return

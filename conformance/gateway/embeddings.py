@@ -54,8 +54,12 @@ async def embeddings(request: Request) -> Response:
     validate_request_tags(request)
     body = await read_json(request)
     on = state_of(request).on
-    capability = "chat" if on("embeddings-chat-model-accepted") else "embeddings"
-    _, name = resolve_model(request, body.get("model"), capability)
+    try:
+        _, name = resolve_model(request, body.get("model"), "embeddings")
+    except ApiError as exc:
+        if exc.status != 400 or not on("embeddings-chat-model-accepted"):
+            raise
+        _, name = resolve_model(request, body.get("model"), "chat")
     texts = validate_input(request, body.get("input"))
     encoding = body.get("encoding_format", "float")
     if encoding not in ("float", "base64"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
@@ -175,7 +175,7 @@ def responses_response(request: Request, body: dict[str, Any], model_name: str) 
     return JSONResponse(answer.response())
 
 
-def handler(capability: str):  # noqa: ANN201 - a Starlette endpoint
+def handler(capability: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         authenticate(request)
         validate_request_tags(request)
