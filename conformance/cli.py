@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deviation", action="append", default=[], metavar="NAME",
                      help="reference gateway only: turn on a switch (see `conformance serve --list-deviations`)")
     run.add_argument("--retries", type=int, default=5, help="attempts per request for transient answers (default 5)")
+    run.add_argument("--max-rps", type=_positive_float, default=None, metavar="R",
+                     help="ceiling on requests per second, all workers together (default: learnt from 429s)")
+    run.add_argument("--token-budget", type=int, default=None, metavar="N",
+                     help="once N tokens are spent, skip the remaining cases that would call a model")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
 
     serve = sub.add_parser("serve", help="serve the reference gateway on 127.0.0.1")
@@ -72,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--deviation", action="append", default=[], metavar="NAME", help="turn on a switch")
     serve.add_argument("--list-deviations", action="store_true", help="list the switches and exit")
+    serve.add_argument("--latency", type=float, default=0.0, metavar="S", help="seconds added to every answer")
+    serve.add_argument("--rate-limit", type=float, default=None, metavar="R",
+                       help="requests per second; beyond it 429 with Retry-After")
+    serve.add_argument("--faults", type=float, default=0.0, metavar="F",
+                       help="fraction of requests answered with a 503, a reset or a cut stream")
+    serve.add_argument("--seed", type=int, default=0, help="seed of the fault choice (deterministic runs)")
     serve.add_argument("--token-env", metavar="NAME", default=REFERENCE_TOKEN_ENV,
                        help=f"environment variable with the token to accept (default {REFERENCE_TOKEN_ENV}; "
                             f"unset: the development token {DEV_TOKEN!r})")
@@ -96,6 +106,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     switches = behaviours.check_names(args.deviation)
     if not 0 <= args.port <= 65535:
         raise BadInput(f"--port must be 0..65535, not {args.port}")
+    if args.latency < 0 or not 0 <= args.faults <= 1 or (args.rate_limit is not None and args.rate_limit <= 0):
+        raise BadInput("--latency must be >= 0, --faults within 0..1, --rate-limit > 0")
+    from conformance.gateway.faults import FaultConfig
+
+    faults = FaultConfig(args.latency, args.rate_limit, args.faults, args.seed)
     token = os.environ.get(args.token_env)
     if not token:
         print(f"conformance serve: ${args.token_env} is unset; accepting the development token", file=sys.stderr)
@@ -107,7 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
-        serve(GatewayState(token=token, switches=switches), args.host, args.port, announce)
+        serve(GatewayState(token=token, switches=switches), args.host, args.port, announce, faults)
     return 0
 
 
@@ -123,6 +138,10 @@ def pytest_arguments(args: argparse.Namespace, run_dir: Path) -> list[str]:
             out += [flag, value]
     if args.insecure:
         out.append("--gateway-insecure")
+    if args.max_rps:
+        out += ["--gateway-max-rps", str(args.max_rps)]
+    if args.token_budget is not None:
+        out += ["--gateway-token-budget", str(args.token_budget)]
     for name in args.deviation:
         out += ["--gateway-deviation", name]
     if args.workers != "0":
@@ -140,6 +159,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.retries < 1:
         raise BadInput("--retries must be at least 1")
+    if args.token_budget is not None and args.token_budget < 0:
+        raise BadInput("--token-budget must be >= 0")
     options = TargetOptions(url=args.url, token_env=args.token_env, databricks_profile=args.profile,
                             auth=args.auth, target_file=args.target, insecure=args.insecure,
                             timeout=args.timeout, name_form=args.name_form)

@@ -20,6 +20,7 @@ import httpx
 
 from conformance.config import Target
 from conformance.errors import InfrastructureError
+from conformance.pacing import Pacer
 from conformance.sse import SSEEvent, parse_sse
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
@@ -92,9 +93,10 @@ def parse_retry_after(value: str | None) -> float | None:
 class GatewayClient:
     """One connection pool per process, reused by every case."""
 
-    def __init__(self, target: Target, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, target: Target, retry: RetryPolicy | None = None, pacer: Pacer | None = None) -> None:
         self.target = target
         self.retry = retry or RetryPolicy()
+        self.pacer = pacer or Pacer()
         self._http = httpx.Client(
             verify=target.verify_tls,
             timeout=httpx.Timeout(target.timeout),
@@ -113,8 +115,8 @@ class GatewayClient:
     def auth_headers(self, mode: str) -> dict[str, str]:
         token = self.target.token or ""
         scheme = self.target.auth if mode == "default" else mode
-        if scheme == "none":
-            return {}
+        if scheme == "none" or (mode == "default" and not token):
+            return {}  # a local target run without a token: send no credentials rather than an empty one
         if scheme == "wrong-token":
             scheme, token = self.target.auth, WRONG_TOKEN
         user = "token"
@@ -150,6 +152,7 @@ class GatewayClient:
         started = time.monotonic()
         last_cause = "no attempt made"
         for attempt in range(self.retry.attempts):
+            self.pacer.wait_turn()
             try:
                 with self._http.stream("POST", url, content=content, headers=request_headers) as response:
                     text = response.read().decode("utf-8", errors="replace")
@@ -159,6 +162,10 @@ class GatewayClient:
             except httpx.TransportError as exc:
                 last_cause, retry_after = f"connection error ({type(exc).__name__}: {exc})", None
             else:
+                if status == 429:
+                    self.pacer.throttled()
+                elif status < 500:
+                    self.pacer.succeeded()
                 transient = status in TRANSIENT_STATUS or (status >= 500 and retry_server_errors)
                 if not transient:
                     return Exchange("POST", url, request_headers, body, raw_body, status, response_headers,

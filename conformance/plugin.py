@@ -21,6 +21,7 @@ from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resol
 from conformance.errors import BadInput, InfrastructureError
 from conformance.evaluate import evaluate
 from conformance.gateway import behaviours
+from conformance.pacing import Pacer, TokenBudget, make_store
 from conformance.redact import REDACTOR
 from conformance.resources import PACKAGE_DIR
 from conformance.summary import SummaryCollector, new_run_dir, point_latest, write_json
@@ -45,6 +46,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gateway-deviation", action="append", default=[],
                     help="reference gateway only: turn on a deviation or variation switch (repeatable)")
     group.addoption("--gateway-retries", type=int, default=5, help="attempts per request for transient answers")
+    group.addoption("--gateway-max-rps", type=float, default=None,
+                    help="ceiling on requests per second for the whole run (all workers together)")
+    group.addoption("--gateway-token-budget", type=int, default=None,
+                    help="skip cases that would call a model once this many tokens are spent")
     group.addoption("--conformance-reports", help="folder for run folders (default reports/)")
     group.addoption("--conformance-run-dir", help="write this run into exactly this (existing) folder")
 
@@ -270,23 +275,40 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def gateway_client(pytestconfig: pytest.Config) -> Any:
+def run_limits(pytestconfig: pytest.Config) -> tuple[Pacer, TokenBudget]:
+    """One pacer and one budget for the run: under xdist shared through a file in the run folder."""
+    state = pytestconfig.stash.get(STATE_KEY, None)
+    if state is None:
+        pytest.skip("the conformance suite is not active in this session")
+    shared = state["run_dir"] / ".run-limits.json" if hasattr(pytestconfig, "workerinput") else None
+    store = make_store(shared)
+    return (Pacer(pytestconfig.getoption("gateway_max_rps"), store),
+            TokenBudget(pytestconfig.getoption("gateway_token_budget"), store))
+
+
+@pytest.fixture(scope="session")
+def gateway_client(pytestconfig: pytest.Config, run_limits: tuple[Pacer, TokenBudget]) -> Any:
     target = pytestconfig.stash.get(TARGET_KEY, None)
     if target is None:
         pytest.skip("the conformance suite is not active in this session")
-    client = GatewayClient(target, RetryPolicy(attempts=max(1, pytestconfig.getoption("gateway_retries"))))
+    retry = RetryPolicy(attempts=max(1, pytestconfig.getoption("gateway_retries")))
+    client = GatewayClient(target, retry, run_limits[0])
     yield client
     client.close()
 
 
 @pytest.fixture
-def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, request: pytest.FixtureRequest) -> Exchange:
+def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, run_limits: tuple[Pacer, TokenBudget],
+             request: pytest.FixtureRequest) -> Exchange:
     """Send the case's request. Runs in setup, so an infrastructure problem is an *error*, not a failure."""
     case = case_item.case
     target = gateway_client.target
+    budget = run_limits[1]
     route = target.route(case.route_surface)
     if route is None:
         pytest.skip(f"target has no route for {case.route_surface}")
+    if not case.negative and budget.exhausted():
+        pytest.skip(f"token budget of {budget.limit} spent")
     req = case.request
     try:
         result = gateway_client.send(
@@ -300,10 +322,15 @@ def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, reque
             retry_server_errors=not case.negative,
         )
     except InfrastructureError as exc:
-        pytest.fail(REDACTOR.text(f"infrastructure: {exc}"), pytrace=False)
+        problem = str(exc)
+    else:
+        problem = None
+    if problem is not None:  # failed outside the except block, so no chained traceback is printed
+        pytest.fail(REDACTOR.text(f"infrastructure: {problem}"), pytrace=False)
     usage = usage_of(result)
     if usage:
         request.node.user_properties.append(("usage", {"prompt": usage[0], "completion": usage[1]}))
+        budget.spend(usage[0] + usage[1])
     return result
 
 

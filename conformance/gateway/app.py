@@ -9,11 +9,12 @@ from starlette.responses import Response
 
 from conformance.gateway import chat, embeddings, invocations, responses
 from conformance.gateway.common import ApiError, GatewayState, error_response
+from conformance.gateway.faults import FaultConfig, FaultInjector
 
 SURFACE_MODULES = (chat, embeddings, responses, invocations)
 
 
-def create_app(state: GatewayState) -> Starlette:
+def create_app(state: GatewayState, faults: FaultConfig | None = None) -> FaultInjector:
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error_response(request, exc)
@@ -26,4 +27,4 @@ def create_app(state: GatewayState) -> Starlette:
     routes = [route for module in SURFACE_MODULES for route in module.routes()]
     app = Starlette(routes=routes, exception_handlers={ApiError: on_api_error, HTTPException: on_http_error})
     app.state.gateway = state
-    return app
+    return FaultInjector(app, faults or FaultConfig())

@@ -117,8 +117,18 @@ def resolve_model(request: Request, name: Any, capability: str) -> tuple[Model, 
     return model, name
 
 
+def echo(request: Request) -> dict[str, Any]:
+    """The echo-credentials variation reflects the credentials it got, as some gateways do: redaction's test."""
+    if not state_of(request).on("echo-credentials"):
+        return {}
+    return {"x_echo": {"authorization": request.headers.get("authorization", ""),
+                       "x-api-key": request.headers.get("x-api-key", "")}}
+
+
 def error_response(request: Request, exc: ApiError) -> Response:
     state = state_of(request)
+    if state.on("echo-credentials"):
+        exc = ApiError(exc.status, exc.code, f"{exc.message} (received {request.headers.get('authorization')})")
     if state.on("error-body-not-json"):
         return Response(f"<html><body>{exc.status} error</body></html>", exc.status, media_type="text/html")
     if state.on("error-body-unstructured"):
@@ -168,8 +178,8 @@ def response_id(request: Request, prefix: str, seed: Any) -> str | None:
 
 
 def extra(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    """Unknown-but-harmless fields, added only by the extra-fields variation."""
-    return fields if state_of(request).on("extra-fields") else {}
+    """Unknown-but-harmless fields, added only by the extra-fields (and echo-credentials) variation."""
+    return {**(fields if state_of(request).on("extra-fields") else {}), **echo(request)}
 
 
 def positive_int(body: dict[str, Any], key: str, required: bool = False) -> int | None:

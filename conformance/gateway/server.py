@@ -16,6 +16,7 @@ from conformance.config import REFERENCE_TOKEN_ENV
 from conformance.errors import BadInput, InfrastructureError
 from conformance.gateway.app import create_app
 from conformance.gateway.common import GatewayState
+from conformance.gateway.faults import FaultConfig
 
 ANNOUNCE = "conformance reference gateway listening on "
 
@@ -33,24 +34,27 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(state: GatewayState) -> uvicorn.Server:
-    config = uvicorn.Config(create_app(state), log_level="warning", access_log=False, lifespan="off")
+def _server(state: GatewayState, faults: FaultConfig | None = None) -> uvicorn.Server:
+    # injected transport faults are meant to happen: do not print a traceback for each
+    level = "critical" if faults and faults.fault_rate else "warning"
+    config = uvicorn.Config(create_app(state, faults), log_level=level, access_log=False, lifespan="off")
     return uvicorn.Server(config)
 
 
-def serve(state: GatewayState, host: str, port: int, announce: Callable[[str], None]) -> None:
+def serve(state: GatewayState, host: str, port: int, announce: Callable[[str], None],
+          faults: FaultConfig | None = None) -> None:
     """Serve until interrupted; announce the URL once the socket is bound (a parent process waits for it)."""
     sock = bind(host, port)
     announce(f"{ANNOUNCE}http://{host}:{sock.getsockname()[1]}")
-    _server(state).run(sockets=[sock])
+    _server(state, faults).run(sockets=[sock])
 
 
 class ThreadedGateway:
     """The gateway on a free loopback port in a thread of this process: cheap enough for one per test."""
 
-    def __init__(self, token: str, switches: Iterable[str] = ()) -> None:
+    def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None) -> None:
         self.state = GatewayState(token=token, switches=frozenset(switches))
-        self._server = _server(self.state)
+        self._server = _server(self.state, faults)
         self._sock = bind("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
@@ -73,9 +77,10 @@ class ThreadedGateway:
 class GatewayProcess:
     """The gateway as a child process (its own interpreter, so it does not compete for the suite's GIL)."""
 
-    def __init__(self, token: str, switches: Iterable[str] = ()) -> None:
+    def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None) -> None:
         self.token = token
         self.switches = list(switches)
+        self.faults = faults or FaultConfig()
         self.url: str | None = None
         self._proc: subprocess.Popen[str] | None = None
 
@@ -83,6 +88,11 @@ class GatewayProcess:
         cmd = [sys.executable, "-m", "conformance", "serve", "--port", "0", "--token-env", REFERENCE_TOKEN_ENV]
         for name in self.switches:
             cmd += ["--deviation", name]
+        if self.faults.active:
+            cmd += ["--latency", str(self.faults.latency_s), "--faults", str(self.faults.fault_rate),
+                    "--seed", str(self.faults.seed)]
+            if self.faults.rate_limit:
+                cmd += ["--rate-limit", str(self.faults.rate_limit)]
         env = {**os.environ, REFERENCE_TOKEN_ENV: self.token}
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         assert self._proc.stdout is not None

@@ -1,0 +1,56 @@
+"""Infrastructure problems are `error`, never `failed`; an unreachable target exits 3."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+class _Unavailable(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "try later"}'
+        self.send_response(503)
+        self.send_header("Retry-After", "0")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def unavailable_gateway() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_persistent_503_is_an_error_not_a_failure(run_cli, unavailable_gateway):
+    result = run_cli("run", "--url", unavailable_gateway, "--retries", "2", "-k", "chat-system-and-user or unknown")
+    totals = result.summary["totals"]
+    assert totals["failed"] == 0 and totals["passed"] == 0
+    assert totals["errors"] == len(result.summary["cases"]) > 0
+    assert all("no answer after 2 attempt(s)" in c["message"] and "HTTP 503" in c["message"]
+               for c in result.summary["cases"])
+    assert result.code == 3, "only infrastructure errors: exit 3"
+
+
+def test_unreachable_target_exits_3(run_cli):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run_cli("run", "--url", f"http://127.0.0.1:{port}")
+    assert result.code == 3
+    assert "could not be reached" in result.summary["unreachable"]
