@@ -31,7 +31,7 @@ WRONG_TOKEN = "conformance-wrong-token-0000"
 class RetryPolicy:
     attempts: int = 5
     deadline_s: float = 90.0
-    base_delay_s: float = 0.5
+    base_delay_s: float = 0.25
     max_delay_s: float = 8.0
     max_retry_after_s: float = 30.0
 

@@ -59,7 +59,7 @@ class _FileStore:
             fh.seek(0)
             fh.truncate()
             fh.write(json.dumps(state))
-            fh.flush()  # before the lock is released: a write flushed at close lands after another process's
+            fh.flush()  # before the lock is released: another process must not read a half-written state
             return result
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -159,14 +160,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "case_item" not in metafunc.fixturenames:
-        return
-    target = metafunc.config.stash.get(TARGET_KEY, None)
+    for fixture, loader in (("case_item", case_data.load_cases), ("client_item", _client_cases)):
+        if fixture in metafunc.fixturenames:
+            metafunc.parametrize(fixture, _params(metafunc.config, loader))
+
+
+def _client_cases() -> tuple[case_data.Case, ...]:
+    from conformance.clientcases import load_client_cases
+
+    return load_client_cases()
+
+
+def _params(config: pytest.Config, loader: Any) -> list[Any]:
+    target = config.stash.get(TARGET_KEY, None)
     if target is None:
-        metafunc.parametrize("case_item", [pytest.param(None, marks=pytest.mark.skip(reason="suite inactive"))])
-        return
+        return [pytest.param(None, marks=pytest.mark.skip(reason="suite inactive"))]
     try:
-        items = case_data.expand(case_data.load_cases(), target)
+        items = case_data.expand(loader(), target)
     except BadInput as exc:
         raise pytest.UsageError(str(exc)) from None
     params = []
@@ -178,7 +188,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if missing:
             marks.append(pytest.mark.skip(reason=f"target does not claim feature(s): {', '.join(missing)}"))
         params.append(pytest.param(item, id=item.test_id, marks=marks))
-    metafunc.parametrize("case_item", params)
+    return params
 
 
 def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
@@ -197,7 +207,8 @@ def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for test in items:
         callspec = getattr(test, "callspec", None)
-        case_item = callspec.params.get("case_item") if callspec else None
+        params = callspec.params if callspec else {}
+        case_item = params.get("case_item") or params.get("client_item")
         if isinstance(case_item, case_data.CaseItem):
             test.user_properties.append(("conformance_case", case_metadata(case_item)))
 
@@ -238,7 +249,9 @@ def _write_summary(config: pytest.Config, extra: dict[str, Any] | None = None) -
         return
     target = config.stash[TARGET_KEY]
     public = REDACTOR.value(target.public())
-    info = {"deviations": state["switches"]} if state.get("switches") else {}
+    from conformance.clients import versions
+
+    info = {"clients": versions(), **({"deviations": state["switches"]} if state.get("switches") else {})}
     document = state["collector"].document(public, {**info, **(extra or {})})
     write_json(state["run_dir"] / "summary.json", document)
     point_latest(state["run_dir"])
@@ -363,3 +376,45 @@ def _attach(case_item: case_data.CaseItem, exchange: Exchange, failures: list[st
     allure.attach(json.dumps(response_doc, indent=2), "response", allure.attachment_type.JSON)
     if failures:
         allure.attach(REDACTOR.text("\n".join(failures)), "failed checks", allure.attachment_type.TEXT)
+
+
+@pytest.fixture
+def client_result(client_item: case_data.CaseItem, pytestconfig: pytest.Config,
+                  run_limits: tuple[Pacer, TokenBudget]) -> tuple[Any, str | None]:
+    """Run the documented client example. Setup phase: infrastructure trouble is an *error*; a client that
+    raises on the gateway's answer is returned as a failure for the call phase to report."""
+    from conformance import clients
+    from conformance.clients import ClientContext, ClientFailure, ClientInfrastructure
+
+    spec = client_item.case.client
+    reason = clients.unavailable(spec["name"])
+    if reason:
+        pytest.skip(reason)
+    target = pytestconfig.stash[TARGET_KEY]
+    if target.route(spec["route"]) is None:
+        pytest.skip(f"target has no route for {spec['route']}")
+    if run_limits[1].exhausted():
+        pytest.skip(f"token budget of {run_limits[1].limit} spent")
+    ctx = ClientContext(target, run_limits[0], client_item.served_model)
+    retry = RetryPolicy(attempts=max(1, pytestconfig.getoption("gateway_retries")))
+    problem = None
+    for attempt in range(retry.attempts):
+        try:
+            return clients.RUNNERS[spec["name"]].invoke(ctx, spec), None
+        except ClientFailure as exc:
+            return None, REDACTOR.text(f"[{spec['name']} {spec.get('call', spec['route'])}] {exc}")
+        except ClientInfrastructure as exc:
+            problem = str(exc)
+            if attempt + 1 < retry.attempts:
+                time.sleep(retry.delay(attempt, None))
+    pytest.fail(REDACTOR.text(f"infrastructure: {spec['name']}: no answer after {retry.attempts} attempt(s); "
+                              f"last cause: {problem}"), pytrace=False)
+
+
+def run_client_case(client_item: case_data.CaseItem, client_result: tuple[Any, str | None]) -> None:
+    from conformance.clientcases import judge
+
+    result, failure = client_result
+    failures = [failure] if failure else judge(client_item, result)
+    if failures:
+        pytest.fail(REDACTOR.text("\n".join(failures)), pytrace=False)

@@ -1,7 +1,11 @@
-"""One test function; the case records and the catalog decide what runs (see conformance/cases/)."""
+"""Two test functions; the case records and the catalog decide what runs (conformance/cases/, client_cases/)."""
 
-from conformance.plugin import run_case
+from conformance.plugin import run_case, run_client_case
 
 
 def test_case(case_item, exchange):
     run_case(case_item, exchange)
+
+
+def test_client_case(client_item, client_result):
+    run_client_case(client_item, client_result)

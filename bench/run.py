@@ -1,0 +1,100 @@
+"""Benchmark: how close a full `conformance run` comes to the physical limit of a rate-limited, slow target.
+
+Starts the reference gateway with latency L and rate limit R, runs the whole `conformance run` command with
+default settings (no hand-set rate: the suite learns it from the 429s) and prints:
+  N requests, wall time, the limit max(N / R, longest chain of dependent requests x L), efficiency = limit / wall;
+  the suite's overhead per case at zero latency; the same run sequential (-n 0 --concurrency 1) as the naive
+  baseline; tokens per full run next to what the documented examples' max_tokens would spend.
+
+    python bench/run.py [--latency 0.2] [--rate-limit 20] [--skip-baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conformance.cases import load_cases
+from conformance.gateway.faults import STATS_PATH, FaultConfig
+from conformance.gateway.server import GatewayProcess
+
+
+def run_suite(url: str, token: str, extra: list[str]) -> tuple[float, dict[str, Any], int]:
+    env = {**os.environ, "BENCH_TOKEN": token}
+    with tempfile.TemporaryDirectory() as reports:
+        cmd = [sys.executable, "-m", "conformance", "run", "--url", url, "--token-env", "BENCH_TOKEN",
+               "--reports", reports, *extra]
+        started = time.monotonic()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        wall = time.monotonic() - started
+        summary_path = Path(reports) / "latest" / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if proc.returncode not in (0, 1):
+        sys.exit(f"conformance run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall, summary, proc.returncode
+
+
+def measure(latency: float, rate: float | None, extra: list[str]) -> dict[str, Any]:
+    token = "bench-" + secrets.token_hex(8)
+    with GatewayProcess(token, faults=FaultConfig(latency_s=latency, rate_limit=rate)) as gateway:
+        assert gateway.url
+        wall, summary, code = run_suite(gateway.url, token, extra)
+        stats = httpx.get(gateway.url + STATS_PATH).json()
+    needed = stats["requests"] - stats["throttled"]
+    chain = max(len(getattr(case, "steps", [None])) for case in load_cases())
+    limit = max(needed / rate if rate else 0.0, chain * latency)
+    return {"wall_s": wall, "requests": needed, "throttled": stats["throttled"], "chain": chain,
+            "limit_s": limit, "efficiency": limit / wall if wall else 0.0, "summary": summary, "code": code}
+
+
+def documented_spend() -> int:
+    """Completion tokens the documented examples' max_tokens would allow, over every case that calls a model."""
+    total = 0
+    for case in load_cases():
+        documented = case.raw.get("documented", {}).get("max_tokens")
+        if documented:
+            total += documented
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--rate-limit", type=float, default=20.0)
+    parser.add_argument("--skip-baseline", action="store_true", help="skip the slow sequential baseline")
+    args = parser.parse_args()
+
+    zero = measure(0.0, None, [])
+    cases = len(zero["summary"]["cases"])
+    empty = measure(0.0, None, ["-k", "no-such-case-at-all"])  # start-up alone (exits 2: no case selected)
+    print(f"zero latency : {cases} cases, {zero['requests']} requests in {zero['wall_s']:.2f}s "
+          f"-> {1000 * zero['wall_s'] / cases:.2f} ms per case all-in, "
+          f"{1000 * (zero['wall_s'] - empty['wall_s']) / cases:.2f} ms per case beyond start-up "
+          f"({empty['wall_s']:.2f}s)")
+
+    loaded = measure(args.latency, args.rate_limit, [])
+    print(f"L={args.latency}s R={args.rate_limit}/s : N={loaded['requests']} requests "
+          f"(+{loaded['throttled']} answered 429), wall {loaded['wall_s']:.2f}s, "
+          f"limit max(N/R={loaded['requests'] / args.rate_limit:.2f}s, chain {loaded['chain']} x L) "
+          f"= {loaded['limit_s']:.2f}s, efficiency {loaded['efficiency']:.2f}")
+    if not args.skip_baseline:
+        naive = measure(args.latency, args.rate_limit, ["-n", "0", "--concurrency", "1"])
+        print(f"sequential baseline (-n 0 --concurrency 1): wall {naive['wall_s']:.2f}s, "
+              f"efficiency {naive['efficiency']:.2f}")
+    tokens = loaded["summary"]["tokens"]
+    print(f"tokens per full run: {tokens['prompt']} prompt + {tokens['completion']} completion; "
+          f"the documented max_tokens of the same cases would allow {documented_spend()} completion tokens")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The Anthropic Python client, as 003 uses it: Anthropic(api_key="unused", base_url=<workspace>/ai-gateway/anthropic,
+default_headers={"Authorization": f"Bearer {TOKEN}"})."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from conformance.clients.base import (
+    ClientContext,
+    ClientFailure,
+    ClientInfrastructure,
+    build_value,
+    cached,
+    paced_http_client,
+    route_prefix,
+)
+
+
+def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
+    import anthropic
+
+    prefix = route_prefix(ctx.target, "anthropic_messages", "/v1/messages")
+    if prefix is None:
+        raise ClientFailure("the target's anthropic_messages route does not end in /v1/messages: no base_url fits")
+    headers = {"Authorization": f"Bearer {ctx.target.token}"}
+    if spec.get("request_tags"):
+        headers["Databricks-Ai-Gateway-Request-Tags"] = json.dumps(spec["request_tags"])
+    client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items()), id(ctx.pacer)),
+                    lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.target.url + prefix,
+                                                default_headers=headers, max_retries=0,
+                                                http_client=paced_http_client(ctx)))
+    try:
+        kwargs = build_value(spec.get("kwargs", {}), None, ctx.model)
+        if spec["call"] == "messages.stream":
+            with client.messages.stream(**kwargs) as stream:
+                return {"text": "".join(stream.text_stream), "final": stream.get_final_message()}
+        return client.messages.create(**kwargs)
+    except (anthropic.APIConnectionError, anthropic.RateLimitError, anthropic.InternalServerError) as exc:
+        raise ClientInfrastructure(f"{type(exc).__name__}: {exc}") from None
+    except anthropic.AnthropicError as exc:
+        raise ClientFailure(f"{type(exc).__name__}: {exc}") from None
