@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from conformance import media
 from conformance.catalog import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDINGS_MODEL, Model, load_catalog
 from conformance.config import Target, features, surfaces
 from conformance.errors import BadInput
@@ -74,9 +75,10 @@ class CaseItem:
 
 
 def substitute(value: Any, model: str | None) -> Any:
-    """`{model}` placeholders in a request body become the name the target serves the model under."""
+    """`{model}` placeholders in a request body become the name the target serves the model under;
+    `{media:FILE:FORM}` placeholders a media fixture's base64, data URI or URL (conformance/media.py)."""
     if isinstance(value, str):
-        return value.replace("{model}", model or "")
+        return media.expand(value.replace("{model}", model or ""))
     if isinstance(value, dict):
         return {k: substitute(v, model) for k, v in value.items()}
     if isinstance(value, list):
@@ -151,10 +153,12 @@ def select_models(case: Case, target: Target) -> list[Model]:
 
 
 def expand(cases: tuple[Case, ...], target: Target) -> list[CaseItem]:
+    media.use_target(target)
     items: list[CaseItem] = []
     for case in cases:
         if case.models == "none":
-            items.append(CaseItem(case, None, None))
+            # a case naming no catalog model may name the (unknown) model its route path carries
+            items.append(CaseItem(case, None, case.request.get("model")))
             continue
         for model in select_models(case, target):
             items.append(CaseItem(case, model, target.served_name(model.name)))
@@ -162,4 +166,5 @@ def expand(cases: tuple[Case, ...], target: Target) -> list[CaseItem]:
 
 
 def unclaimed_features(case: Case, target: Target) -> list[str]:
-    return [f for f in case.features if not target.claims(f)]
+    missing = [f for f in case.features if not target.claims(f)]
+    return missing + [f"media URL ({why})" for why in media.unreachable(case.request.get("body"), target)]

@@ -21,6 +21,7 @@ from conformance.resources import SUITE_DIR
 EXIT_BAD_INPUT = 2
 EXIT_SUITE_ERROR = 4  # the suite itself crashed: no verdict about the target
 DEV_TOKEN = "reference-token"
+HTML_MODES = ("auto", "allure", "builtin", "none")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deviation", action="append", default=[], metavar="NAME",
                      help="reference gateway only: turn on a switch (see `conformance serve --list-deviations`)")
     run.add_argument("--retries", type=int, default=5, help="attempts per request for transient answers (default 5)")
+    run.add_argument("--snapshot-update", action="store_true",
+                     help="record the shape snapshots of this target as its new baseline")
+    run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: snapshots/)")
+    run.add_argument("--fail-on-drift", action="store_true",
+                     help="exit 1 when a response shape drifted from the baseline (for nightly jobs)")
+    run.add_argument("--html", choices=HTML_MODES, default="auto",
+                     help="HTML report: auto (Allure when installed, else the built-in page), allure, builtin, none")
+    run.add_argument("--spec", metavar="DIR", help="spec documents to digest in the certificate "
+                                                   "(default ../shared/spec or $CONFORMANCE_SPEC_DIR)")
     run.add_argument("--max-rps", type=_positive_float, default=None, metavar="R",
                      help="ceiling on requests per second, all workers together (default: learnt from 429s)")
     run.add_argument("--token-budget", type=int, default=None, metavar="N",
@@ -87,6 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
                             f"unset: the development token {DEV_TOKEN!r})")
 
     sub.add_parser("models", help="print the model catalog")
+
+    report = sub.add_parser("report", help="re-render summary.md, conformance-report.yaml and the HTML of a run")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (reports/<run>, or reports/latest)")
+    report.add_argument("--html", choices=HTML_MODES, default="auto", help="as for `run` (default auto)")
+    report.add_argument("--spec", metavar="DIR", help="spec documents to digest (default ../shared/spec)")
+
+    diff = sub.add_parser("diff", help="cases that regressed, recovered, appeared or vanished between two runs")
+    diff.add_argument("run_a", metavar="RUN_A", help="the earlier run folder (or its summary.json)")
+    diff.add_argument("run_b", metavar="RUN_B", help="the later run folder (or its summary.json)")
+    diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+    coverage = sub.add_parser("coverage", help="each spec section with the cases that check it")
+    coverage.add_argument("--spec", metavar="DIR", help="spec documents (default ../shared/spec)")
+    coverage.add_argument("--uncovered", action="store_true", help="list only the sections no case checks")
+
+    sub.add_parser("html-setup", help="install the Allure 3 HTML generator (npm package `allure`) "
+                                      "into a project-local folder")
     return parser
 
 
@@ -144,6 +171,10 @@ def pytest_arguments(args: argparse.Namespace, run_dir: Path) -> list[str]:
         out += ["--gateway-token-budget", str(args.token_budget)]
     for name in args.deviation:
         out += ["--gateway-deviation", name]
+    if args.snapshot_update:
+        out.append("--snapshot-update")
+    if args.snapshots:
+        out += ["--conformance-snapshots", args.snapshots]
     if args.workers != "0":
         out += ["-n", args.workers]
     else:
@@ -159,6 +190,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.retries < 1:
         raise BadInput("--retries must be at least 1")
+    if args.spec and not Path(args.spec).is_dir():
+        raise BadInput(f"--spec {args.spec}: not a folder")
     if args.token_budget is not None and args.token_budget < 0:
         raise BadInput("--token-budget must be >= 0")
     options = TargetOptions(url=args.url, token_env=args.token_env, databricks_profile=args.profile,
@@ -185,14 +218,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     if code == pytest.ExitCode.NO_TESTS_COLLECTED or not summary["cases"]:
         print("conformance: error: no case selected (check -k / -m / the target's models)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return exit_status(summary)
+    from conformance.reporting import render_reports
+
+    for line in render_reports(run_dir, html=args.html, spec_dir=args.spec):
+        print(line)
+    status = exit_status(summary)
+    if status == 0 and args.fail_on_drift and summary["totals"].get("drift"):
+        print(f"conformance: {summary['totals']['drift']} case(s) drifted from the snapshot baseline",
+              file=sys.stderr)
+        return 1
+    return status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from conformance.reporting import load_run, render_reports
+
+    run_dir = Path(args.run_dir)
+    load_run(run_dir)  # bad input before any work
+    if args.spec and not Path(args.spec).is_dir():
+        raise BadInput(f"--spec {args.spec}: not a folder")
+    for line in render_reports(run_dir, html=args.html, spec_dir=args.spec):
+        print(line)
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from conformance.diff import compare, render
+    from conformance.reporting import load_run
+
+    result = compare(load_run(Path(args.run_a)), load_run(Path(args.run_b)))
+    print(json.dumps(result, indent=2) if args.json else render(result))
+    return 1 if result["regressed"] else 0
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from conformance.coverage import coverage, render, spec_dir
+
+    folder = spec_dir(args.spec)
+    print(render(coverage(folder), uncovered_only=args.uncovered))
+    return 0
+
+
+def cmd_html_setup(_: argparse.Namespace) -> int:
+    from conformance.html import install_allure
+
+    print(install_allure())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return {"run": cmd_run, "serve": cmd_serve, "models": cmd_models}[args.command](args)
+        return {"run": cmd_run, "serve": cmd_serve, "models": cmd_models, "report": cmd_report,
+                "diff": cmd_diff, "coverage": cmd_coverage, "html-setup": cmd_html_setup}[args.command](args)
     except BadInput as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

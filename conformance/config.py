@@ -67,6 +67,7 @@ class Target:
     features: frozenset[str] | None = None
     unsupported_features: frozenset[str] = frozenset()
     limits: dict[str, Any] = field(default_factory=dict)
+    media_urls: dict[str, str] = field(default_factory=dict)  # media fixture file name -> public URL of a copy
     verify_tls: bool = True
     timeout: float = 60.0
     reference: bool = False  # the suite started its own reference gateway for this run
@@ -205,6 +206,7 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
         features=None if claimed == "all" else frozenset(claimed),
         unsupported_features=frozenset(profile.get("unsupported_features", [])),
         limits=dict(profile.get("limits", {})),
+        media_urls=dict(profile.get("media_urls", {})),
         verify_tls=not opts.insecure,
         timeout=float(opts.timeout),
         reference=url is None,

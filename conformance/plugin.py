@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from conformance import cases as case_data
+from conformance.certify import implementation_of
 from conformance.client import Exchange, GatewayClient, RetryPolicy
 from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
 from conformance.errors import BadInput, InfrastructureError
@@ -25,6 +26,7 @@ from conformance.gateway import behaviours
 from conformance.pacing import Pacer, TokenBudget, make_store
 from conformance.redact import REDACTOR
 from conformance.resources import PACKAGE_DIR
+from conformance.snapshots import SNAPSHOT_DIR_ENV, ShapeCheck, attach_snapshot, report_drift, snapshot_setup
 from conformance.summary import SummaryCollector, new_run_dir, point_latest, write_json
 from conformance.usage import usage_of
 
@@ -53,6 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="skip cases that would call a model once this many tokens are spent")
     group.addoption("--conformance-reports", help="folder for run folders (default reports/)")
     group.addoption("--conformance-run-dir", help="write this run into exactly this (existing) folder")
+    group.addoption("--conformance-snapshots", help="root of the shape snapshots (default: the checkout's "
+                                                     "snapshots/); each target has a folder <root>/<target name>")
 
 
 def _is_active(config: pytest.Config) -> bool:
@@ -127,6 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
             state["gateway"] = gateway
             target.url = gateway.url
         state["collector"] = SummaryCollector()
+        state["extra"] = {**snapshot_setup(config, target), **implementation_of(target)}
         state["switches"] = sorted(switches)
         config.pluginmanager.register(_Recorder(state["collector"]), "conformance-recorder")
     REDACTOR.add(target.token)
@@ -252,6 +257,7 @@ def _write_summary(config: pytest.Config, extra: dict[str, Any] | None = None) -
     from conformance.clients import versions
 
     info = {"clients": versions(), **({"deviations": state["switches"]} if state.get("switches") else {})}
+    info.update(state.get("extra", {}))
     document = state["collector"].document(public, {**info, **(extra or {})})
     write_json(state["run_dir"] / "summary.json", document)
     point_latest(state["run_dir"])
@@ -270,6 +276,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         + ", ".join(f"{v} {k}" for k, v in totals.items())
     )
     terminalreporter.write_line(f"summary: {state['run_dir'] / 'summary.json'}")
+    report_drift(terminalreporter, state["summary"])
 
 
 def _stop_gateway(state: dict[str, Any]) -> None:
@@ -282,6 +289,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is not None:
         _stop_gateway(state)
+        if not hasattr(config, "workerinput"):
+            os.environ.pop(SNAPSHOT_DIR_ENV, None)
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------
@@ -347,10 +356,23 @@ def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, run_l
     return result
 
 
-def run_case(case_item: case_data.CaseItem, exchange: Exchange) -> None:
-    """The body of every conformance test: evaluate, record evidence, fail with every broken rule."""
+@pytest.fixture
+def shape_check(request: pytest.FixtureRequest) -> ShapeCheck | None:
+    """The shape-snapshot comparison of this test (see conformance/snapshots.py)."""
+    if request.config.stash.get(TARGET_KEY, None) is None:
+        return None
+    return ShapeCheck(request.getfixturevalue("snapshot"), bool(request.config.option.update_snapshots),
+                      request.node)
+
+
+def run_case(case_item: case_data.CaseItem, exchange: Exchange, shape_check: ShapeCheck | None = None) -> None:
+    """The body of every conformance test: evaluate, compare the shape, record evidence, fail with every
+    broken rule (shape drift is recorded, never a failure of the case)."""
     failures = evaluate(case_item, exchange)
+    snapshot = shape_check.check(exchange) if shape_check is not None else None
     _attach(case_item, exchange, failures)
+    if snapshot is not None:
+        attach_snapshot(snapshot)
     if failures:
         pytest.fail(REDACTOR.text("\n".join(failures)), pytrace=False)
 
@@ -385,6 +407,7 @@ def client_result(client_item: case_data.CaseItem, pytestconfig: pytest.Config,
     raises on the gateway's answer is returned as a failure for the call phase to report."""
     from conformance import clients
     from conformance.clients import ClientContext, ClientFailure, ClientInfrastructure
+    from conformance.clients.base import classify_unexpected
 
     spec = client_item.case.client
     reason = clients.unavailable(spec["name"])
@@ -405,6 +428,13 @@ def client_result(client_item: case_data.CaseItem, pytestconfig: pytest.Config,
             return None, REDACTOR.text(f"[{spec['name']} {spec.get('call', spec['route'])}] {exc}")
         except ClientInfrastructure as exc:
             problem = str(exc)
+            if attempt + 1 < retry.attempts:
+                time.sleep(retry.delay(attempt, None))
+        except Exception as exc:
+            classified = classify_unexpected(spec["name"], spec.get("call", spec["route"]), exc)
+            if isinstance(classified, ClientFailure):
+                return None, REDACTOR.text(str(classified))
+            problem = str(classified)
             if attempt + 1 < retry.attempts:
                 time.sleep(retry.delay(attempt, None))
     pytest.fail(REDACTOR.text(f"infrastructure: {spec['name']}: no answer after {retry.attempts} attempt(s); "

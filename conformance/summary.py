@@ -28,6 +28,8 @@ class SummaryCollector:
         record = self.cases.setdefault(nodeid, {**meta, "outcome": "passed", "message": ""})
         if "usage" in props:
             record["usage"] = props["usage"]
+        if "snapshot" in props:
+            record["snapshot"] = props["snapshot"]
         if when == "setup" and outcome == "skipped":
             record.update(outcome="skipped", message=message)
         elif outcome == "failed":
@@ -41,7 +43,16 @@ class SummaryCollector:
         counts = dict.fromkeys(("passed", "failed", "skipped", "errors"), 0)
         for record in self.cases.values():
             counts["errors" if record["outcome"] == "error" else record["outcome"]] += 1
+        counts["drift"] = sum(1 for r in self.cases.values() if r.get("snapshot", {}).get("status") == "drift")
         return counts
+
+    def snapshot_totals(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self.cases.values():
+            status = record.get("snapshot", {}).get("status")
+            if status:
+                counts[status] = counts.get(status, 0) + 1
+        return dict(sorted(counts.items()))
 
     def tokens(self) -> dict[str, Any]:
         total = {"prompt": 0, "completion": 0}
@@ -66,6 +77,7 @@ class SummaryCollector:
             "totals": self.totals(),
             "cases": cases,
             "tokens": self.tokens(),
+            "snapshot_totals": self.snapshot_totals(),
             **(extra or {}),
         }
 

@@ -12,7 +12,6 @@ from conformance.clients.base import (
     ClientInfrastructure,
     build_value,
     cached,
-    paced_http_client,
     route_prefix,
 )
 
@@ -26,10 +25,12 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     headers = {"Authorization": f"Bearer {ctx.target.token}"}
     if spec.get("request_tags"):
         headers["Databricks-Ai-Gateway-Request-Tags"] = json.dumps(spec["request_tags"])
-    client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items()), id(ctx.pacer)),
+    # (this SDK brings its own HTTP stack, so pacing is applied per call rather than per HTTP request)
+    client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items())),
                     lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.target.url + prefix,
                                                 default_headers=headers, max_retries=0,
-                                                http_client=paced_http_client(ctx)))
+                                                timeout=ctx.target.timeout))
+    ctx.pacer.wait_turn()
     try:
         kwargs = build_value(spec.get("kwargs", {}), None, ctx.model)
         if spec["call"] == "messages.stream":
@@ -37,6 +38,7 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
                 return {"text": "".join(stream.text_stream), "final": stream.get_final_message()}
         return client.messages.create(**kwargs)
     except (anthropic.APIConnectionError, anthropic.RateLimitError, anthropic.InternalServerError) as exc:
-        raise ClientInfrastructure(f"{type(exc).__name__}: {exc}") from None
+        status = f" HTTP {exc.status_code}" if isinstance(exc, anthropic.APIStatusError) else ""
+        raise ClientInfrastructure(f"{type(exc).__name__}{status}: {exc}") from None
     except anthropic.AnthropicError as exc:
         raise ClientFailure(f"{type(exc).__name__}: {exc}") from None

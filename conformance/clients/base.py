@@ -32,6 +32,19 @@ class ClientContext:
     tokens_seen: dict[str, int] = field(default_factory=dict)
 
 
+TRANSPORT_ERROR_NAMES = ("ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout",
+                         "TimeoutException", "RemoteProtocolError", "ReadError", "WriteError",
+                         "ConnectionError", "ConnectionResetError", "Timeout")
+
+
+def classify_unexpected(name: str, call: str, exc: Exception) -> Exception:
+    """An exception the client's own error types do not cover: a transport problem (by its class name, as SDKs
+    bring different HTTP stacks) is infrastructure; anything else means the client broke on the answer."""
+    if any(type(e).__name__ in TRANSPORT_ERROR_NAMES for e in (exc, exc.__cause__, exc.__context__) if e):
+        return ClientInfrastructure(f"{type(exc).__name__}: {exc}")
+    return ClientFailure(f"{name} {call} raised {type(exc).__name__}: {exc}")
+
+
 def package_version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
@@ -42,9 +55,11 @@ def package_version(distribution: str) -> str | None:
 def build_value(value: Any, module: Any, model: str | None) -> Any:
     """YAML -> call arguments. `{"$type": "Content", ...}` builds module.Content(**...) (the typed objects the
     documented examples construct), `{"$enum": "ChatMessageRole.USER"}` an enum member, and `{model}` the
-    served model name."""
+    served model name; `{media:FILE:FORM}` a media fixture (conformance/media.py)."""
     if isinstance(value, str):
-        return value.replace("{model}", model or "")
+        from conformance import media
+
+        return media.expand(value.replace("{model}", model or ""))
     if isinstance(value, list):
         return [build_value(v, module, model) for v in value]
     if isinstance(value, dict):

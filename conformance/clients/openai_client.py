@@ -38,6 +38,7 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
             result = list(result)  # stream=True: iterate it, as the example does
         return result
     except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
-        raise ClientInfrastructure(f"{type(exc).__name__}: {exc}") from None
+        status = f" HTTP {exc.status_code}" if isinstance(exc, openai.APIStatusError) else ""
+        raise ClientInfrastructure(f"{type(exc).__name__}{status}: {exc}") from None
     except openai.OpenAIError as exc:
         raise ClientFailure(f"{type(exc).__name__}: {exc}") from None

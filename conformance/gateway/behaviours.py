@@ -17,6 +17,7 @@ class Switch:
     conformant: bool
     rule: str
     expect_failed: tuple[str, ...] = ()
+    expect_drift: tuple[str, ...] = ()  # drift switches: cases whose response shape changes
 
     def expects_failure(self, case_id: str) -> bool:
         return any(fnmatchcase(case_id, pattern) for pattern in self.expect_failed)
@@ -30,6 +31,9 @@ def switches() -> dict[str, Switch]:
         out[name] = Switch(name, False, spec["rule"], tuple(spec.get("expect_failed", ())))
     for name, spec in raw.get("variations", {}).items():
         out[name] = Switch(name, True, spec["note"])
+    for name, spec in raw.get("drift", {}).items():
+        out[name] = Switch(name, True, spec["note"], tuple(spec.get("expect_failed", ())),
+                           tuple(spec["expect_drift"]))
     return out
 
 
@@ -38,7 +42,16 @@ def deviations() -> list[Switch]:
 
 
 def variations() -> list[Switch]:
-    return [s for s in switches().values() if s.conformant]
+    return [s for s in switches().values() if s.conformant and not s.expect_drift]
+
+
+def drift_switches() -> list[Switch]:
+    """Switches that change a response's shape (conformantly): the snapshot comparison must show them."""
+    return [s for s in switches().values() if s.expect_drift]
+
+
+def expects_drift(switch: Switch, case_id: str) -> bool:
+    return any(fnmatchcase(case_id, pattern) for pattern in switch.expect_drift)
 
 
 def check_names(names: list[str]) -> frozenset[str]:
@@ -54,4 +67,6 @@ def listing() -> str:
     lines += [f"  {s.name:36} {s.rule}" for s in deviations()]
     lines += ["variations (conformant, but different):"]
     lines += [f"  {s.name:36} {s.rule}" for s in variations()]
+    lines += ["drift (conformant, but a different response shape):"]
+    lines += [f"  {s.name:36} {s.rule}" for s in drift_switches()]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from conformance.gateway import media
 from conformance.gateway.common import (
     ApiError,
     answer_words,
@@ -82,6 +83,8 @@ class ChatAnswer:
         on = self.state.on
         message: dict[str, Any] = {"role": "model" if on("role-not-assistant") else "assistant",
                                    "content": "" if on("empty-content") else " ".join(self.words)}
+        if on("drift-content-blocks"):  # conformant (001 Reasoning: content may be a list of typed blocks)
+            message["content"] = [{"type": "text", "text": message["content"]}]
         message.update(extra(self.request, {"refusal": None, "annotations": None, "tool_calls": None}))
         choice = {"index": 1 if on("choice-index-wrong") else 0, "message": message,
                   "finish_reason": self.finish_reason()}
@@ -95,6 +98,8 @@ class ChatAnswer:
         }
         if not on("usage-missing"):
             body["usage"] = self.usage()
+        if on("drift-new-field"):
+            body["x_route"] = {"endpoint": "primary"}
         body.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default",
                                           "x_gateway": {"route": "chat"}}))
         return body
@@ -150,7 +155,8 @@ async def chat_completions(request: Request) -> Response:
     authenticate(request)
     validate_request_tags(request)
     body = await read_json(request)
-    _, name = resolve_model(request, body.get("model"), "chat")
+    model, name = resolve_model(request, body.get("model"), "chat")
+    await media.validate_chat_parts(request, model, body.get("messages"))
     return chat_response(request, body, name)
 
 

@@ -139,6 +139,9 @@ def error_response(request: Request, exc: ApiError) -> Response:
              "choices": [{"index": 0, "message": {"role": "assistant", "content": "leaked"}}]},
             exc.status,
         )
+    native = native_error(request, exc)
+    if native is not None and not state.on("native-databricks-error-form"):
+        return JSONResponse(native, exc.status)
     if state.on("openai-error-form"):
         return JSONResponse(
             {"error": {"message": exc.message, "type": "invalid_request_error", "code": exc.code.lower()}},
@@ -191,3 +194,33 @@ def positive_int(body: dict[str, Any], key: str, required: bool = False) -> int 
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"'{key}' must be a positive integer.")
     return value
+
+
+# --- native provider error forms (003 Native APIs): each native route answers errors in its provider's form ---
+
+ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                         404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error"}
+GOOGLE_ERROR_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                       405: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED"}
+
+
+def native_error(request: Request, exc: ApiError) -> dict[str, Any] | None:
+    """The error body of a native route: Anthropic's or Google's form; None on the unified routes."""
+    path = request.url.path
+    if path.startswith("/ai-gateway/anthropic/"):
+        return {"type": "error",
+                "error": {"type": ANTHROPIC_ERROR_TYPES.get(exc.status, "api_error"), "message": exc.message}}
+    if path.startswith("/ai-gateway/gemini/"):
+        return {"error": {"code": exc.status, "message": exc.message,
+                          "status": GOOGLE_ERROR_STATUS.get(exc.status, "INTERNAL")}}
+    return None
+
+
+def digest_id(prefix: str, seed: Any) -> str:
+    """A deterministic id (for surfaces whose id may not be null, whatever the null-id variation says)."""
+    return prefix + hashlib.sha256(json.dumps(seed, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def sse_event(payload: Any, name: str | None = None) -> str:
+    head = f"event: {name}\n" if name else ""
+    return f"{head}data: {json.dumps(payload)}\n\n"

@@ -3,8 +3,8 @@
 from conformance.plugin import run_case, run_client_case
 
 
-def test_case(case_item, exchange):
-    run_case(case_item, exchange)
+def test_case(case_item, exchange, shape_check):
+    run_case(case_item, exchange, shape_check)
 
 
 def test_client_case(client_item, client_result):

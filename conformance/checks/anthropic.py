@@ -1,0 +1,212 @@
+"""Anthropic Messages checks (003 Query model services with native APIs / Anthropic Messages API).
+
+A stream is judged by the same message checks after it is assembled the way the anthropic client assembles it
+(message_start's message, blocks from content_block_* events, stop_reason and usage from message_delta), plus
+checks of the event sequence itself.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+from conformance.checks.base import CheckContext, check, get, is_int
+from conformance.schemas import validate
+
+SPEC = "003 Native APIs / Anthropic Messages API"
+SPEC_STREAM = (f"{SPEC}: the documented anthropic client, with stream=True, reads Anthropic's event stream "
+               "(message_start, content_block_start/delta/stop per block, message_delta, message_stop; ping anywhere)")
+DELTA_TYPES = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature_delta"},
+               "tool_use": {"input_json_delta"}, "redacted_thinking": set()}
+
+
+def _events(ctx: CheckContext) -> list[tuple[int, str | None, Any]]:
+    out = []
+    for i, event in enumerate(ctx.exchange.events or []):
+        if event.is_done:
+            continue
+        try:
+            out.append((i, event.event, event.json()))
+        except ValueError:
+            continue  # the per-event JSON check reports it
+    return out
+
+
+def assemble(events: list[Any]) -> dict[str, Any] | None:
+    """The Message a stream amounts to, as the anthropic client accumulates it; None without message_start."""
+    message: dict[str, Any] | None = None
+    for payload in events:
+        kind = get(payload, "type")
+        if kind == "message_start" and isinstance(get(payload, "message"), dict):
+            message = copy.deepcopy(payload["message"])
+            message.setdefault("content", [])
+        if message is None or not isinstance(message.get("content"), list):
+            continue
+        blocks = message["content"]
+        index = get(payload, "index")
+        if kind == "content_block_start" and is_int(index) and isinstance(get(payload, "content_block"), dict):
+            while len(blocks) <= index:
+                blocks.append({})
+            blocks[index] = copy.deepcopy(payload["content_block"])
+        elif kind == "content_block_delta" and is_int(index) and index < len(blocks):
+            block, delta = blocks[index], get(payload, "delta") or {}
+            if delta.get("type") == "text_delta":
+                block["text"] = str(block.get("text", "")) + str(delta.get("text", ""))
+            elif delta.get("type") == "thinking_delta":
+                block["thinking"] = str(block.get("thinking", "")) + str(delta.get("thinking", ""))
+            elif delta.get("type") == "signature_delta":
+                block["signature"] = delta.get("signature")
+        elif kind == "message_delta":
+            for key, value in (get(payload, "delta") or {}).items():
+                message[key] = value
+            usage = get(payload, "usage")
+            if isinstance(usage, dict):
+                message["usage"] = {**(message.get("usage") or {}),
+                                    **{k: v for k, v in usage.items() if v is not None}}
+    return message
+
+
+def message_of(ctx: CheckContext) -> Any:
+    """The answer's Message: the JSON body, or the assembled stream."""
+    if ctx.exchange.events is not None:
+        return assemble([payload for _, _, payload in _events(ctx)])
+    return ctx.body
+
+
+def _blocks(message: Any) -> list[Any]:
+    content = get(message, "content")
+    return content if isinstance(content, list) else []
+
+
+def _max_tokens(ctx: CheckContext) -> int | None:
+    value = get(ctx.request_body, "max_tokens")
+    return value if is_int(value) else None
+
+
+@check("anthropic_max_tokens_respected", spec=f"{SPEC}: max_tokens=256 bounds the answer (usage.output_tokens)")
+def anthropic_max_tokens_respected(ctx: CheckContext) -> Iterator[str]:
+    limit = _max_tokens(ctx)
+    if limit is None:
+        yield "case error: anthropic_max_tokens_respected needs max_tokens in the request"
+        return
+    output = get(message_of(ctx), "usage", "output_tokens")
+    if is_int(output) and output > limit:
+        yield f"$.usage.output_tokens: {output} > max_tokens {limit}"
+
+
+@check("anthropic_stop_reason_max_tokens_when_truncated",
+       spec=f"{SPEC}: the anthropic client reads a cut answer from stop_reason 'max_tokens'")
+def anthropic_stop_reason_max_tokens_when_truncated(ctx: CheckContext) -> Iterator[str]:
+    limit, message = _max_tokens(ctx), message_of(ctx)
+    output = get(message, "usage", "output_tokens")
+    if limit is not None and is_int(output) and output >= limit and get(message, "stop_reason") != "max_tokens":
+        yield (f"$.stop_reason: {get(message, 'stop_reason')!r}, expected 'max_tokens' "
+               f"(output_tokens {output} reached max_tokens {limit})")
+
+
+@check("anthropic_text_non_empty",
+       spec=f"{SPEC}: print(message.content[0].text) reads the answer; an answer cut at max_tokens may have none")
+def anthropic_text_non_empty(ctx: CheckContext) -> Iterator[str]:
+    message = message_of(ctx)
+    if message is None:
+        yield "stream: no message_start event, no message to read"
+        return
+    if get(message, "stop_reason") == "max_tokens":
+        return
+    texts = [b for b in _blocks(message) if get(b, "type") == "text"]
+    if not "".join(str(get(b, "text") or "") for b in texts).strip():
+        yield f"$.content: no text block with text (block types {[get(b, 'type') for b in _blocks(message)]})"
+
+
+@check("anthropic_thinking_before_text",
+       spec="001 Reasoning / Types of reasoning models (hybrid: thinking with budget_tokens); Anthropic extended "
+            "thinking: the thinking block comes before the text block")
+def anthropic_thinking_before_text(ctx: CheckContext) -> Iterator[str]:
+    types = [get(b, "type") for b in _blocks(message_of(ctx))]
+    thinking = [i for i, t in enumerate(types) if t in ("thinking", "redacted_thinking")]
+    text = [i for i, t in enumerate(types) if t == "text"]
+    if not thinking:
+        yield f"$.content: no thinking block although thinking was enabled (block types {types})"
+    elif text and text[0] < thinking[0]:
+        yield f"$.content[{text[0]}]: a text block before the first thinking block (block types {types})"
+
+
+@check("anthropic_thinking_signed",
+       spec="001 Reasoning / multi-turn: a reasoning block is sent back unmodified, so it carries its signature; "
+            "Anthropic thinking blocks have `signature` (a stream sends it as signature_delta)")
+def anthropic_thinking_signed(ctx: CheckContext) -> Iterator[str]:
+    for i, block in enumerate(_blocks(message_of(ctx))):
+        if get(block, "type") == "thinking" and not (isinstance(get(block, "signature"), str) and block["signature"]):
+            yield f"$.content[{i}].signature: a thinking block without a signature"
+
+
+# --- streams -------------------------------------------------------------------------------------------
+
+
+@check("anthropic_stream_sequence", spec=SPEC_STREAM)
+def anthropic_stream_sequence(ctx: CheckContext) -> Iterator[str]:
+    events = _events(ctx)
+    for i, name, payload in events:
+        kind = get(payload, "type")
+        if name != kind:
+            yield f"event[{i}]: SSE event name {name!r} differs from data.type {kind!r} (the client dispatches on it)"
+            return
+        if kind == "error":
+            yield f"event[{i}]: an error event in the stream: {get(payload, 'error')}"
+            return
+    seq = [(i, get(p, "type"), p) for i, _, p in events if get(p, "type") != "ping"]
+    if not seq or seq[0][1] != "message_start":
+        yield f"stream: the first event is {seq[0][1] if seq else None!r}, expected message_start"
+        return
+    if seq[-1][1] != "message_stop":
+        yield f"stream: the last event is {seq[-1][1]!r}, expected message_stop"
+        return
+    block_types: dict[int, Any] = {}
+    open_index: int | None = None
+    deltas = 0
+    for i, kind, payload in seq[1:-1]:
+        index = get(payload, "index")
+        if kind in ("message_start", "message_stop"):
+            yield f"event[{i}]: a second {kind}"
+            return
+        if kind.startswith("content_block_") and deltas:
+            yield f"event[{i}]: {kind} after message_delta"
+            return
+        if kind == "content_block_start":
+            if open_index is not None or index != len(block_types):
+                yield f"event[{i}]: content_block_start index {index} while block {open_index} is open " \
+                      f"or {len(block_types)} blocks were started"
+                return
+            open_index, block_types[index] = index, get(payload, "content_block", "type")
+        elif kind == "content_block_delta":
+            if index != open_index or open_index is None:
+                yield f"event[{i}]: content_block_delta for block {index}, but the open block is {open_index}"
+                return
+            allowed = DELTA_TYPES.get(block_types[index])
+            delta_type = get(payload, "delta", "type")
+            if allowed is not None and delta_type not in allowed:
+                yield f"event[{i}]: a {delta_type!r} delta in a {block_types[index]!r} block"
+                return
+        elif kind == "content_block_stop":
+            if index != open_index or open_index is None:
+                yield f"event[{i}]: content_block_stop for block {index}, but the open block is {open_index}"
+                return
+            open_index = None
+        elif kind == "message_delta":
+            if open_index is not None:
+                yield f"event[{i}]: message_delta while block {open_index} is open"
+                return
+            deltas += 1
+    if deltas == 0:
+        yield "stream: no message_delta (stop_reason and final usage) before message_stop"
+
+
+@check("anthropic_stream_assembles", spec=f"{SPEC_STREAM}; the assembled message is a Message (anthropic.message)")
+def anthropic_stream_assembles(ctx: CheckContext) -> Iterator[str]:
+    message = message_of(ctx)
+    if message is None:
+        yield "stream: no message_start event"
+        return
+    for error in validate("anthropic.message", message):
+        yield f"assembled message {error}"

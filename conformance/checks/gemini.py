@@ -1,0 +1,154 @@
+"""Gemini generateContent checks (003 Native APIs / Google Gemini API; 001 Audio and video / Google Gemini API).
+
+A stream (streamGenerateContent?alt=sse) is judged by the same checks after its events are merged the way
+google-genai's response.text reads them, plus a check of where the final fields come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from conformance.checks.base import CheckContext, check, get, is_int
+
+SPEC = "003 Native APIs / Google Gemini API"
+SPEC_STREAM = f"{SPEC}: streamGenerateContent?alt=sse, each event a GenerateContentResponse"
+USAGE_PARTS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "toolUsePromptTokenCount")
+
+
+def _payloads(ctx: CheckContext) -> list[Any]:
+    out = []
+    for event in ctx.exchange.events or []:
+        if event.is_done:
+            continue
+        try:
+            out.append(event.json())
+        except ValueError:
+            continue
+    return out
+
+
+def merge(events: list[Any]) -> dict[str, Any]:
+    """One GenerateContentResponse from a stream: parts appended per candidate index, last finishReason and
+    last usageMetadata kept."""
+    candidates: dict[int, dict[str, Any]] = {}
+    merged: dict[str, Any] = {}
+    for payload in events:
+        for position, cand in enumerate(get(payload, "candidates") or []):
+            if not isinstance(cand, dict):
+                continue
+            index = cand.get("index", position) if is_int(cand.get("index", position)) else position
+            into = candidates.setdefault(index, {"content": {"parts": []}})
+            content = cand.get("content")
+            if isinstance(content, dict):
+                if "role" in content:
+                    into["content"]["role"] = content["role"]
+                into["content"]["parts"] += [p for p in content.get("parts") or [] if isinstance(p, dict)]
+            if cand.get("finishReason") is not None:
+                into["finishReason"] = cand["finishReason"]
+        if isinstance(get(payload, "usageMetadata"), dict):
+            merged["usageMetadata"] = payload["usageMetadata"]
+    merged["candidates"] = [candidates[i] for i in sorted(candidates)]
+    return merged
+
+
+def response_of(ctx: CheckContext) -> Any:
+    if ctx.exchange.events is not None:
+        return merge(_payloads(ctx))
+    return ctx.body
+
+
+def _candidates(response: Any) -> list[Any]:
+    value = get(response, "candidates")
+    return value if isinstance(value, list) else []
+
+
+def _max_output_tokens(ctx: CheckContext) -> int | None:
+    value = get(ctx.request_body, "generationConfig", "maxOutputTokens")
+    return value if is_int(value) else None
+
+
+def answer_text(candidate: Any) -> str:
+    parts = get(candidate, "content", "parts")
+    if not isinstance(parts, list):
+        return ""
+    return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict) and not p.get("thought"))
+
+
+@check("gemini_candidates_answer",
+       spec=f"{SPEC}: print(response.text) reads the candidates' text parts, role 'model' as in the documented "
+            "contents; every candidate says why it finished (finishReason); a cut answer may have no text")
+def gemini_candidates_answer(ctx: CheckContext) -> Iterator[str]:
+    response = response_of(ctx)
+    candidates = _candidates(response)
+    if not candidates:
+        yield "$.candidates: no candidate"
+    for i, candidate in enumerate(candidates):
+        reason = get(candidate, "finishReason")
+        if reason is None:
+            yield f"$.candidates[{i}].finishReason: missing on the answer"
+        if reason in (None, "STOP"):
+            role = get(candidate, "content", "role")
+            if role != "model":
+                yield f"$.candidates[{i}].content.role: {role!r}, expected 'model'"
+            if not answer_text(candidate).strip():
+                yield f"$.candidates[{i}].content.parts: no text, although the answer finished with {reason!r}"
+
+
+@check("gemini_usage_consistent",
+       spec=f"{SPEC}: usageMetadata totalTokenCount = promptTokenCount + candidatesTokenCount + thoughtsTokenCount "
+            "(+ toolUsePromptTokenCount), as Google's API reference defines the total")
+def gemini_usage_consistent(ctx: CheckContext) -> Iterator[str]:
+    usage = get(response_of(ctx), "usageMetadata")
+    if not isinstance(usage, dict):
+        yield "$.usageMetadata: missing"
+        return
+    counts = {k: usage.get(k) or 0 for k in USAGE_PARTS}
+    total = usage.get("totalTokenCount")
+    if all(is_int(v) for v in (*counts.values(), total)) and total != sum(counts.values()):
+        parts = " + ".join(f"{k} {v}" for k, v in counts.items() if v)
+        yield f"$.usageMetadata.totalTokenCount: {total} != {parts}"
+
+
+@check("gemini_max_output_tokens_respected",
+       spec=f"{SPEC}: generationConfig.maxOutputTokens bounds the answer (candidatesTokenCount)")
+def gemini_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
+    limit = _max_output_tokens(ctx)
+    if limit is None:
+        yield "case error: gemini_max_output_tokens_respected needs generationConfig.maxOutputTokens"
+        return
+    count = get(response_of(ctx), "usageMetadata", "candidatesTokenCount")
+    if is_int(count) and count > limit:
+        yield f"$.usageMetadata.candidatesTokenCount: {count} > maxOutputTokens {limit}"
+
+
+@check("gemini_finish_max_tokens_when_truncated",
+       spec=f"{SPEC}: FinishReason MAX_TOKENS, 'the maximum number of tokens as specified in the request was "
+            "reached' (Gemini API reference), when candidates and thoughts used maxOutputTokens")
+def gemini_finish_max_tokens_when_truncated(ctx: CheckContext) -> Iterator[str]:
+    limit, response = _max_output_tokens(ctx), response_of(ctx)
+    usage = get(response, "usageMetadata") or {}
+    used = sum(v for v in (get(usage, "candidatesTokenCount"), get(usage, "thoughtsTokenCount")) if is_int(v))
+    if limit is None or used < limit:
+        return
+    for i, candidate in enumerate(_candidates(response)):
+        if get(candidate, "finishReason") != "MAX_TOKENS":
+            yield (f"$.candidates[{i}].finishReason: {get(candidate, 'finishReason')!r}, expected 'MAX_TOKENS' "
+                   f"({used} tokens reached maxOutputTokens {limit})")
+
+
+@check("gemini_stream_final_event",
+       spec=f"{SPEC_STREAM}: the last event carries finishReason and usageMetadata; no earlier event finishes")
+def gemini_stream_final_event(ctx: CheckContext) -> Iterator[str]:
+    payloads = _payloads(ctx)
+    if not payloads:
+        yield "stream: no event"
+        return
+    finished = [i for i, p in enumerate(payloads) if any(get(c, "finishReason") for c in _candidates(p))]
+    last = len(payloads) - 1
+    if last not in finished:
+        yield f"event[{last}]: the last event has no finishReason"
+    if finished and finished[0] != last:
+        yield f"event[{finished[0]}]: finishReason before the last event ({last})"
+    if not isinstance(get(payloads[-1], "usageMetadata"), dict):
+        yield f"event[{last}]: the last event has no usageMetadata"

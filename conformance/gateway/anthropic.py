@@ -1,0 +1,188 @@
+"""Anthropic Messages (003 Native APIs / Anthropic Messages API) on the reference gateway, with streaming.
+
+Sent as the documented anthropic client sends it: `x-api-key` (not the token, ignored), `Authorization: Bearer`,
+`anthropic-version`. Deterministic: answer words from common.answer_words, token counts are word counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from conformance.gateway.common import (
+    ApiError,
+    answer_words,
+    authenticate,
+    digest_id,
+    extra,
+    positive_int,
+    read_json,
+    resolve_model,
+    sse_event,
+    state_of,
+    validate_request_tags,
+    words_of,
+)
+
+MIN_BUDGET_TOKENS = 1024  # Anthropic's lower bound for thinking.budget_tokens
+THINKING_WORDS = 6
+
+
+def validate(body: dict[str, Any], max_tokens: int, hybrid: bool) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "messages: a non-empty list is required.")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"messages.{i}.role: must be user or assistant.")
+        if not isinstance(message.get("content"), str | list):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"messages.{i}.content: a string or a list of blocks.")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "stream: must be a boolean.")
+    thinking = body.get("thinking")
+    if thinking is None or (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+        return
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "thinking.type: must be enabled or disabled.")
+    if not hybrid:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "thinking: this model does not support extended thinking.")
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < MIN_BUDGET_TOKENS:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"thinking.budget_tokens: an integer >= {MIN_BUDGET_TOKENS}.")
+    if budget >= max_tokens:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "thinking.budget_tokens: must be less than max_tokens.")
+
+
+class MessageAnswer:
+    """One deterministic answer, rendered as a Message or as Anthropic's event stream."""
+
+    def __init__(self, request: Request, body: dict[str, Any], model_name: str, max_tokens: int) -> None:
+        self.request = request
+        self.on = state_of(request).on
+        self.model_name = model_name
+        messages = body["messages"]
+        thinking = body.get("thinking")
+        self.thinking_words = (answer_words(request, ["thinking", messages])[:THINKING_WORDS]
+                               if isinstance(thinking, dict) and thinking.get("type") == "enabled" else [])
+        words = answer_words(request, messages)
+        room = max(0, max_tokens - len(self.thinking_words))
+        self.truncated = len(words) > room
+        if self.truncated and not self.on("anthropic-max-tokens-ignored"):
+            words = words[:room]
+        self.words = words
+        self.input_tokens = words_of([body.get("system"), messages])
+        self.output_tokens = len(self.thinking_words) + len(words)
+        self.id = digest_id("msg_", [model_name, messages, thinking])
+        self.signature = digest_id("sig_", [self.id, self.thinking_words])
+
+    def stop_reason(self) -> str:
+        if self.on("anthropic-stop-reason-invalid"):
+            return "stop"
+        if self.truncated and not self.on("anthropic-end-turn-when-truncated"):
+            return "max_tokens"
+        return "end_turn"
+
+    def blocks(self) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": " ".join(self.words)}]
+        if self.thinking_words and not self.on("anthropic-thinking-missing"):
+            thinking = {"type": "thinking", "thinking": " ".join(self.thinking_words), "signature": self.signature}
+            if self.on("anthropic-thinking-unsigned"):
+                del thinking["signature"]
+            blocks = [*blocks, thinking] if self.on("anthropic-thinking-after-text") else [thinking, *blocks]
+        return blocks
+
+    def usage(self, output_tokens: int | None = None) -> dict[str, Any]:
+        output: Any = self.output_tokens if output_tokens is None else output_tokens
+        if self.on("anthropic-usage-not-int"):
+            output = str(output)
+        usage = {"input_tokens": self.input_tokens, "output_tokens": output}
+        usage.update(extra(self.request, {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}))
+        return usage
+
+    def envelope(self, content: Any, stop_reason: str | None, usage: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "id": self.id,
+            "type": "chat.completion" if self.on("anthropic-type-wrong") else "message",
+            "role": "assistant",
+            "model": self.model_name,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        if self.on("anthropic-stop-sequence-missing"):
+            del message["stop_sequence"]
+        message.update(extra(self.request, {"container": None, "x_gateway": {"route": "anthropic"}}))
+        return message
+
+    def message(self) -> dict[str, Any]:
+        blocks = self.blocks()
+        content: Any = " ".join(b["text"] for b in blocks if b["type"] == "text") \
+            if self.on("anthropic-content-string") else blocks
+        return self.envelope(content, self.stop_reason(), self.usage())
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        start = self.envelope([], None, self.usage(output_tokens=1))
+        yield {"type": "message_start", "message": start}
+        yield {"type": "ping"}
+        closing: list[dict[str, Any]] = []
+        for index, block in enumerate(self.blocks()):
+            if block["type"] == "thinking":
+                yield {"type": "content_block_start", "index": index,
+                       "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
+                yield {"type": "content_block_delta", "index": index,
+                       "delta": {"type": "thinking_delta", "thinking": block["thinking"]}}
+                if "signature" in block:
+                    yield {"type": "content_block_delta", "index": index,
+                           "delta": {"type": "signature_delta", "signature": block["signature"]}}
+            else:
+                yield {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+                words = block["text"].split(" ") if block["text"] else []
+                for at in range(0, len(words), 3):
+                    piece = ("" if at == 0 else " ") + " ".join(words[at:at + 3])
+                    yield {"type": "content_block_delta", "index": index,
+                           "delta": {"type": "text_delta", "text": piece}}
+            closing.append({"type": "content_block_stop", "index": index})
+            if not self.on("anthropic-stream-out-of-order"):
+                yield from closing
+                closing = []
+        delta: dict[str, Any] = {"stop_reason": self.stop_reason(), "stop_sequence": None}
+        if self.on("anthropic-stop-sequence-missing"):
+            del delta["stop_sequence"]
+        output: Any = str(self.output_tokens) if self.on("anthropic-usage-not-int") else self.output_tokens
+        yield {"type": "message_delta", "delta": delta, "usage": {"output_tokens": output}}
+        yield from closing  # out of order: the last block closes after message_delta
+        yield {"type": "message_stop"}
+
+    def sse(self) -> Iterator[str]:
+        for payload in self.events():
+            yield sse_event(payload, payload["type"])
+
+
+async def messages(request: Request) -> Response:
+    authenticate(request)
+    validate_request_tags(request)
+    body = await read_json(request)
+    model, name = resolve_model(request, body.get("model"), "chat")
+    if model.provider != "anthropic":
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"model: {name!r} is not served by the Anthropic Messages API.")
+    if "max_tokens" not in body and state_of(request).on("anthropic-max-tokens-optional"):
+        body = {**body, "max_tokens": 4096}
+    try:
+        max_tokens = positive_int(body, "max_tokens", required=True)
+    except ApiError as exc:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"max_tokens: {exc.message}") from None
+    assert max_tokens is not None
+    validate(body, max_tokens, model.reasoning == "hybrid")
+    answer = MessageAnswer(request, body, name, max_tokens)
+    if body.get("stream"):
+        return StreamingResponse(answer.sse(), media_type="text/event-stream")
+    return JSONResponse(answer.message())
+
+
+def routes() -> list[Route]:
+    return [Route("/ai-gateway/anthropic/v1/messages", messages, methods=["POST"])]

@@ -1,0 +1,114 @@
+"""Everything rendered from a run folder: summary.md, conformance-report.yaml and the HTML report.
+
+`conformance run` renders them after the run; `conformance report RUN_DIR` re-renders them from the folder
+alone (summary.json and allure-results/ hold everything needed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conformance.certify import case_name, conformance_report
+from conformance.errors import BadInput
+
+
+def load_run(path: Path) -> dict[str, Any]:
+    """summary.json of a run folder (or the file itself); a missing or broken one is bad input."""
+    file = path / "summary.json" if path.is_dir() else path
+    if not path.exists():
+        raise BadInput(f"run folder {path} does not exist")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError:
+        raise BadInput(f"{path} holds no summary.json (not a run folder)") from None
+    except ValueError as exc:
+        raise BadInput(f"{file} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list) or "totals" not in data:
+        raise BadInput(f"{file} is not a conformance summary")
+    return data
+
+
+def summary_markdown(summary: dict[str, Any], verdict: dict[str, Any], html_note: str = "") -> str:
+    target = summary["target"]
+    lines = [f"## Conformance: {target['name']}" + (f" {target['version']}" if target.get("version") else ""),
+             "",
+             f"Target `{target.get('url')}`, run {summary.get('started_at', '')}, suite "
+             f"{summary.get('suite_version', '')}." + (f" Deviations: {', '.join(summary['deviations'])}."
+                                                       if summary.get("deviations") else ""),
+             "", "| surface | model type | passed | failed | skipped | errors |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    cells: dict[tuple[str, str], Counter[str]] = {}
+    for record in summary["cases"]:
+        cells.setdefault((record["surface"], record["model_type"]), Counter())[record["outcome"]] += 1
+    for (surface, model_type), c in sorted(cells.items()):
+        lines.append(f"| {surface} | {model_type} | {c['passed']} | {c['failed']} | {c['skipped']} | {c['error']} |")
+    t = summary["totals"]
+    lines.append(f"| **total** | | **{t['passed']}** | **{t['failed']}** | **{t['skipped']}** | **{t['errors']}** |")
+    lines += ["", "### Verdict per profile", "", "| profile | result | passed | failed (must / should) | skipped |"
+              " errors | unsupported features |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for name, p in verdict["profiles"].items():
+        s = p["statistics"]
+        lines.append(f"| {name} | {p['result']} | {s['passed']} | {s['failed']} ({s['must_failures']} / "
+                     f"{s['should_failures']}) | {s['skipped']} | {s['errors']} | "
+                     f"{', '.join(p['unsupported_features']) or '-'} |")
+    failures = [r for r in summary["cases"] if r["outcome"] in ("failed", "error")]
+    lines += ["", f"### Top failures ({len(failures)})", ""]
+    if not failures:
+        lines.append("None.")
+    for record in failures[:20]:
+        first = (record.get("message") or "").strip().splitlines()[:1]
+        lines.append(f"- `{case_name(record)}` ({record['outcome']}, {record.get('strength', 'must')}): "
+                     f"{(first[0] if first else '')[:200]}")
+    if len(failures) > 20:
+        lines.append(f"- ... and {len(failures) - 20} more (see summary.json)")
+    drift = [r for r in summary["cases"] if r.get("snapshot", {}).get("status") == "drift"]
+    snap = summary.get("snapshot_totals", {})
+    lines += ["", f"### Shape drift ({len(drift)})", ""]
+    if not snap:
+        lines.append("No snapshot comparison in this run.")
+    elif snap.get("no-baseline") and not (snap.get("match") or drift):
+        lines.append("No baseline for this target: the snapshot check was skipped.")
+    elif not drift:
+        lines.append("None: every response has the recorded shape.")
+    for record in drift[:20]:
+        lines.append(f"- `{case_name(record)}`: " + "; ".join(record["snapshot"]["drift"][:3]))
+    if html_note:
+        lines += ["", html_note]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any], mode: str) -> str:
+    from conformance import html
+
+    if mode == "none":
+        return ""
+    reason = "Allure HTML was not requested (--html builtin)"
+    if mode in ("auto", "allure"):
+        if html.allure_binary() is not None:
+            try:
+                return f"HTML report: {html.generate_allure(run_dir)}"
+            except (RuntimeError, OSError) as exc:
+                if mode == "allure":
+                    raise BadInput(str(exc)) from None
+                reason = f"Allure failed ({str(exc)[:200]})"
+        elif mode == "allure":
+            raise BadInput("Allure is not installed (run `conformance html-setup`; needs node and npm)")
+        else:
+            reason = "Allure (node) is not installed"
+    return f"HTML report (built-in fallback: {reason}): {html.builtin_html(run_dir, summary, verdict, reason)}"
+
+
+def render_reports(run_dir: Path, html: str = "auto", spec_dir: str | None = None) -> list[str]:
+    summary = load_run(run_dir)
+    verdict = conformance_report(summary, Path(spec_dir) if spec_dir else None)
+    (run_dir / "conformance-report.yaml").write_text(
+        yaml.safe_dump(verdict, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+    html_line = render_html(run_dir, summary, verdict, html)
+    (run_dir / "summary.md").write_text(summary_markdown(summary, verdict), encoding="utf-8")
+    return [f"report: {run_dir / 'summary.md'}, {run_dir / 'conformance-report.yaml'}",
+            *([html_line] if html_line else [])]
