@@ -60,6 +60,9 @@ class Exchange:
     events: list[SSEEvent] | None = None
     _json: Any = field(default=None, repr=False)
     json_error: str | None = None
+    # multi-step cases: the exchanges of the earlier steps, and why a later step could not be sent
+    previous: list[Exchange] = field(default_factory=list, repr=False)
+    unsent: str | None = None
 
     def __post_init__(self) -> None:
         if self.stream and "text/event-stream" in self.response_headers.get("content-type", ""):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.cases import CaseItem
+from conformance.cases import CaseItem, Step
 from conformance.checks import CHECKS, CheckContext
 from conformance.client import Exchange
 from conformance.config import surfaces
@@ -34,14 +34,26 @@ def error_forms(item: CaseItem) -> list[str]:
     return surfaces()[item.case.route_surface].get("error_schemas", ["error.databricks"])
 
 
-def evaluate(item: CaseItem, exchange: Exchange) -> list[str]:
-    expect = item.case.expect
+def evaluate_steps(item: CaseItem, exchange: Exchange) -> list[str]:
+    """Every step of a case is judged by its own expect; a multi-step case prefixes each message with its step."""
+    steps, sent = item.case.steps, [*exchange.previous, exchange]
+    if len(steps) == 1:
+        return evaluate(item, exchange)
+    failures = [f"[step {i}] {m}" for i, ex in enumerate(sent) for m in evaluate(item, ex, steps[i])]
+    if exchange.unsent and not failures:
+        failures.append(f"[step {len(sent) - 1}] {exchange.unsent}")
+    return failures
+
+
+def evaluate(item: CaseItem, exchange: Exchange, step: Step | None = None) -> list[str]:
+    step = step or item.case.steps[-1]
+    expect = step.expect
     if not status_matches(expect["status"], exchange.status):
         return [f"[status] HTTP {exchange.status}, expected {expect['status']}; body: {excerpt(exchange.text)!r}"]
 
     failures: list[str] = []
     schema = expect.get("schema")
-    if item.case.stream:
+    if step.stream:
         failures += _stream_body(exchange, schema)
     elif exchange.json_error is not None:
         return [f"[json] the {exchange.status} body is not JSON ({exchange.json_error}): {excerpt(exchange.text)!r}"]
@@ -51,7 +63,7 @@ def evaluate(item: CaseItem, exchange: Exchange) -> list[str]:
     if expect.get("error_body"):
         failures += _error_body(item, exchange)
 
-    ctx = CheckContext(item.body(), exchange, item.model)
+    ctx = CheckContext(exchange.request_body, exchange, item.model)
     for name in expect.get("checks", []):
         ctx.args = expect.get("check_args", {}).get(name, {})
         failures += [f"[{name}] {message}" for message in CHECKS[name].fn(ctx)]

@@ -21,7 +21,7 @@ from conformance.certify import implementation_of
 from conformance.client import Exchange, GatewayClient, RetryPolicy
 from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
 from conformance.errors import BadInput, InfrastructureError
-from conformance.evaluate import evaluate
+from conformance.evaluate import evaluate_steps
 from conformance.gateway import behaviours
 from conformance.pacing import Pacer, TokenBudget, make_store
 from conformance.redact import REDACTOR
@@ -274,6 +274,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_line(
         f"target {state['summary']['target']['name']} ({state['summary']['target']['url']}): "
         + ", ".join(f"{v} {k}" for k, v in totals.items())
+        + " ({must} must, {should} should failures)".format(**state["summary"]["failures_by_strength"])
     )
     terminalreporter.write_line(f"summary: {state['run_dir'] / 'summary.json'}")
     report_drift(terminalreporter, state["summary"])
@@ -331,28 +332,41 @@ def exchange(case_item: case_data.CaseItem, gateway_client: GatewayClient, run_l
         pytest.skip(f"target has no route for {case.route_surface}")
     if not case.negative and budget.exhausted():
         pytest.skip(f"token budget of {budget.limit} spent")
-    req = case.request
-    try:
-        result = gateway_client.send(
-            route,
-            model=case_item.served_model,
-            body=case_item.body() if "body" in req else None,
-            raw_body=req.get("raw_body"),
-            headers=req.get("headers"),
-            auth=req.get("auth", "default"),
-            stream=case.stream,
-            retry_server_errors=not case.negative,
-        )
-    except InfrastructureError as exc:
-        problem = str(exc)
-    else:
-        problem = None
-    if problem is not None:  # failed outside the except block, so no chained traceback is printed
-        pytest.fail(REDACTOR.text(f"infrastructure: {problem}"), pytrace=False)
-    usage = usage_of(result)
-    if usage:
-        request.node.user_properties.append(("usage", {"prompt": usage[0], "completion": usage[1]}))
-        budget.spend(usage[0] + usage[1])
+    sent: list[Exchange] = []
+    unsent = None
+    for step in case.steps:  # one step, or the earlier steps of a multi-step case and then its own request
+        req = step.request
+        try:
+            body = case_item.body(step, [e.json for e in sent]) if "body" in req else None
+        except case_data.Unresolved as exc:
+            unsent = str(exc)  # the earlier answer is wrong: judged (and failed) in the call phase
+            break
+        try:
+            result = gateway_client.send(
+                route,
+                model=case_item.served_model,
+                body=body,
+                raw_body=req.get("raw_body"),
+                headers=req.get("headers"),
+                auth=req.get("auth", "default"),
+                stream=step.stream,
+                retry_server_errors=not step.negative,
+            )
+        except InfrastructureError as exc:
+            where = f"step {step.index}: " if len(case.steps) > 1 else ""
+            problem = f"{where}{exc}"
+        else:
+            problem = None
+        if problem is not None:  # failed outside the except block, so no chained traceback is printed
+            pytest.fail(REDACTOR.text(f"infrastructure: {problem}"), pytrace=False)
+        sent.append(result)
+    result = sent[-1]
+    result.previous, result.unsent = sent[:-1], unsent
+    usages = [u for u in map(usage_of, sent) if u]
+    if usages:
+        prompt, completion = sum(u[0] for u in usages), sum(u[1] for u in usages)
+        request.node.user_properties.append(("usage", {"prompt": prompt, "completion": completion}))
+        budget.spend(prompt + completion)
     return result
 
 
@@ -368,7 +382,7 @@ def shape_check(request: pytest.FixtureRequest) -> ShapeCheck | None:
 def run_case(case_item: case_data.CaseItem, exchange: Exchange, shape_check: ShapeCheck | None = None) -> None:
     """The body of every conformance test: evaluate, compare the shape, record evidence, fail with every
     broken rule (shape drift is recorded, never a failure of the case)."""
-    failures = evaluate(case_item, exchange)
+    failures = evaluate_steps(case_item, exchange)
     snapshot = shape_check.check(exchange) if shape_check is not None else None
     _attach(case_item, exchange, failures)
     if snapshot is not None:
@@ -388,16 +402,34 @@ def _attach(case_item: case_data.CaseItem, exchange: Exchange, failures: list[st
     allure.dynamic.story(case_item.model.name if case_item.model else "no model")
     allure.dynamic.description(f"{case.description}\n\nspec: {case.spec.get('doc')} {case.spec['section']}\n"
                                f"{case.spec.get('quote', case.spec.get('reason', ''))}")
-    request_doc = {"method": exchange.method, "url": exchange.url,
-                   "headers": REDACTOR.headers(exchange.request_headers),
-                   "body": REDACTOR.value(exchange.request_body) if exchange.raw_request is None
-                   else REDACTOR.text(exchange.raw_request)}
-    allure.attach(json.dumps(request_doc, indent=2), "request", allure.attachment_type.JSON)
-    response_doc = {"status": exchange.status, "headers": REDACTOR.headers(exchange.response_headers),
-                    "body": REDACTOR.text(exchange.text[:200_000])}
-    allure.attach(json.dumps(response_doc, indent=2), "response", allure.attachment_type.JSON)
+    sent = [*exchange.previous, exchange]
+    for index, step_exchange in enumerate(sent):
+        label = f"step {index} " if len(sent) > 1 else ""
+        _attach_exchange(allure, step_exchange, label)
     if failures:
         allure.attach(REDACTOR.text("\n".join(failures)), "failed checks", allure.attachment_type.TEXT)
+
+
+def _shorten(value: Any, limit: int = 2000) -> Any:
+    """Long strings (base64 images) cut for the evidence: a report need not carry megabytes per case."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:200]}... ({len(value)} characters)"
+    if isinstance(value, dict):
+        return {k: _shorten(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten(v, limit) for v in value]
+    return value
+
+
+def _attach_exchange(allure: Any, exchange: Exchange, label: str) -> None:
+    request_doc = {"method": exchange.method, "url": exchange.url,
+                   "headers": REDACTOR.headers(exchange.request_headers),
+                   "body": REDACTOR.value(_shorten(exchange.request_body)) if exchange.raw_request is None
+                   else REDACTOR.text(exchange.raw_request)}
+    allure.attach(json.dumps(request_doc, indent=2), f"{label}request", allure.attachment_type.JSON)
+    response_doc = {"status": exchange.status, "headers": REDACTOR.headers(exchange.response_headers),
+                    "body": REDACTOR.text(exchange.text[:200_000])}
+    allure.attach(json.dumps(response_doc, indent=2), f"{label}response", allure.attachment_type.JSON)
 
 
 @pytest.fixture

@@ -46,6 +46,15 @@ class SummaryCollector:
         counts["drift"] = sum(1 for r in self.cases.values() if r.get("snapshot", {}).get("status") == "drift")
         return counts
 
+    def failures_by_strength(self) -> dict[str, int]:
+        """Failed cases by normative strength: a `must` failure breaks the contract, a `should` one a limit
+        or a support statement (errors are not verdicts and are not counted)."""
+        counts = dict.fromkeys(("must", "should"), 0)
+        for record in self.cases.values():
+            if record["outcome"] == "failed":
+                counts[record.get("strength") or "must"] += 1
+        return counts
+
     def snapshot_totals(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for record in self.cases.values():
@@ -75,6 +84,7 @@ class SummaryCollector:
             "started_at": self.started.isoformat(timespec="seconds"),
             "duration_s": round((finished - self.started).total_seconds(), 3),
             "totals": self.totals(),
+            "failures_by_strength": self.failures_by_strength(),
             "cases": cases,
             "tokens": self.tokens(),
             "snapshot_totals": self.snapshot_totals(),

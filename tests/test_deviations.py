@@ -21,6 +21,9 @@ def test_deviation_fails_exactly_its_cases(run_cli, switch):
     )
     assert result.with_outcome("error") == set()
     assert result.code == 1
+    by_strength = {s: sum(1 for c in result.summary["cases"] if c["outcome"] == "failed" and c["strength"] == s)
+                   for s in ("must", "should")}
+    assert result.summary["failures_by_strength"] == by_strength
 
 
 @pytest.mark.parametrize("switch", variations(), ids=lambda s: s.name)

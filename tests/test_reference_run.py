@@ -36,7 +36,7 @@ def test_parallel_run_gives_the_same_verdict(run_cli):
 
 
 def test_selection_by_keyword_and_marker(run_cli):
-    result = run_cli("run", "-k", "stream and not client", "-m", "chat_completions")
+    result = run_cli("run", "-k", "stream and not client", "-m", "chat_completions and chat")
     assert result.code == 0
     assert {c["id"] for c in result.summary["cases"]} == {"chat-stream-system-and-user", "chat-stream-multi-turn"}
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from conformance.catalog import Model
 from conformance.gateway import media
 from conformance.gateway.common import (
     ApiError,
@@ -25,6 +26,8 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
+from conformance.gateway.reasoning import reasoning_content, reasoning_plan, validate_reasoning_history
+from conformance.gateway.vision import validate_images
 
 ROLES = {"system", "user", "assistant", "developer", "tool"}
 
@@ -52,19 +55,26 @@ def validate_sampling(body: dict[str, Any]) -> None:
 class ChatAnswer:
     """One deterministic answer, rendered as a completion or as a stream of chunks."""
 
-    def __init__(self, request: Request, body: dict[str, Any], model_name: str) -> None:
+    def __init__(self, request: Request, body: dict[str, Any], model_name: str,
+                 reasoning: tuple[bool, int | None] = (False, None)) -> None:
         self.request = request
         self.state = state_of(request)
         self.model_name = model_name
         messages = body["messages"]
         words = answer_words(request, messages)
+        # with reasoning, the reasoning tokens come first and count against max_tokens (and the thinking budget)
+        self.reasoning, budget = reasoning
+        thought = answer_words(request, {"reasoning": messages})[: min(6, budget or 6)] if self.reasoning else []
         max_tokens = positive_int(body, "max_tokens")
-        self.truncated = max_tokens is not None and len(words) > max_tokens
+        self.truncated = max_tokens is not None and len(thought) + len(words) > max_tokens
         if self.truncated and not self.state.on("max-tokens-ignored"):
-            words = words[:max_tokens]
+            assert max_tokens is not None
+            thought = thought[:max_tokens]
+            words = words[: max_tokens - len(thought)]
         self.words = words
+        self.thought = thought
         self.prompt_tokens = words_of(messages)
-        self.completion_tokens = len(words)
+        self.completion_tokens = len(thought) + len(words)
         self.id = response_id(request, "chatcmpl-", [model_name, messages])
         self.created = created()
 
@@ -81,9 +91,11 @@ class ChatAnswer:
 
     def completion(self) -> dict[str, Any]:
         on = self.state.on
+        text = "" if on("empty-content") else " ".join(self.words)
         message: dict[str, Any] = {"role": "model" if on("role-not-assistant") else "assistant",
-                                   "content": "" if on("empty-content") else " ".join(self.words)}
-        if on("drift-content-blocks"):  # conformant (001 Reasoning: content may be a list of typed blocks)
+                                   "content": reasoning_content(self.request, self.thought, text)
+                                   if self.reasoning else text}
+        if on("drift-content-blocks") and not self.reasoning:  # conformant (001 Reasoning: typed blocks)
             message["content"] = [{"type": "text", "text": message["content"]}]
         message.update(extra(self.request, {"refusal": None, "annotations": None, "tool_calls": None}))
         choice = {"index": 1 if on("choice-index-wrong") else 0, "message": message,
@@ -138,12 +150,17 @@ class ChatAnswer:
             yield "data: [DONE]\n\n"
 
 
-def chat_response(request: Request, body: dict[str, Any], model_name: str) -> Response:
+def chat_response(request: Request, body: dict[str, Any], model_name: str, model: Model | None = None) -> Response:
     if "messages" not in body and state_of(request).on("missing-messages-accepted"):
         body = {**body, "messages": [{"role": "user", "content": ""}]}
     validate_messages(body.get("messages"))
     validate_sampling(body)
-    answer = ChatAnswer(request, body, model_name)
+    reasoning: tuple[bool, int | None] = (False, None)
+    if model is not None:  # model types (001 Vision, Reasoning)
+        validate_images(request, model, body["messages"])
+        validate_reasoning_history(request, body["messages"])
+        reasoning = reasoning_plan(request, model, body)
+    answer = ChatAnswer(request, body, model_name, reasoning)
     if body.get("stream"):
         if state_of(request).on("stream-not-sse"):
             return JSONResponse(answer.completion())
@@ -157,7 +174,7 @@ async def chat_completions(request: Request) -> Response:
     body = await read_json(request)
     model, name = resolve_model(request, body.get("model"), "chat")
     await media.validate_chat_parts(request, model, body.get("messages"))
-    return chat_response(request, body, name)
+    return chat_response(request, body, name, model)
 
 
 def routes() -> list[Route]:

@@ -1,0 +1,112 @@
+"""Reasoning content blocks of Chat Completions answers (001 Reasoning).
+
+With reasoning, message.content is a list: a `reasoning` block whose `summary` holds
+{type: summary_text, text, signature} items, then a `text` block. `reasoning_content_blocks` is the gate: it
+requires the list (or, with check_args {allow_string: true}, accepts a plain string answer from a model that
+does not expose its reasoning) and validates each block against the schema of its type; the other checks
+judge lists only, so a string answer is reported once, not once per check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from conformance.checks.base import CheckContext, check, get
+from conformance.schemas import validate
+
+SPEC = "001 Reasoning / Gemini model example: The API response includes both thinking and text content blocks"
+BLOCK_SCHEMAS = {"reasoning": "chat.content.reasoning", "text": "chat.content.text"}
+
+
+def _contents(ctx: CheckContext) -> Iterator[tuple[str, Any, Any]]:
+    choices = get(ctx.body, "choices")
+    for i, choice in enumerate(choices if isinstance(choices, list) else []):
+        yield f"$.choices[{i}].message.content", get(choice, "message", "content"), choice
+
+
+def _summary_items(content: list[Any], where: str) -> Iterator[tuple[str, Any]]:
+    for b, block in enumerate(content):
+        if isinstance(block, dict) and block.get("type") == "reasoning" and isinstance(block.get("summary"), list):
+            for s, item in enumerate(block["summary"]):
+                yield f"{where}[{b}].summary[{s}]", item
+
+
+@check("reasoning_content_blocks", spec=f"{SPEC}; 001 Reasoning: ChatCompletionMessage(content=[reasoning, text])")
+def reasoning_content_blocks(ctx: CheckContext) -> Iterator[str]:
+    for where, content, _ in _contents(ctx):
+        if isinstance(content, str) and ctx.args.get("allow_string"):
+            continue
+        if not isinstance(content, list):
+            yield f"{where}: {type(content).__name__}, expected a list of content blocks (reasoning, then text)"
+            continue
+        for b, block in enumerate(content):
+            kind = get(block, "type")
+            if kind in BLOCK_SCHEMAS:
+                yield from (f"{where}[{b}]{e[1:]}" for e in validate(BLOCK_SCHEMAS[kind], block))
+        kinds = [get(block, "type") for block in content]
+        for kind in BLOCK_SCHEMAS:
+            if kind not in kinds:
+                yield f"{where}: no {kind} block (block types: {kinds})"
+
+
+@check("reasoning_before_text", spec=f"{SPEC} (first the reasoning block, then the text block)")
+def reasoning_before_text(ctx: CheckContext) -> Iterator[str]:
+    for where, content, _ in _contents(ctx):
+        if not isinstance(content, list):
+            continue
+        kinds = [get(block, "type") for block in content]
+        if "reasoning" in kinds and "text" in kinds:
+            last_reasoning = max(i for i, k in enumerate(kinds) if k == "reasoning")
+            if last_reasoning > kinds.index("text"):
+                yield f"{where}: block types {kinds}: a reasoning block follows the text"
+
+
+@check("reasoning_summary_non_empty",
+       spec="001 Reasoning: reasoning = msg.content[0][\"summary\"][0][\"text\"] is printed as the reasoning")
+def reasoning_summary_non_empty(ctx: CheckContext) -> Iterator[str]:
+    for where, content, _ in _contents(ctx):
+        if not isinstance(content, list):
+            continue
+        for path, item in _summary_items(content, where):
+            text = get(item, "text")
+            if isinstance(text, str) and not text.strip():
+                yield f"{path}.text: empty summary text"
+
+
+@check("reasoning_summary_signed",
+       spec="001 Reasoning: every summary_text item carries a signature; 001 Manage reasoning across multiple "
+            "turns: the full, unmodified assistant message is sent back")
+def reasoning_summary_signed(ctx: CheckContext) -> Iterator[str]:
+    for where, content, _ in _contents(ctx):
+        if not isinstance(content, list):
+            continue
+        for path, item in _summary_items(content, where):
+            signature = get(item, "signature")
+            if not isinstance(signature, str) or not signature:
+                yield f"{path}.signature: {signature!r}, expected a non-empty signature string"
+
+
+@check("reasoning_documented_extraction",
+       spec="001 Reasoning / Claude model example: reasoning = msg.content[0][\"summary\"][0][\"text\"]; "
+            "answer = msg.content[1][\"text\"]")
+def reasoning_documented_extraction(ctx: CheckContext) -> Iterator[str]:
+    for where, content, choice in _contents(ctx):
+        if not isinstance(content, list):
+            continue
+        reasoning, answer = get(content, 0, "summary", 0, "text"), get(content, 1, "text")
+        if not isinstance(reasoning, str):
+            yield f"{where}[0].summary[0].text: {reasoning!r}: the documented extraction of the reasoning fails"
+        if not isinstance(answer, str):
+            yield f"{where}[1].text: {answer!r}: the documented extraction of the answer fails"
+        elif not answer.strip() and get(choice, "finish_reason") != "length":
+            yield f"{where}[1].text: empty answer text"
+
+
+@check("message_content_is_string",
+       spec="001 Reasoning / Types of reasoning models: hybrid models give fast, instant replies without thinking; "
+            "001 Chat: print(response.choices[0].message.content)")
+def message_content_is_string(ctx: CheckContext) -> Iterator[str]:
+    for where, content, _ in _contents(ctx):
+        if not isinstance(content, str):
+            yield f"{where}: {type(content).__name__}, expected a string (no thinking was requested)"

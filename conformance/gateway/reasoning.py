@@ -1,0 +1,100 @@
+"""Reasoning on Chat Completions on the reference gateway (001 Reasoning).
+
+Hybrid models (Claude) reason when asked with `thinking: {type: enabled, budget_tokens}`, budget_tokens less
+than max_tokens. Models with a catalog `reasoning_effort` (GPT OSS, GPT-5.1, Gemini 3.1 Pro) take the
+documented values and reason unless the effective effort is `none`; any other model refuses the parameter.
+A reasoning answer is a list: a `reasoning` block with signed summary items, then a `text` block. An assistant
+message sent back with its reasoning block must be unmodified: its signatures are verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from starlette.requests import Request
+
+from conformance.catalog import Model
+from conformance.gateway.common import ApiError, extra, positive_int, state_of
+
+
+def _reject(message: str) -> ApiError:
+    return ApiError(400, "INVALID_PARAMETER_VALUE", message)
+
+
+def signature(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(b"reference-reasoning\0" + text.encode()).digest()).decode()
+
+
+def reasoning_plan(request: Request, model: Model, body: dict[str, Any]) -> tuple[bool, int | None]:
+    """(reasoning on, thinking budget) for a request; refuses what the contract refuses."""
+    on = state_of(request).on
+    enabled, budget = False, None
+    thinking = body.get("thinking")
+    if thinking is not None:
+        if model.reasoning != "hybrid":
+            raise _reject(f"Model {model.service_name!r} does not take 'thinking'.")
+        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
+            raise _reject("'thinking' must be {type: enabled, budget_tokens: N} or {type: disabled}.")
+        if thinking["type"] == "enabled":
+            budget = positive_int(thinking, "budget_tokens", required=True)
+            max_tokens = positive_int(body, "max_tokens", required=True)
+            assert budget is not None and max_tokens is not None
+            if budget >= max_tokens and not on("thinking-budget-not-validated"):
+                raise _reject(f"thinking.budget_tokens ({budget}) must be less than max_tokens ({max_tokens}).")
+            enabled = True
+    effort = body.get("reasoning_effort")
+    values = model.reasoning_effort.get("values")
+    if effort is not None:
+        if not values:
+            if not on("reasoning-effort-accepted-on-any-model"):
+                raise _reject(f"Model {model.service_name!r} does not take 'reasoning_effort'.")
+        elif (effort not in values or (effort == "none" and on("reasoning-effort-none-refused"))) and not (
+            on("reasoning-effort-invalid-accepted") and effort not in values
+        ):
+            raise _reject(f"'reasoning_effort' must be one of {', '.join(values)}, not {effort!r}.")
+    if values:
+        effective = effort if effort in values else model.reasoning_effort.get("default")
+        enabled = effective != "none"
+    if model.reasoning == "hybrid" and on("reasoning-without-thinking"):
+        enabled = True
+    if model.reasoning == "reasoning_only" and on("reasoning-hidden"):
+        enabled = False  # the variation: reasons, but does not expose it (a plain string answer)
+    return enabled, budget
+
+
+def validate_reasoning_history(request: Request, messages: list[Any]) -> None:
+    """Assistant messages sent back with reasoning blocks: accepted when unmodified (signatures verified)."""
+    for i, message in enumerate(messages):
+        if not (isinstance(message, dict) and message.get("role") == "assistant"
+                and isinstance(message.get("content"), list)):
+            continue
+        for block in message["content"]:
+            if not (isinstance(block, dict) and block.get("type") == "reasoning"):
+                continue
+            if state_of(request).on("reasoning-multi-turn-refused"):
+                raise _reject(f"messages[{i}]: reasoning blocks are not accepted in assistant messages.")
+            summary = block.get("summary")
+            if not isinstance(summary, list):
+                raise _reject(f"messages[{i}]: a reasoning block needs a summary list.")
+            for item in summary:
+                text = item.get("text") if isinstance(item, dict) else None
+                if not isinstance(text, str) or item.get("signature") != signature(text):
+                    raise _reject(f"messages[{i}]: the reasoning block was modified (signature mismatch).")
+
+
+def reasoning_content(request: Request, reasoning_words: list[str], text: str) -> Any:
+    """The message content of a reasoning answer (the deviations break one rule each)."""
+    on = state_of(request).on
+    summary_text = "" if on("reasoning-summary-empty") else " ".join(reasoning_words)
+    if on("reasoning-as-string"):
+        return " ".join([*reasoning_words, text]).strip()
+    item: dict[str, Any] = {"type": "summary_text", "text": summary_text}
+    if not on("reasoning-signature-missing"):
+        item["signature"] = signature(summary_text)
+    blocks: list[dict[str, Any]] = [
+        {"type": "reasoning", "summary": [item], **extra(request, {"id": "rs_reference"})},
+        {"type": "text", "text": text, **extra(request, {"annotations": []})},
+    ]
+    return blocks[::-1] if on("reasoning-blocks-reversed") else blocks

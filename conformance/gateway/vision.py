@@ -1,0 +1,102 @@
+"""Image input of Chat Completions on the reference gateway (001 Vision / Input image requirements).
+
+Every limit of the vision table, per model family, from the catalog (data/models.yaml): supported formats,
+non-animated GIF on the GPT-5 family, image count, 10 MB total, Claude's 8000x8000 px and its 2000x2000 px
+rule when more than 20 images are sent. Each rule has a deviation switch that turns exactly it off.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+from typing import Any
+
+from starlette.requests import Request
+
+from conformance.catalog import Model
+from conformance.gateway.common import ApiError, state_of
+
+DATA_URI = re.compile(r"^data:([^;,]*)(;base64)?,(.*)$", re.DOTALL)
+
+
+def image_parts(messages: list[Any]) -> list[Any]:
+    return [part for message in messages if isinstance(message, dict) and isinstance(message.get("content"), list)
+            for part in message["content"] if isinstance(part, dict) and part.get("type") == "image_url"]
+
+
+def _reject(message: str) -> ApiError:
+    return ApiError(400, "INVALID_PARAMETER_VALUE", message)
+
+
+def _inspect(url: str, index: int, lenient: bool) -> tuple[bytes, str | None, tuple[int, int], bool]:
+    """(bytes, format, size, animated) of a data URI; web URLs are not fetched (size unknown).
+
+    lenient (the vision-non-image-accepted deviation): a payload that is not an image passes, format None.
+    """
+    match = DATA_URI.match(url)
+    if match is None:
+        raise _reject(f"image {index}: url must be a data URI (data:image/...;base64,...) or an http(s) URL.")
+    media_type, is_base64, data = match.groups()
+    try:
+        raw = base64.b64decode(data, validate=True) if is_base64 else data.encode()
+    except (binascii.Error, ValueError):
+        raise _reject(f"image {index}: the data URI is not valid base64.") from None
+    if not media_type.startswith("image/"):
+        if lenient:
+            return raw, None, (0, 0), False
+        raise _reject(f"image {index}: media type {media_type!r} is not an image.")
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            return raw, (image.format or "").lower(), image.size, bool(getattr(image, "is_animated", False))
+    except Exception:  # Pillow raises many kinds for bytes that are not an image
+        if lenient:
+            return raw, None, (0, 0), False
+        raise _reject(f"image {index}: the data is not a readable image.") from None
+
+
+def validate_images(request: Request, model: Model, messages: list[Any]) -> None:
+    parts = image_parts(messages)
+    if not parts:
+        return
+    on = state_of(request).on
+    if not model.has("vision"):
+        if on("image-parts-accepted-without-vision"):
+            return
+        raise _reject(f"Model {model.service_name!r} does not accept image input.")
+    limits = model.vision
+    formats = [f for f in limits.get("formats", []) if not (f == "webp" and on("vision-webp-refused"))]
+    count = len(parts)
+    if count > limits.get("max_images", count) and not on("vision-image-count-not-enforced"):
+        raise _reject(f"{count} images: at most {limits['max_images']} images per request.")
+    many = limits.get("many_images_threshold")
+    total = 0
+    for index, part in enumerate(parts):
+        url = part.get("image_url", {}).get("url") if isinstance(part.get("image_url"), dict) else None
+        if not isinstance(url, str):
+            raise _reject(f"image {index}: image_url.url must be a string.")
+        if url.startswith(("http://", "https://")):
+            continue
+        raw, fmt, (width, height), animated = _inspect(url, index, on("vision-non-image-accepted"))
+        total += len(raw)
+        if fmt is None:
+            continue
+        if fmt not in formats:
+            raise _reject(f"image {index}: format {fmt!r} is not supported (supported: {', '.join(formats)}).")
+        if animated and not limits.get("animated_gif", True) and not on("vision-animated-gif-accepted"):
+            raise _reject(f"image {index}: animated GIFs are not supported.")
+        max_w, max_h = limits.get("max_pixels") or (width, height)
+        if (width > max_w or height > max_h) and not on("vision-max-pixels-not-enforced"):
+            raise _reject(f"image {index}: {width}x{height} px is larger than {max_w}x{max_h} px.")
+        over = count > many or (on("vision-many-images-rule-at-threshold") and count >= many) if many else False
+        if over and not on("vision-many-images-size-not-enforced"):
+            many_w, many_h = limits["many_images_max_pixels"]
+            if width > many_w or height > many_h:
+                raise _reject(f"image {index}: with more than {many} images each may be at most "
+                              f"{many_w}x{many_h} px, not {width}x{height}.")
+    max_total = limits.get("max_total_bytes")
+    if max_total is not None and total > max_total and not on("vision-total-bytes-not-enforced"):
+        raise _reject(f"images total {total} bytes: at most {max_total} bytes per request.")
