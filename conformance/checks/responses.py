@@ -1,0 +1,162 @@
+"""Responses API checks, for all three routes (003 Supervisor API and OpenAI Responses API; 001 Chat / OpenAI
+Responses), for whole responses and for streams of typed events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import pairwise
+from typing import Any
+
+from conformance.checks.base import CheckContext, check, get, is_int
+
+SPEC_RESPONSE = "001 Chat / OpenAI Responses: expected response format"
+SPEC_STREAM = "OpenAI Responses streaming (stream: true), as the OpenAI client of 003 reads it"
+TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+def _events(ctx: CheckContext) -> list[Any]:
+    return [e for e in ctx.data_events() if isinstance(e, dict)]
+
+
+def final_response(ctx: CheckContext) -> Any:
+    """The response object: the body, or for a stream the one its terminal event carries."""
+    if ctx.exchange.events is None:
+        return ctx.body
+    for event in reversed(_events(ctx)):
+        if event.get("type") in TERMINAL:
+            return event.get("response")
+    return None
+
+
+def _incomplete(response: Any) -> bool:
+    """Cut at max_output_tokens: the answer may be empty (a reasoning model can spend the budget reasoning)."""
+    return get(response, "status") == "incomplete"
+
+
+def _messages(response: Any) -> list[tuple[int, dict[str, Any]]]:
+    output = get(response, "output")
+    if not isinstance(output, list):
+        return []
+    return [(i, item) for i, item in enumerate(output) if isinstance(item, dict) and item.get("type") == "message"]
+
+
+def output_text(response: Any) -> str:
+    """What the OpenAI client's response.output_text gives: every output_text part of every message item."""
+    return "".join(
+        part.get("text", "")
+        for _, item in _messages(response)
+        for part in (item.get("content") if isinstance(item.get("content"), list) else [])
+        if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str)
+    )
+
+
+@check("responses_usage_total_is_sum", spec=f"{SPEC_RESPONSE} (usage input 7 + output 74 = total 81)")
+def responses_usage_total_is_sum(ctx: CheckContext) -> Iterator[str]:
+    response = final_response(ctx)
+    usage = get(response, "usage")
+    if not isinstance(usage, dict):
+        yield "$.usage: missing"
+        return
+    inp, out, total = (usage.get(k) for k in ("input_tokens", "output_tokens", "total_tokens"))
+    if all(is_int(v) for v in (inp, out, total)) and total != inp + out:
+        yield f"$.usage.total_tokens: {total} != input_tokens {inp} + output_tokens {out}"
+
+
+@check("responses_max_output_tokens_respected",
+       spec="001 Chat / OpenAI Responses and 003 OpenAI Responses API: max_output_tokens bounds the answer")
+def responses_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
+    limit = get(ctx.request_body, "max_output_tokens")
+    if not is_int(limit):
+        yield "case error: responses_max_output_tokens_respected needs max_output_tokens in the request"
+        return
+    out = get(final_response(ctx), "usage", "output_tokens")
+    if is_int(out) and out > limit:
+        yield f"$.usage.output_tokens: {out} > max_output_tokens {limit}"
+
+
+@check("responses_assistant_message",
+       spec=f"{SPEC_RESPONSE}: output [{{type: message, role: assistant, content: [...]}}]")
+def responses_assistant_message(ctx: CheckContext) -> Iterator[str]:
+    response = final_response(ctx)
+    if response is None:
+        yield "stream: no terminal event carries the response" if ctx.exchange.events is not None else "$: no body"
+        return
+    messages = _messages(response)
+    if not messages and not _incomplete(response):
+        yield "$.output: no item of type message"
+    for i, item in messages:
+        if item.get("role") != "assistant":
+            yield f"$.output[{i}].role: {item.get('role')!r}, expected 'assistant'"
+
+
+@check("responses_text_non_empty",
+       spec="003 Supervisor API: print(response.output_text) reads the answer; an answer cut at "
+            "max_output_tokens (status incomplete) may be empty")
+def responses_text_non_empty(ctx: CheckContext) -> Iterator[str]:
+    response = final_response(ctx)
+    if response is None or _incomplete(response):
+        return
+    if not output_text(response).strip():
+        yield "$.output[*].content[*]: no output_text with answer text"
+
+
+# --- streams -------------------------------------------------------------------------------------------
+
+@check("responses_stream_created_first", spec=f"{SPEC_STREAM}: the first event is response.created")
+def responses_stream_created_first(ctx: CheckContext) -> Iterator[str]:
+    events = _events(ctx)
+    if not events:
+        yield "stream: no JSON events"
+    elif events[0].get("type") != "response.created":
+        yield f"event[0].type: {events[0].get('type')!r}, expected 'response.created'"
+    elif sum(e.get("type") == "response.created" for e in events) != 1:
+        yield "stream: response.created sent more than once"
+
+
+@check("responses_stream_completed_last",
+       spec=f"{SPEC_STREAM}: the last event is response.completed (response.incomplete when cut at "
+            "max_output_tokens), sent once")
+def responses_stream_completed_last(ctx: CheckContext) -> Iterator[str]:
+    events = _events(ctx)
+    if not events:
+        yield "stream: no JSON events"
+        return
+    last = events[-1].get("type")
+    terminal = [i for i, e in enumerate(events) if e.get("type") in TERMINAL]
+    if last not in ("response.completed", "response.incomplete"):
+        yield f"event[{len(events) - 1}].type: {last!r}, expected 'response.completed' last"
+    elif last == "response.incomplete" and not _incomplete(events[-1].get("response")):
+        yield f"event[{len(events) - 1}]: response.incomplete without status incomplete"
+    if len(terminal) > 1:
+        yield f"stream: {len(terminal)} terminal events (at {terminal}), expected exactly one, last"
+
+
+@check("responses_stream_text_matches",
+       spec=f"{SPEC_STREAM}: the response.output_text.delta events concatenate to the final output text, "
+            "which is non-empty unless cut at max_output_tokens")
+def responses_stream_text_matches(ctx: CheckContext) -> Iterator[str]:
+    events = _events(ctx)
+    streamed = "".join(e.get("delta", "") for e in events
+                       if e.get("type") == "response.output_text.delta" and isinstance(e.get("delta"), str))
+    response = final_response(ctx)
+    if response is None:
+        yield "stream: no terminal event carries the response"
+        return
+    final = output_text(response)
+    if streamed != final:
+        yield f"stream: the deltas concatenate to {streamed[:80]!r}, the final response says {final[:80]!r}"
+    if not streamed.strip() and not _incomplete(response):
+        yield "stream: no response.output_text.delta text"
+    for i, event in enumerate(events):
+        if event.get("type") == "response.output_text.done" and event.get("text") != streamed:
+            yield f"event[{i}] response.output_text.done: text {str(event.get('text'))[:80]!r} != the deltas"
+
+
+@check("responses_stream_sequence_increasing",
+       spec=f"{SPEC_STREAM}: sequence_number, where events carry it, increases from event to event")
+def responses_stream_sequence_increasing(ctx: CheckContext) -> Iterator[str]:
+    numbers = [(i, e.get("sequence_number")) for i, e in enumerate(_events(ctx)) if is_int(e.get("sequence_number"))]
+    for (_, a), (j, b) in pairwise(numbers):
+        if b <= a:
+            yield f"event[{j}].sequence_number: {b} after {a}"
+            return

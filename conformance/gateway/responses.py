@@ -1,0 +1,200 @@
+"""The three Responses routes on the reference gateway: the Supervisor API (003, provider-agnostic), the
+native OpenAI Responses API (003) and /serving-endpoints/responses (001, OpenAI models only)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from conformance.gateway.common import (
+    ApiError,
+    answer_words,
+    authenticate,
+    created,
+    extra,
+    positive_int,
+    read_json,
+    resolve_model,
+    state_of,
+    validate_request_tags,
+    words_of,
+)
+
+ROLES = {"system", "user", "assistant", "developer"}
+PART_TYPES = {"input_text", "output_text", "input_image", "input_file", "refusal"}
+
+
+def validate_input(value: Any) -> None:
+    if isinstance(value, str):
+        if not value.strip():
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", "'input' must not be empty.")
+        return
+    if not isinstance(value, list) or not value:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "'input' must be a string or a non-empty list.")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or item.get("role") not in ROLES:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"input[{i}] needs a valid role.")
+        content = item.get("content")
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, list) or not all(
+            isinstance(p, dict) and p.get("type") in PART_TYPES for p in content
+        ):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"input[{i}].content must be a string or typed parts.")
+
+
+def _id(prefix: str, seed: Any) -> str:
+    return prefix + hashlib.sha256(json.dumps(seed, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+class ResponsesAnswer:
+    """One deterministic answer, rendered as a response object or as a stream of typed events."""
+
+    def __init__(self, request: Request, body: dict[str, Any], model_name: str) -> None:
+        self.request = request
+        self.on = state_of(request).on
+        self.model_name = model_name
+        prompt = body["input"]
+        words = answer_words(request, prompt)
+        limit = positive_int(body, "max_output_tokens")
+        self.incomplete = False
+        if limit is not None and self.on("responses-max-output-tokens-ignored"):
+            words = (words * (limit // len(words) + 2))[: limit + 5]
+        elif limit is not None and len(words) > limit:
+            words, self.incomplete = words[:limit], True
+        self.words = words
+        self.text = " ".join(words)
+        self.input_tokens = words_of(prompt) + words_of(body.get("instructions"))
+        self.output_tokens = len(words)
+        self.id = _id("resp_", [model_name, prompt])
+        self.message_id = _id("msg_", [model_name, prompt])
+        self.created_at = created()
+
+    @property
+    def status(self) -> str:
+        if self.on("responses-status-invalid"):
+            return "done"
+        return "incomplete" if self.incomplete else "completed"
+
+    def part(self, text: str) -> dict[str, Any]:
+        if self.on("responses-part-untyped"):
+            return {"text": text}
+        return {"type": "output_text", "text": text, "annotations": []}
+
+    def message(self, text: str | None, status: str) -> dict[str, Any]:
+        item: dict[str, Any] = {"type": "message", "id": self.message_id,
+                                "role": "model" if self.on("responses-role-not-assistant") else "assistant",
+                                "status": status, "content": [] if text is None else [self.part(text)]}
+        if self.on("responses-minimal"):
+            item = {k: v for k, v in item.items() if k in ("type", "role", "content")}
+        return item
+
+    def response(self, done: bool = True) -> dict[str, Any]:
+        output: list[dict[str, Any]] = []
+        if done:
+            if self.on("responses-reasoning-item"):
+                output.append({"type": "reasoning", "id": _id("rs_", self.id), "summary": []})
+            text = "" if self.on("responses-empty-text") else self.text
+            output.append(self.message(text, "incomplete" if self.incomplete else "completed"))
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "responses" if self.on("responses-wrong-object") else "response",
+            "created_at": self.created_at,
+            "model": self.model_name,
+            "status": self.status if done else "in_progress",
+            "output": output,
+        }
+        if self.incomplete and done:
+            body["incomplete_details"] = {"reason": "max_output_tokens"}
+        if done and not self.on("responses-usage-missing"):
+            total = self.input_tokens + self.output_tokens + (1 if self.on("responses-usage-sum-wrong") else 0)
+            body["usage"] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                             "total_tokens": total}
+            body["usage"].update(extra(self.request, {"input_tokens_details": {"cached_tokens": 0},
+                                                      "output_tokens_details": {"reasoning_tokens": 0}}))
+        elif not done:
+            body["usage"] = None
+        if self.on("responses-minimal"):
+            body.pop("status")
+        body.update(extra(self.request, {"error": None, "incomplete_details": body.get("incomplete_details"),
+                                          "instructions": None, "metadata": {}, "parallel_tool_calls": True,
+                                          "temperature": None, "tool_choice": "auto", "tools": [], "top_p": None,
+                                          "x_gateway": {"route": "responses"}}))
+        return body
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        on = self.on
+        terminal = "response.incomplete" if self.incomplete else "response.completed"
+        pieces = [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
+        if on("responses-stream-deltas-mismatch"):
+            pieces = list(self.words)
+        ids = {"item_id": self.message_id, "output_index": 0}
+        opening = [{"type": "response.created", "response": self.response(done=False)},
+                   {"type": "response.in_progress", "response": self.response(done=False)}]
+        if on("responses-stream-created-not-first"):
+            opening.reverse()
+        body = [
+            {"type": "response.output_item.added", "output_index": 0, "item": self.message(None, "in_progress")},
+            {"type": "response.content_part.added", **ids, "content_index": 0, "part": self.part("")},
+            *({"type": "response.output_text.delta", **ids, "content_index": 0, "delta": p} for p in pieces),
+            {"type": "response.output_text.done", **ids, "content_index": 0, "text": self.text},
+            {"type": "response.content_part.done", **ids, "content_index": 0, "part": self.part(self.text)},
+            {"type": "response.output_item.done", "output_index": 0,
+             "item": self.message(self.text, "incomplete" if self.incomplete else "completed")},
+        ]
+        closing = [{"type": terminal, "response": self.response()}]
+        events = [*opening, *body, *closing]
+        if on("responses-stream-completed-not-last"):
+            events = [*opening, *body[:-1], *closing, body[-1]]
+        for number, event in enumerate(events):
+            if on("responses-stream-sequence-repeats"):
+                number = min(number, 3)
+            yield {**event, "sequence_number": number}
+
+    def sse(self) -> Iterator[str]:
+        for event in self.events():
+            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+def responses_response(request: Request, body: dict[str, Any], model_name: str) -> Response:
+    if "input" not in body and state_of(request).on("responses-missing-input-accepted"):
+        body = {**body, "input": ""}
+    else:
+        validate_input(body.get("input"))
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "'stream' must be a boolean.")
+    answer = ResponsesAnswer(request, body, model_name)
+    if body.get("stream"):
+        return StreamingResponse(answer.sse(), media_type="text/event-stream")
+    return JSONResponse(answer.response())
+
+
+def handler(capability: str) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        authenticate(request)
+        validate_request_tags(request)
+        body = await read_json(request)
+        needed = capability
+        if needed == "responses" and state_of(request).on("responses-non-openai-accepted"):
+            needed = "chat"
+        _, name = resolve_model(request, body.get("model"), needed)
+        return responses_response(request, body, name)
+
+    return endpoint
+
+
+def routes() -> list[Route]:
+    return [
+        # Supervisor API: provider-agnostic, any chat model (003)
+        Route("/ai-gateway/mlflow/v1/responses", handler("chat"), methods=["POST"]),
+        # native OpenAI Responses API: a provider-specific interface, OpenAI models (003)
+        Route("/ai-gateway/openai/v1/responses", handler("responses"), methods=["POST"]),
+        # "The Responses API is only compatible with OpenAI models." (001 Chat / OpenAI Responses)
+        Route("/serving-endpoints/responses", handler("responses"), methods=["POST"]),
+    ]
