@@ -20,9 +20,15 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
         raise ClientFailure(f"the SDK posts to {SDK_ROUTE}; the target routes invocations elsewhere")
     # the SDK looks for /.well-known/databricks-config first and only warns when it is absent
     logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
-    client = cached(("databricks", ctx.target.url), lambda: WorkspaceClient(
-        host=ctx.target.url, token=ctx.target.token, auth_type="pat", retry_timeout_seconds=30,
-        http_timeout_seconds=int(ctx.target.timeout)))
+    from databricks.sdk.core import Config
+
+    def make() -> WorkspaceClient:
+        # explicit host and token: ~/.databrickscfg and DATABRICKS_* never redirect the example elsewhere
+        config = Config(host=ctx.target.url, token=ctx.target.token, auth_type="pat",
+                        retry_timeout_seconds=30, http_timeout_seconds=int(ctx.target.timeout))
+        return WorkspaceClient(config=config)
+
+    client = cached(("databricks", ctx.target.url), make)
     kwargs = build_value(spec.get("kwargs", {}), serving, ctx.model)
     ctx.pacer.wait_turn()
     try:
