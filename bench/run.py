@@ -29,7 +29,8 @@ from conformance.gateway.faults import STATS_PATH, FaultConfig
 from conformance.gateway.server import GatewayProcess
 
 
-def run_suite(url: str, token: str, extra: list[str], allowed: tuple[int, ...] = (0, 1)) -> tuple[float, dict[str, Any], int]:
+def run_suite(url: str, token: str, extra: list[str],
+              allowed: tuple[int, ...] = (0, 1)) -> tuple[float, dict[str, Any], int]:
     env = {**os.environ, "BENCH_TOKEN": token}
     with tempfile.TemporaryDirectory() as reports:
         cmd = [sys.executable, "-m", "conformance", "run", "--url", url, "--token-env", "BENCH_TOKEN",
@@ -57,13 +58,16 @@ def measure(latency: float, rate: float | None, extra: list[str], allowed: tuple
             "limit_s": limit, "efficiency": limit / wall if wall else 0.0, "summary": summary, "code": code}
 
 
-def documented_spend() -> int:
-    """Completion tokens the documented examples' max_tokens would allow, over every case that calls a model."""
+def documented_spend(summary: dict[str, Any]) -> int:
+    """Completion tokens the run would have asked for with the documented examples' max_tokens: per executed
+    case, its documented value where the case lowered it, else what it really spent."""
+    from conformance.clientcases import load_client_cases
+
+    documented = {case.id: case.raw.get("documented_max_tokens") for case in (*load_cases(), *load_client_cases())}
     total = 0
-    for case in load_cases():
-        documented = case.raw.get("documented", {}).get("max_tokens")
-        if documented:
-            total += documented
+    for record in summary.get("cases", []):
+        value = documented.get(record["id"])
+        total += value if value else (record.get("usage") or {}).get("completion", 0)
     return total
 
 
@@ -93,7 +97,8 @@ def main() -> None:
               f"efficiency {naive['efficiency']:.2f}")
     tokens = loaded["summary"]["tokens"]
     print(f"tokens per full run: {tokens['prompt']} prompt + {tokens['completion']} completion; "
-          f"the documented max_tokens of the same cases would allow {documented_spend()} completion tokens")
+          f"the documented max_tokens of the same cases would allow {documented_spend(loaded['summary'])} "
+          f"completion tokens")
 
 
 if __name__ == "__main__":
