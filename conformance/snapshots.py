@@ -54,6 +54,7 @@ class Rules:
     equivalent: dict[str, dict[str, str]]
     free_maps: frozenset[str]
     vectors: frozenset[str]
+    length_dependent: frozenset[str] = frozenset()
 
 
 @cache
@@ -66,7 +67,7 @@ def rules() -> Rules:
             for value in group:
                 equivalent.setdefault(key, {})[value] = label
     return Rules(frozenset(raw["enumerated"]), equivalent, frozenset(raw.get("free_maps", [])),
-                 frozenset(raw.get("vectors", [])))
+                 frozenset(raw.get("vectors", [])), frozenset(raw.get("length_dependent", [])))
 
 
 def type_name(value: Any) -> str:
@@ -99,7 +100,7 @@ def shape_of(value: Any, key: str | None = None) -> Any:
     if isinstance(value, dict):
         if key in r.free_maps:
             return "<map>"
-        return {k: shape_of(v, k) for k, v in sorted(value.items())}
+        return {k: shape_of(v, k) for k, v in sorted(value.items()) if k not in r.length_dependent}
     if isinstance(value, list):
         if key in r.vectors and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
             return "<vector>"
