@@ -10,7 +10,7 @@ import pytest
 from conformance.gateway.faults import FaultConfig
 from conformance.gateway.server import ThreadedGateway
 
-TOKEN = "dapi0123456789abcdef0123456789abcdef-distinctive-secret"
+TOKEN = "conformance-distinctive-secret-0123456789abcdef"
 FORMS = [TOKEN, base64.b64encode(f"token:{TOKEN}".encode()).decode(),
          base64.b64encode(f"notoken:{TOKEN}".encode()).decode()]
 
