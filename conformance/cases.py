@@ -26,8 +26,10 @@ class Case:
     source: str
 
     def __getattr__(self, key: str) -> Any:
+        if key.startswith("__"):  # pickling (a helper process) looks these up before `raw` is set
+            raise AttributeError(key)
         try:
-            return self.raw[key]
+            return self.__dict__["raw"][key]
         except KeyError:
             raise AttributeError(key) from None
 

@@ -32,9 +32,15 @@ def _png_pad(data: bytes, size: int) -> bytes:
     return data[:iend] + chunk + data[iend:]
 
 
-@lru_cache(maxsize=256)
 def image_bytes(fmt: str, width: int, height: int, colour: int = 0, animated: bool = False,
                 size_bytes: int | None = None) -> bytes:
+    """The image for one description; colours repeat every len(PALETTE), so the many-image cases (hundreds of
+    parts) encode each distinct image once per process."""
+    return _image_bytes(fmt, width, height, colour % len(PALETTE), animated, size_bytes)
+
+
+@lru_cache(maxsize=256)
+def _image_bytes(fmt: str, width: int, height: int, colour: int, animated: bool, size_bytes: int | None) -> bytes:
     from PIL import Image
 
     if fmt not in FORMATS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import math
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable
@@ -63,12 +64,41 @@ class _FileStore:
             return result
 
 
-def make_store(path: Path | None) -> _MemoryStore | _FileStore:
-    return _FileStore(path) if path else _MemoryStore()
+class _SharedStore:
+    """The same interface in shared memory, for the helper process this one spawns (conformance/helper.py):
+    a process lock and a JSON buffer, microseconds per update where the file store takes a file round trip."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._lock = context.Lock()
+        self._buffer = context.RawArray("c", self.SIZE)
+
+    def update(self, fn: Callable[[dict[str, Any]], Any]) -> Any:
+        with self._lock:
+            raw = self._buffer.value
+            state = json.loads(raw) if raw else {}
+            result = fn(state)
+            data = json.dumps(state).encode()
+            if len(data) >= self.SIZE:  # pragma: no cover - the state is a handful of numbers
+                raise RuntimeError("pacing state outgrew its shared buffer")
+            self._buffer.value = data
+            return result
+
+
+Store = _MemoryStore | _FileStore | _SharedStore
+
+
+def make_store(path: Path | None, shared: bool = False) -> Store:
+    """A file for xdist workers (each starts on its own), shared memory for a helper process, else a dict."""
+    if path:
+        return _FileStore(path)
+    return _SharedStore() if shared else _MemoryStore()
 
 
 class Pacer:
-    def __init__(self, max_rps: float | None = None, store: _MemoryStore | _FileStore | None = None) -> None:
+    def __init__(self, max_rps: float | None = None, store: Store | None = None) -> None:
         self.max_rps = max_rps
         self.store = store or _MemoryStore()
 
@@ -125,7 +155,7 @@ class Pacer:
 class TokenBudget:
     """--token-budget N: once N tokens are spent, cases that would call a model are skipped."""
 
-    def __init__(self, limit: int | None, store: _MemoryStore | _FileStore | None = None) -> None:
+    def __init__(self, limit: int | None, store: Store | None = None) -> None:
         self.limit = limit
         self.store = store or _MemoryStore()
 

@@ -109,6 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is not None:
         target.url = worker["conformance"]["url"]
         state["run_dir"] = Path(worker["conformance"]["run_dir"])
+        _lean_allure(config, worker["conformance"].get("allure_dir"))
     else:
         if switches and not target.reference:
             raise pytest.UsageError("--deviation applies to the reference gateway only (no --url)")
@@ -117,8 +118,9 @@ def pytest_configure(config: pytest.Config) -> None:
         state["run_dir"] = run_dir
         if config.option.xmlpath is None:
             config.option.xmlpath = str(run_dir / "junit.xml")
-        if getattr(config.option, "allure_report_dir", "unset") is None:
-            config.option.allure_report_dir = str(run_dir / "allure-results")
+        if hasattr(config.option, "allure_report_dir"):
+            state["allure_dir"] = config.option.allure_report_dir or str(run_dir / "allure-results")
+            _lean_allure(config, state["allure_dir"])
         if target.reference:
             token = os.environ.get(REFERENCE_TOKEN_ENV) or "ref-" + secrets.token_urlsafe(24)
             os.environ[REFERENCE_TOKEN_ENV] = token  # xdist workers inherit it; it is never printed
@@ -140,6 +142,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[TARGET_KEY] = target
 
 
+def _lean_allure(config: pytest.Config, report_dir: str | None) -> None:
+    """Allure results through the lean logger (conformance/allure_lean.py) instead of allure-pytest's own."""
+    if report_dir is None or not hasattr(config.option, "allure_report_dir"):
+        return
+    from conformance import allure_lean
+
+    config.option.allure_report_dir = None  # allure-pytest's pytest_configure runs after this one
+    allure_lean.install(config, report_dir)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist: hand the started gateway's URL and the run folder to each worker."""
@@ -148,6 +160,7 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput["conformance"] = {
             "url": node.config.stash[TARGET_KEY].url,
             "run_dir": str(state["run_dir"]),
+            "allure_dir": state.get("allure_dir"),
         }
 
 
@@ -316,11 +329,13 @@ def _runtime(config: pytest.Config) -> Runtime:
     if runtime is None:
         state = config.stash[STATE_KEY]
         shared = state["run_dir"] / ".run-limits.json" if hasattr(config, "workerinput") else None
-        store = make_store(shared)
+        concurrency = config.getoption("gateway_concurrency")
+        helper = concurrency > 1 and _read_ahead_allowed(config)  # read-ahead in a helper process
+        store = make_store(shared, shared=helper)
         runtime = Runtime(config.stash[TARGET_KEY], Pacer(config.getoption("gateway_max_rps"), store),
                           TokenBudget(config.getoption("gateway_token_budget"), store),
                           RetryPolicy(attempts=max(1, config.getoption("gateway_retries"))),
-                          concurrency=config.getoption("gateway_concurrency"))
+                          concurrency=concurrency, helper=helper)
         config.stash[RUNTIME_KEY] = runtime
     return runtime
 
@@ -422,27 +437,32 @@ def _shorten(value: Any, limit: int = 2000) -> Any:
 
 
 def _attach_exchange(allure: Any, exchange: Exchange, label: str) -> None:
+    """One attachment per request: what was sent and what came back, side by side (one file, not two)."""
     request_doc = {"method": exchange.method, "url": exchange.url,
                    "headers": REDACTOR.headers(exchange.request_headers),
                    "body": REDACTOR.value(_shorten(exchange.request_body)) if exchange.raw_request is None
                    else REDACTOR.text(exchange.raw_request)}
-    allure.attach(json.dumps(request_doc, indent=2), f"{label}request", allure.attachment_type.JSON)
     response_doc = {"status": exchange.status, "headers": REDACTOR.headers(exchange.response_headers),
                     "body": REDACTOR.text(exchange.text[:200_000])}
-    allure.attach(json.dumps(response_doc, indent=2), f"{label}response", allure.attachment_type.JSON)
+    allure.attach(json.dumps({"request": request_doc, "response": response_doc}),
+                  f"{label}exchange", allure.attachment_type.JSON)
 
 
 @pytest.fixture
-def client_result(client_item: case_data.CaseItem, request: pytest.FixtureRequest) -> tuple[Any, str | None]:
-    """The documented client example's result, or the failure of a client that broke on the answer."""
-    performed = _performed(request, "client", client_item)
-    return performed.result, performed.failure
+def client_result(client_item: case_data.CaseItem, request: pytest.FixtureRequest) -> Performed:
+    """The documented client example's result (or its verdict, when a helper process judged it), or the
+    failure of a client that broke on the answer."""
+    return _performed(request, "client", client_item)
 
 
-def run_client_case(client_item: case_data.CaseItem, client_result: tuple[Any, str | None]) -> None:
+def run_client_case(client_item: case_data.CaseItem, client_result: Performed) -> None:
     from conformance.clientcases import judge
 
-    result, failure = client_result
-    failures = [failure] if failure else judge(client_item, result)
+    if client_result.failure:
+        failures = [client_result.failure]
+    elif client_result.judged is not None:
+        failures = client_result.judged
+    else:
+        failures = judge(client_item, client_result.result)
     if failures:
         pytest.fail(REDACTOR.text("\n".join(failures)), pytrace=False)

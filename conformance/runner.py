@@ -8,9 +8,10 @@ pytest-xdist each worker performs its own tests inline instead (workers are the 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,9 @@ from conformance.pacing import Pacer, TokenBudget
 from conformance.redact import REDACTOR
 from conformance.usage import usage_of
 
+SWITCH_INTERVAL_S = 0.001
+CLIENT_HELPER_NICE = 10  # the client-SDK lane yields the CPU to the lane the tests wait for first
+
 
 @dataclass
 class Performed:
@@ -34,13 +38,14 @@ class Performed:
     infra: str | None = None  # no answer: an infrastructure error
     skip: str | None = None
     usage: tuple[int, int] | None = None
+    judged: list[str] | None = None  # a client case judged where it was performed (conformance/helper.py)
 
 
 class Runtime:
     """Per process: the target, one connection pool, the pacer and budget, and the read-ahead pool."""
 
     def __init__(self, target: Target, pacer: Pacer, budget: TokenBudget, retry: RetryPolicy,
-                 concurrency: int = 1) -> None:
+                 concurrency: int = 1, helper: bool = False) -> None:
         self.target = target
         self.pacer = pacer
         self.budget = budget
@@ -51,6 +56,11 @@ class Runtime:
         self._pool: ThreadPoolExecutor | None = None
         self._window: threading.Semaphore | None = None
         self._lock = threading.Lock()
+        self._use_helper = helper  # read-ahead performs in a helper process (conformance/helper.py)
+        self._closed = False
+        self._helpers: list[Any] = []
+        self._unwindowed: set[str] = set()
+        self._switch_interval: float | None = None  # cases handed to the helper hold no read-ahead window slot
 
     # --- one case -------------------------------------------------------------------------------------------
 
@@ -126,28 +136,61 @@ class Runtime:
 
     def read_ahead(self, work: Iterable[tuple[str, str, case_data.CaseItem]]) -> None:
         """Start performing (nodeid, kind, item) in order, at most `concurrency` at once and a bounded window
-        ahead of the tests that consume them (answers can be megabytes)."""
+        ahead of the tests that consume them (answers can be megabytes): in a helper process when the runtime
+        has one (conformance/helper.py), else on a pool of threads of this process."""
         if self.concurrency < 2:
             return
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conformance")
-        self._window = threading.Semaphore(self.concurrency * 4)
         work = list(work)
+        self._window = threading.Semaphore(self.concurrency * 4)
+        targets: dict[str, Future[Performed]] = {nodeid: Future() for nodeid, _, _ in work}
         with self._lock:
-            for nodeid, _, _ in work:
-                self._futures[nodeid] = Future()
+            self._futures.update(targets)  # take() pops them, maybe before the feeder reaches them
+        submit: Callable[[str, str, case_data.CaseItem], Future[Performed]]
+        if self._use_helper:
+            from conformance.helper import Helper
+
+            def start(nice: int = 0) -> Helper:
+                helper = Helper(self.target, self.retry, self.concurrency, self.pacer.max_rps, self.budget.limit,
+                                self.pacer.store, nice)
+                self._helpers.append(helper)
+                return helper
+
+            lanes = {"case": start()}
+            if any(kind == "client" for _, kind, _ in work):
+                lanes["client"] = start(nice=CLIENT_HELPER_NICE)
+
+            def submit(nodeid: str, kind: str, item: case_data.CaseItem) -> Future[Performed]:
+                return lanes["client" if kind == "client" else "case"].submit(nodeid, kind, item)
+
+            # a client case's answer is a verdict, not megabytes: those go at once, outside the window, so
+            # the helper loads the client SDKs while the other cases run
+            for nodeid, kind, item in work:
+                if kind == "client":
+                    submit(nodeid, kind, item).add_done_callback(
+                        lambda f, t=targets[nodeid]: _copy_result(f, t))
+                    self._unwindowed.add(nodeid)
+            work = [w for w in work if w[0] not in self._unwindowed]
+        else:
+            # The pytest thread makes many short system calls (report files, captures); each lets a read-ahead
+            # thread take the interpreter lock, which by default comes back only after 5 ms. Restored by close().
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
+            pool = self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conformance")
+
+            def submit(nodeid: str, kind: str, item: case_data.CaseItem) -> Future[Performed]:
+                return pool.submit(self.perform, kind, item)
 
         def feed() -> None:
-            assert self._pool is not None and self._window is not None
             for nodeid, kind, item in work:
+                assert self._window is not None
                 self._window.acquire()
-                if self._pool is None:
+                if self._closed:
                     return
-                target = self._futures[nodeid]
                 try:
-                    inner = self._pool.submit(self.perform, kind, item)
+                    inner = submit(nodeid, kind, item)
                 except RuntimeError:  # the pool was shut down: the run is over
                     return
-                inner.add_done_callback(lambda f, t=target: _copy_result(f, t))
+                inner.add_done_callback(lambda f, t=targets[nodeid]: _copy_result(f, t))
 
         threading.Thread(target=feed, name="conformance-feed", daemon=True).start()
 
@@ -159,13 +202,20 @@ class Runtime:
         try:
             return future.result()
         finally:
-            if self._window is not None:
+            if self._window is not None and nodeid not in self._unwindowed:
                 self._window.release()
 
     def close(self) -> None:
+        self._closed = True
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        helpers, self._helpers = self._helpers, []
+        for helper in helpers:
+            helper.close()
         if self._window is not None:
             for _ in range(len(self._futures) + 1):
                 self._window.release()  # unblock the feeder so it can see the pool is gone

@@ -405,6 +405,8 @@ def attach_snapshot(result: SnapshotResult) -> None:
     if result.status == "drift":
         allure.dynamic.tag("drift")
         allure.attach("\n".join(result.drift), "snapshot drift", allure.attachment_type.TEXT)
+    elif result.status == "match":
+        allure.dynamic.label("snapshot", "match")  # nothing to show: a label, not an attachment file
     else:
         allure.attach(result.reason or result.status, f"snapshot: {result.status}", allure.attachment_type.TEXT)
 
