@@ -89,6 +89,10 @@ class Helper:
         self._listener = threading.Thread(target=self._listen, name="conformance-helper-listener", daemon=True)
         self._listener.start()
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     def submit(self, nodeid: str, kind: str, item: case_data.CaseItem) -> Future[Any]:
         future: Future[Any] = Future()
         with self._lock:

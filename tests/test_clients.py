@@ -61,3 +61,15 @@ def test_read_path_evaluates_the_examples_expressions(path, expected):
 def test_read_path_refuses_what_is_not_an_access_expression():
     with pytest.raises(ValueError):
         read_path(Obj(a=1), "a; import os")
+
+
+def test_a_body_cut_short_is_infrastructure_for_every_client_stack():
+    """Found running the fault self-test with read-ahead: the Databricks SDK (requests) raised
+    ChunkedEncodingError on a reset mid-body, and it was judged a client failure."""
+    import requests
+
+    from conformance.clients.base import ClientFailure, ClientInfrastructure, classify_unexpected
+
+    cut = requests.exceptions.ChunkedEncodingError("Response ended prematurely")
+    assert isinstance(classify_unexpected("databricks-sdk", "query", cut), ClientInfrastructure)
+    assert isinstance(classify_unexpected("openai", "chat", KeyError("choices")), ClientFailure)

@@ -13,7 +13,7 @@ TOKEN = "fault-test-token-0123456789"
 def test_faults_and_rate_limit_never_become_failures(run_cli):
     faults = FaultConfig(rate_limit=100, fault_rate=0.25, seed=7)
     with ThreadedGateway(TOKEN, faults=faults) as gateway:
-        result = run_cli("run", "--url", gateway.url, "--token-env", "T", env={"T": TOKEN})
+        result = run_cli("run", "--url", gateway.url, "--token-env", "T", "--concurrency", "8", env={"T": TOKEN})
         stats = httpx.get(gateway.url + "/_reference/stats").json()
     totals = result.summary["totals"]
     assert totals["failed"] == 0, [c["message"] for c in result.summary["cases"] if c["outcome"] == "failed"][:3]

@@ -37,3 +37,26 @@ def test_concurrent_updates_from_processes_are_all_kept(tmp_path):
         proc.join(timeout=120)
     assert all(proc.exitcode == 0 for proc in procs), [proc.exitcode for proc in procs]
     assert json.loads(path.read_text())["count"] == WORKERS * ROUNDS
+
+
+def _hammer_shared(store, worker: int) -> None:  # type: ignore[no-untyped-def]
+    def bump(state: dict) -> None:
+        state["count"] = state.get("count", 0) + 1
+        state["pad"] = "x" * ((state["count"] * 7 + worker) % 50)
+
+    for _ in range(ROUNDS):
+        store.update(bump)
+
+
+def test_shared_memory_store_keeps_every_update_of_helper_processes():
+    """The store the pytest process shares with its read-ahead helpers (conformance/helper.py)."""
+    store = make_store(None, shared=True)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_hammer_shared, args=(store, w)) for w in range(WORKERS)]
+    for proc in procs:
+        proc.start()
+    _hammer_shared(store, WORKERS)  # and this process at the same time
+    for proc in procs:
+        proc.join(timeout=120)
+    assert all(proc.exitcode == 0 for proc in procs), [proc.exitcode for proc in procs]
+    assert store.update(lambda state: state["count"]) == (WORKERS + 1) * ROUNDS

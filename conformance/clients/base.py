@@ -34,7 +34,9 @@ class ClientContext:
 
 TRANSPORT_ERROR_NAMES = ("ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout",
                          "TimeoutException", "RemoteProtocolError", "ReadError", "WriteError",
-                         "ConnectionError", "ConnectionResetError", "Timeout")
+                         "ConnectionError", "ConnectionResetError", "Timeout",
+                         # a body cut short of its HTTP framing (requests, urllib3, http.client)
+                         "ChunkedEncodingError", "ProtocolError", "IncompleteRead")
 
 
 def classify_unexpected(name: str, call: str, exc: Exception) -> Exception:

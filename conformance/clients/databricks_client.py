@@ -34,7 +34,8 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     try:
         return client.serving_endpoints.query(**kwargs)
     except (errors.TooManyRequests, errors.TemporarilyUnavailable, errors.InternalError,
-            errors.DeadlineExceeded, requests.ConnectionError, requests.Timeout) as exc:
+            errors.DeadlineExceeded, requests.ConnectionError, requests.Timeout,
+            requests.exceptions.ChunkedEncodingError) as exc:  # the body cut short of its HTTP framing
         raise ClientInfrastructure(f"{type(exc).__name__}: {exc}") from None
     except errors.DatabricksError as exc:
         raise ClientFailure(f"{type(exc).__name__}: {exc}") from None
