@@ -105,6 +105,16 @@ def allure_evidence(run_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def exchange_blocks(step: str, text: str, esc: Any) -> list[str]:
+    """One `exchange` attachment (plugin.py: request and response of one request) as two readable blocks."""
+    try:
+        document = json.loads(text)
+        pairs = [(label, json.dumps(document[label], indent=2)) for label in ("request", "response")]
+    except (ValueError, KeyError, TypeError):  # cut at the page's size limit: shown as it is
+        return [f"<p><b>{esc(step)}exchange</b></p><pre class='request response'>{esc(text)}</pre>"]
+    return [f"<p><b>{esc(step)}{label}</b></p><pre class='{label}'>{esc(body)}</pre>" for label, body in pairs]
+
+
 CSS = """body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.passed{color:#176f2c}.failed{color:#b00020}
 .skipped{color:#777}.error{color:#a15c00}pre{background:#f6f6f6;padding:8px;overflow:auto;max-height:400px}
@@ -157,9 +167,9 @@ def builtin_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any]
                 lines = snap.get("drift") or [snap.get("reason") or snap["status"]]
                 parts.append(f"<p><b>snapshot: {esc(snap['status'])}</b></p>"
                              f"<pre class='snapshot'>{esc(chr(10).join(lines))}</pre>")
-            for label in ("request", "response"):
-                if label in ev["attachments"] if ev else False:
-                    parts.append(f"<p><b>{label}</b></p><pre class='{label}'>{esc(ev['attachments'][label])}</pre>")
+            for name, text in (ev or {}).get("attachments", {}).items():
+                if name.endswith("exchange"):
+                    parts += exchange_blocks(name.removesuffix("exchange"), text, esc)
             parts.append("</details>")
     parts.append("</body></html>")
     out = run_dir / "report.html"
