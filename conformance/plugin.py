@@ -385,13 +385,10 @@ def exchange(case_item: case_data.CaseItem, request: pytest.FixtureRequest) -> E
     return performed.exchange
 
 
-@pytest.fixture
-def shape_check(request: pytest.FixtureRequest) -> ShapeCheck | None:
-    """The shape-snapshot comparison of this test (see conformance/snapshots.py)."""
-    if request.config.stash.get(TARGET_KEY, None) is None:
-        return None
-    return ShapeCheck(request.getfixturevalue("snapshot"), bool(request.config.option.update_snapshots),
-                      request.node)
+def shape_check(snapshot: Any, request: pytest.FixtureRequest) -> ShapeCheck:
+    """The shape-snapshot comparison of this test (see conformance/snapshots.py): built in the test body, not
+    as a fixture of its own, because allure-pytest reports (and pays for) every fixture of every case."""
+    return ShapeCheck(snapshot, bool(request.config.option.update_snapshots), request.node)
 
 
 def run_case(case_item: case_data.CaseItem, exchange: Exchange, shape_check: ShapeCheck | None = None) -> None:

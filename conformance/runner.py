@@ -71,6 +71,9 @@ class Runtime:
             return Performed(skip=f"target has no route for {case.route_surface}")
         if not case.negative and self.budget.exhausted():
             return Performed(skip=f"token budget of {self.budget.limit} spent")
+        if not self.target.token and any(s.request.get("auth") in ("bearer", "basic") for s in case.steps):
+            # a local target run without a token (allowed) cannot show how a credential is sent
+            return Performed(skip="the run has no token, and this case sends one")
         sent: list[Exchange] = []
         unsent = None
         for step in case.steps:  # one step, or the earlier steps of a multi-step case and then its own
