@@ -1,10 +1,13 @@
-"""Allure results for a conformance run, written with as few files as the report needs.
+"""Allure results for a conformance run, written with as few files and as little work as the report needs.
 
 allure-pytest writes one "container" file per fixture per test (four per conformance case) besides the result
-and its attachments; on a slow disk those writes were a third of the suite's time per case. A container only
-says that a fixture was set up and torn down; the report shows nothing from one that passed. So this logger
-writes the containers of fixtures that did not pass (the set-up error of an unreachable target stays in the
-report) and drops the rest. Everything else is allure-pytest's own listener and file format.
+and its attachments; on a slow disk those writes were a third of the suite's time per case, and the listener's
+bookkeeping for them (objects, ids, hooks around every fixture) a tenth of the pytest process's CPU. A container
+only says that a fixture was set up and torn down. The conformance fixtures carry nothing a reader needs there:
+the one that can break (`exchange`, an infrastructure error) breaks the test's set-up, and allure-pytest puts
+that message on the test result itself. So the listener here does not track fixtures, and the logger drops any
+container that would still come (a fixture of another plugin). Results, attachments, labels and statuses are
+allure-pytest's own, in its file format.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 from typing import Any
 
 import allure_commons
+import pytest
 from allure_commons import hookimpl
 from allure_commons.logger import AllureFileLogger
 
@@ -23,6 +27,21 @@ class LeanAllureFileLogger(AllureFileLogger):
         fixtures = [*container.befores, *container.afters]
         if any(getattr(f, "status", None) not in (None, "passed") for f in fixtures):
             super().report_container(container)
+
+
+def _lean_listener_class() -> type:
+    from allure_pytest.listener import AllureListener
+
+    class LeanAllureListener(AllureListener):  # type: ignore[misc]
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Any:
+            yield
+
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_fixture_post_finalizer(self, fixturedef: Any) -> Any:
+            yield
+
+    return LeanAllureListener
 
 
 def _unregister_later(plugin: Any) -> Any:
@@ -37,10 +56,8 @@ def _unregister_later(plugin: Any) -> Any:
 def install(config: Any, report_dir: str) -> None:
     """Do what allure-pytest's pytest_configure does for --alluredir, with the lean logger. The caller has set
     config.option.allure_report_dir to None first, so allure-pytest itself registers no listener or logger."""
-    from allure_pytest.listener import AllureListener
-
     clean = False if config.option.collectonly else config.option.clean_alluredir
-    listener = AllureListener(config)
+    listener = _lean_listener_class()(config)
     config.pluginmanager.register(listener, "allure_listener")
     allure_commons.plugin_manager.register(listener)
     config.add_cleanup(_unregister_later(listener))

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -170,10 +171,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if state is None or hasattr(config, "workerinput"):
         return
     target = config.stash[TARGET_KEY]
-    try:
-        httpx.get(str(target.url), timeout=min(target.timeout, 15), verify=target.verify_tls)
-    except httpx.HTTPError as exc:
-        reason = REDACTOR.text(f"target {target.url} could not be reached: {type(exc).__name__}: {exc}")
+    retry = RetryPolicy(attempts=max(1, config.getoption("gateway_retries")))
+    problem: Exception | None = None
+    for attempt in range(retry.attempts):  # one reset or timeout is not an unreachable target
+        if attempt:
+            time.sleep(retry.delay(attempt - 1, None))
+        try:
+            httpx.get(str(target.url), timeout=min(target.timeout, 15), verify=target.verify_tls)
+            return
+        except httpx.HTTPError as exc:
+            problem = exc
+    if problem is not None:
+        reason = REDACTOR.text(f"target {target.url} could not be reached after {retry.attempts} attempt(s): "
+                               f"{type(problem).__name__}: {problem}")
         _write_summary(config, extra={"unreachable": reason})
         _stop_gateway(state)
         pytest.exit(reason, returncode=3)

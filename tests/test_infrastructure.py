@@ -54,3 +54,17 @@ def test_unreachable_target_exits_3(run_cli):
     result = run_cli("run", "--url", f"http://127.0.0.1:{port}")
     assert result.code == 3
     assert "could not be reached" in result.summary["unreachable"]
+
+
+def test_a_reset_at_start_up_is_retried_not_unreachable(run_cli):
+    """The start-up reachability probe is a request like the others: two resets (seed 45 at a 50% fault rate
+    resets the first two requests) must not end the run as 'unreachable'."""
+    from conformance.gateway.faults import FaultConfig
+    from conformance.gateway.server import ThreadedGateway
+
+    with ThreadedGateway("probe-token-0123456789", faults=FaultConfig(fault_rate=0.5, seed=45)) as gateway:
+        result = run_cli("run", "--url", gateway.url, "--token-env", "T", "-k", "chat-system-and-user and not client",
+                         env={"T": "probe-token-0123456789"})
+    assert "unreachable" not in result.summary
+    assert result.summary["totals"]["failed"] == 0
+    assert result.summary["totals"]["passed"] > 0

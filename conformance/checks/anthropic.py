@@ -11,7 +11,7 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
-from conformance.checks.base import CheckContext, check, get, is_int
+from conformance.checks.base import CheckContext, check, get, is_int, within_limit
 from conformance.schemas import validate
 
 SPEC = "003 Native APIs / Anthropic Messages API"
@@ -86,13 +86,8 @@ def _max_tokens(ctx: CheckContext) -> int | None:
 
 @check("anthropic_max_tokens_respected", spec=f"{SPEC}: max_tokens=256 bounds the answer (usage.output_tokens)")
 def anthropic_max_tokens_respected(ctx: CheckContext) -> Iterator[str]:
-    limit = _max_tokens(ctx)
-    if limit is None:
-        yield "case error: anthropic_max_tokens_respected needs max_tokens in the request"
-        return
-    output = get(message_of(ctx), "usage", "output_tokens")
-    if is_int(output) and output > limit:
-        yield f"$.usage.output_tokens: {output} > max_tokens {limit}"
+    yield from within_limit("anthropic_max_tokens_respected", _max_tokens(ctx), "max_tokens",
+                            get(message_of(ctx), "usage", "output_tokens"), "$.usage.output_tokens")
 
 
 @check("anthropic_stop_reason_max_tokens_when_truncated",

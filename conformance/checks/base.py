@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,3 +68,12 @@ def get(obj: Any, *path: str | int) -> Any:
 
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def within_limit(check_name: str, limit: Any, limit_name: str, count: Any, count_at: str) -> Iterator[str]:
+    """The one "the answer stays within the requested token limit" rule every surface states in its own names:
+    a case without the limit in its request is a case error; an absent count is the schema's business."""
+    if not is_int(limit):
+        yield f"case error: {check_name} needs {limit_name} in the request"
+    elif is_int(count) and count > limit:
+        yield f"{count_at}: {count} > {limit_name} {limit}"

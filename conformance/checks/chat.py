@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from conformance.checks.base import CheckContext, check, get, is_int
+from conformance.checks.base import CheckContext, check, get, is_int, within_limit
 
 SPEC_RESPONSE = "001 Chat / OpenAI Chat Completions: expected response format"
 
@@ -33,13 +33,8 @@ def usage_total_is_sum(ctx: CheckContext) -> Iterator[str]:
 
 @check("max_tokens_respected", spec="001 Chat: max_tokens in the documented requests bounds the answer")
 def max_tokens_respected(ctx: CheckContext) -> Iterator[str]:
-    limit = _max_tokens(ctx)
-    if limit is None:
-        yield "case error: max_tokens_respected needs max_tokens in the request"
-        return
-    completion = get(ctx.body, "usage", "completion_tokens")
-    if is_int(completion) and completion > limit:
-        yield f"$.usage.completion_tokens: {completion} > max_tokens {limit}"
+    yield from within_limit("max_tokens_respected", _max_tokens(ctx), "max_tokens",
+                            get(ctx.body, "usage", "completion_tokens"), "$.usage.completion_tokens")
 
 
 @check("finish_reason_length_when_truncated",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from conformance.checks.base import CheckContext, check, get, is_int
+from conformance.checks.base import CheckContext, check, get, is_int, within_limit
 
 SPEC = "003 Native APIs / Google Gemini API"
 SPEC_STREAM = f"{SPEC}: streamGenerateContent?alt=sse, each event a GenerateContentResponse"
@@ -113,13 +113,10 @@ def gemini_usage_consistent(ctx: CheckContext) -> Iterator[str]:
 @check("gemini_max_output_tokens_respected",
        spec=f"{SPEC}: generationConfig.maxOutputTokens bounds the answer (candidatesTokenCount)")
 def gemini_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
-    limit = _max_output_tokens(ctx)
-    if limit is None:
-        yield "case error: gemini_max_output_tokens_respected needs generationConfig.maxOutputTokens"
-        return
-    count = get(response_of(ctx), "usageMetadata", "candidatesTokenCount")
-    if is_int(count) and count > limit:
-        yield f"$.usageMetadata.candidatesTokenCount: {count} > maxOutputTokens {limit}"
+    yield from within_limit("gemini_max_output_tokens_respected", _max_output_tokens(ctx),
+                            "generationConfig.maxOutputTokens",
+                            get(response_of(ctx), "usageMetadata", "candidatesTokenCount"),
+                            "$.usageMetadata.candidatesTokenCount")
 
 
 @check("gemini_finish_max_tokens_when_truncated",

@@ -65,26 +65,27 @@ def reasoning_before_text(ctx: CheckContext) -> Iterator[str]:
 @check("reasoning_summary_non_empty",
        spec="001 Reasoning: reasoning = msg.content[0][\"summary\"][0][\"text\"] is printed as the reasoning")
 def reasoning_summary_non_empty(ctx: CheckContext) -> Iterator[str]:
-    for where, content, _ in _contents(ctx):
-        if not isinstance(content, list):
-            continue
-        for path, item in _summary_items(content, where):
-            text = get(item, "text")
-            if isinstance(text, str) and not text.strip():
-                yield f"{path}.text: empty summary text"
+    for path, item in _every_summary_item(ctx):
+        text = get(item, "text")
+        if isinstance(text, str) and not text.strip():
+            yield f"{path}.text: empty summary text"
 
 
 @check("reasoning_summary_signed",
        spec="001 Reasoning: every summary_text item carries a signature; 001 Manage reasoning across multiple "
             "turns: the full, unmodified assistant message is sent back")
 def reasoning_summary_signed(ctx: CheckContext) -> Iterator[str]:
+    for path, item in _every_summary_item(ctx):
+        signature = get(item, "signature")
+        if not isinstance(signature, str) or not signature:
+            yield f"{path}.signature: {signature!r}, expected a non-empty signature string"
+
+
+def _every_summary_item(ctx: CheckContext) -> Iterator[tuple[str, Any]]:
+    """(path, summary item) of every reasoning block of every choice whose content is a list of blocks."""
     for where, content, _ in _contents(ctx):
-        if not isinstance(content, list):
-            continue
-        for path, item in _summary_items(content, where):
-            signature = get(item, "signature")
-            if not isinstance(signature, str) or not signature:
-                yield f"{path}.signature: {signature!r}, expected a non-empty signature string"
+        if isinstance(content, list):
+            yield from _summary_items(content, where)
 
 
 @check("reasoning_documented_extraction",

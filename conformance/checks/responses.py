@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
-from conformance.checks.base import CheckContext, check, get, is_int
+from conformance.checks.base import CheckContext, check, get, is_int, within_limit
 
 SPEC_RESPONSE = "001 Chat / OpenAI Responses: expected response format"
 SPEC_STREAM = "OpenAI Responses streaming (stream: true), as the OpenAI client of 003 reads it"
@@ -65,13 +65,9 @@ def responses_usage_total_is_sum(ctx: CheckContext) -> Iterator[str]:
 @check("responses_max_output_tokens_respected",
        spec="001 Chat / OpenAI Responses and 003 OpenAI Responses API: max_output_tokens bounds the answer")
 def responses_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
-    limit = get(ctx.request_body, "max_output_tokens")
-    if not is_int(limit):
-        yield "case error: responses_max_output_tokens_respected needs max_output_tokens in the request"
-        return
-    out = get(final_response(ctx), "usage", "output_tokens")
-    if is_int(out) and out > limit:
-        yield f"$.usage.output_tokens: {out} > max_output_tokens {limit}"
+    yield from within_limit("responses_max_output_tokens_respected", get(ctx.request_body, "max_output_tokens"),
+                            "max_output_tokens", get(final_response(ctx), "usage", "output_tokens"),
+                            "$.usage.output_tokens")
 
 
 @check("responses_assistant_message",
