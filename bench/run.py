@@ -7,7 +7,7 @@ default settings (no hand-set rate: the suite learns it from the 429s) and print
   kind: start-up, collection, each client SDK loaded); the same run sequential (-n 0 --concurrency 1) as the naive
   baseline; tokens per full run next to what the documented examples' max_tokens would spend.
 
-    python bench/run.py [--latency 0.2] [--rate-limit 20] [--skip-baseline]
+    python bench/run.py [--latency 0.2] [--rate-limit 20] [--skip-baseline] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -108,16 +108,20 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--rate-limit", type=float, default=20.0)
     parser.add_argument("--skip-baseline", action="store_true", help="skip the slow sequential baseline")
+    parser.add_argument("--repeat", type=int, default=3, help="zero-latency runs to take the median of")
     args = parser.parse_args()
 
-    zero = measure(0.0, None, [])
-    cases = len(zero["summary"]["cases"])
+    # zero latency, the median of --repeat runs (a 2-core machine's timings vary by 10% from run to run)
+    zeros = [measure(0.0, None, []) for _ in range(args.repeat)]
     # the fixed cost: start-up, collection, and one case of each kind (each client SDK is imported once)
-    small = measure(0.0, None, ["-k", one_case_per_kind()])
-    few = len(small["summary"]["cases"])
+    smalls = [measure(0.0, None, ["-k", one_case_per_kind()]) for _ in range(args.repeat)]
+    zero = sorted(zeros, key=lambda m: m["wall_s"])[len(zeros) // 2]
+    small = sorted(smalls, key=lambda m: m["wall_s"])[len(smalls) // 2]
+    cases, few = len(zero["summary"]["cases"]), len(small["summary"]["cases"])
     per_case = (zero["wall_s"] - small["wall_s"]) / (cases - few)
-    print(f"zero latency : {cases} cases, {zero['requests']} requests in {zero['wall_s']:.2f}s "
-          f"({1000 * zero['wall_s'] / cases:.2f} ms per case all-in); fixed cost {small['wall_s']:.2f}s "
+    spread = ", ".join(f"{m['wall_s']:.2f}" for m in zeros)
+    print(f"zero latency : {cases} cases, {zero['requests']} requests in {zero['wall_s']:.2f}s (median of "
+          f"{spread}; {1000 * zero['wall_s'] / cases:.2f} ms per case all-in); fixed cost {small['wall_s']:.2f}s "
           f"(start-up and {few} cases: one per kind, every client SDK loaded) -> overhead "
           f"{1000 * per_case:.2f} ms per further case")
 
