@@ -73,22 +73,17 @@ def one_case_per_kind() -> str:
 
 
 def documented_values() -> dict[str, int]:
-    """case id -> the documented max_tokens its YAML record notes (`# documented: N`) where the case asks for fewer."""
-    import re
-
-    from conformance.clientcases import CLIENT_CASES_DIR
-    from conformance.resources import CASES_DIR
+    """case id -> the documented output-token limit of its example, where the case asks for fewer (the case
+    record's `documented` field; a thinking budget is part of the output limit, not added to it)."""
+    from conformance.clientcases import load_client_cases
 
     found: dict[str, int] = {}
-    for path in [*CASES_DIR.glob("*.yaml"), *CLIENT_CASES_DIR.glob("*.yaml")]:
-        case_id = None
-        for line in path.read_text(encoding="utf-8").splitlines():
-            head = re.match(r"^  - id: (\S+)", line)
-            if head:
-                case_id = head.group(1)
-            note = re.search(r"#\s*documented:\s*(\d+)", line)
-            if note and case_id:
-                found[case_id] = int(note.group(1))
+    for case in [*load_cases(), *load_client_cases()]:
+        documented = case.raw.get("documented") or {}
+        limit = next((documented[k] for k in ("max_tokens", "max_output_tokens", "maxOutputTokens")
+                      if k in documented), None)
+        if limit:
+            found[case.id] = limit
     return found
 
 

@@ -54,3 +54,29 @@ def test_every_model_the_spec_names_is_in_the_catalog():
     # followed by a letter (not by "-") counts as named
     missing = {n for n in named if n not in catalog and not any(n.startswith(c) and n[len(c)] != "-" for c in catalog)}
     assert missing == set(), f"models named by the spec but missing from the catalog: {missing}"
+
+
+def _values_of(node, key):  # type: ignore[no-untyped-def]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key and isinstance(v, int):
+                yield v
+            yield from _values_of(v, key)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _values_of(v, key)
+
+
+def test_documented_token_limits_are_above_what_each_case_asks():
+    """A case's `documented` field says it asks for fewer tokens than its example: it must, for every limit."""
+    from conformance.cases import load_cases
+    from conformance.clientcases import load_client_cases
+
+    seen = 0
+    for case in [*load_cases(), *load_client_cases()]:
+        for key, documented in (case.raw.get("documented") or {}).items():
+            asked = list(_values_of(case.raw.get("request") or case.raw.get("client"), key))
+            assert asked, f"{case.id}: documented {key} but the case sends none"
+            assert all(value < documented for value in asked), f"{case.id}: {key} {asked} vs documented {documented}"
+            seen += 1
+    assert seen >= 40
