@@ -78,6 +78,7 @@ class Helper:
     def __init__(self, target: Target, retry: RetryPolicy, concurrency: int, max_rps: float | None,
                  budget_limit: int | None, store: Store, nice: int = 0) -> None:
         context = multiprocessing.get_context("spawn")
+        self._store = store  # its semaphore must outlive the helper's start, which unpickles it
         self._tasks = context.Queue()
         self._results = context.Queue()
         self._futures: dict[str, Future[Any]] = {}

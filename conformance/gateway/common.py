@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import json
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,7 +164,7 @@ def words_of(value: Any) -> int:
 
 def answer_words(request: Request, prompt: Any) -> list[str]:
     """A deterministic answer: the same prompt gets the same words, different prompts different words."""
-    digest = hashlib.sha256(json.dumps(prompt, sort_keys=True, default=str).encode()).digest()
+    digest = seed_digest(prompt)
     vocabulary = OTHER_WORDS if state_of(request).on("other-text") else WORDS
     length = 9 + digest[0] % 6 + (7 if state_of(request).on("other-text") else 0)
     start = digest[1] % len(vocabulary)
@@ -177,7 +178,24 @@ def created() -> int:
 def response_id(request: Request, prefix: str, seed: Any) -> str | None:
     if state_of(request).on("null-id"):
         return None
-    return prefix + hashlib.sha256(json.dumps(seed, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return prefix + seed_digest(seed).hex()[:24]
+
+
+def seed_digest(seed: Any) -> bytes:
+    """The deterministic hash behind ids and answers: the same request gets the same one."""
+    return hashlib.sha256(json.dumps(_compact(seed), sort_keys=True, default=str).encode()).digest()
+
+
+def _compact(value: Any) -> Any:
+    """The seed of an id with long strings (megabytes of base64 images) stood in for by their length and CRC:
+    still deterministic, without hashing every byte of a 10 MB request twice over."""
+    if isinstance(value, str) and len(value) > 1024:
+        return f"<{len(value)} chars, crc {zlib.crc32(value.encode())}>"
+    if isinstance(value, dict):
+        return {k: _compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    return value
 
 
 def extra(request: Request, fields: dict[str, Any]) -> dict[str, Any]:

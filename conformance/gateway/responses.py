@@ -3,7 +3,6 @@ native OpenAI Responses API (003) and /serving-endpoints/responses (001, OpenAI 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from conformance.gateway.common import (
     positive_int,
     read_json,
     resolve_model,
+    seed_digest,
     state_of,
     validate_request_tags,
     words_of,
@@ -50,7 +50,7 @@ def validate_input(value: Any) -> None:
 
 
 def _id(prefix: str, seed: Any) -> str:
-    return prefix + hashlib.sha256(json.dumps(seed, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return prefix + seed_digest(seed).hex()[:24]
 
 
 class ResponsesAnswer:
