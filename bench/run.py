@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,31 +33,33 @@ from conformance.gateway.server import GatewayProcess
 
 
 def run_suite(url: str, token: str, extra: list[str],
-              allowed: tuple[int, ...] = (0, 1)) -> tuple[float, dict[str, Any], int]:
+              allowed: tuple[int, ...] = (0, 1)) -> tuple[float, float, dict[str, Any], int]:
+    """(wall, CPU of the run's processes (the run and its helper processes, not the gateway), summary, exit)."""
     env = {**os.environ, "BENCH_TOKEN": token}
     with tempfile.TemporaryDirectory() as reports:
         cmd = [sys.executable, "-m", "conformance", "run", "--url", url, "--token-env", "BENCH_TOKEN",
                "--reports", reports, *extra]
-        started = time.monotonic()
+        started, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        wall = time.monotonic() - started
+        wall, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         summary_path = Path(reports) / "latest" / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"cases": []}
     if proc.returncode not in allowed:
         sys.exit(f"conformance run failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return wall, summary, proc.returncode
+    return wall, cpu, summary, proc.returncode
 
 
 def measure(latency: float, rate: float | None, extra: list[str], allowed: tuple[int, ...] = (0, 1)) -> dict[str, Any]:
     token = "bench-" + secrets.token_hex(8)
     with GatewayProcess(token, faults=FaultConfig(latency_s=latency, rate_limit=rate)) as gateway:
         assert gateway.url
-        wall, summary, code = run_suite(gateway.url, token, [*extra, "--html", "none"], allowed)
+        wall, cpu, summary, code = run_suite(gateway.url, token, [*extra, "--html", "none"], allowed)
         stats = httpx.get(gateway.url + STATS_PATH).json()
     needed = stats["requests"] - stats["throttled"]
     chain = max(len(getattr(case, "steps", [None])) for case in load_cases())
     limit = max(needed / rate if rate else 0.0, chain * latency)
-    return {"wall_s": wall, "requests": needed, "throttled": stats["throttled"], "chain": chain,
+    return {"wall_s": wall, "cpu_s": cpu, "requests": needed, "throttled": stats["throttled"], "chain": chain,
             "limit_s": limit, "efficiency": limit / wall if wall else 0.0, "summary": summary, "code": code}
 
 
@@ -114,11 +118,14 @@ def main() -> None:
     small = sorted(smalls, key=lambda m: m["wall_s"])[len(smalls) // 2]
     cases, few = len(zero["summary"]["cases"]), len(small["summary"]["cases"])
     per_case = (zero["wall_s"] - small["wall_s"]) / (cases - few)
+    cpu_per_case = (statistics.median(m["cpu_s"] for m in zeros)
+                    - statistics.median(m["cpu_s"] for m in smalls)) / (cases - few)
     spread = ", ".join(f"{m['wall_s']:.2f}" for m in zeros)
     print(f"zero latency : {cases} cases, {zero['requests']} requests in {zero['wall_s']:.2f}s (median of "
           f"{spread}; {1000 * zero['wall_s'] / cases:.2f} ms per case all-in); fixed cost {small['wall_s']:.2f}s "
           f"(start-up and {few} cases: one per kind, every client SDK loaded) -> overhead "
-          f"{1000 * per_case:.2f} ms per further case")
+          f"{1000 * per_case:.2f} ms per further case; the suite's own processes spend "
+          f"{1000 * cpu_per_case:.2f} ms of CPU per further case (the reference gateway's CPU not counted)")
 
     loaded = measure(args.latency, args.rate_limit, [])
     print(f"L={args.latency}s R={args.rate_limit}/s : N={loaded['requests']} requests "
