@@ -5,9 +5,8 @@ and its attachments; on a slow disk those writes were a third of the suite's tim
 bookkeeping for them (objects, ids, hooks around every fixture) a tenth of the pytest process's CPU. A container
 only says that a fixture was set up and torn down. The conformance fixtures carry nothing a reader needs there:
 the one that can break (`exchange`, an infrastructure error) breaks the test's set-up, and allure-pytest puts
-that message on the test result itself. So the listener here does not track fixtures, and the logger drops any
-container that would still come (a fixture of another plugin). Results, attachments, labels and statuses are
-allure-pytest's own, in its file format.
+that message on the test result itself. So the listener here does not track fixtures, and no container is
+written. Results, attachments, labels and statuses are allure-pytest's own, in its file format.
 """
 
 from __future__ import annotations
@@ -17,16 +16,7 @@ from typing import Any
 
 import allure_commons
 import pytest
-from allure_commons import hookimpl
 from allure_commons.logger import AllureFileLogger
-
-
-class LeanAllureFileLogger(AllureFileLogger):
-    @hookimpl
-    def report_container(self, container: Any) -> None:
-        fixtures = [*container.befores, *container.afters]
-        if any(getattr(f, "status", None) not in (None, "passed") for f in fixtures):
-            super().report_container(container)
 
 
 def _lean_listener_class() -> type:
@@ -54,13 +44,13 @@ def _unregister_later(plugin: Any) -> Any:
 
 
 def install(config: Any, report_dir: str) -> None:
-    """Do what allure-pytest's pytest_configure does for --alluredir, with the lean logger. The caller has set
+    """Do what allure-pytest's pytest_configure does for --alluredir, with the lean listener. The caller has set
     config.option.allure_report_dir to None first, so allure-pytest itself registers no listener or logger."""
     clean = False if config.option.collectonly else config.option.clean_alluredir
     listener = _lean_listener_class()(config)
     config.pluginmanager.register(listener, "allure_listener")
     allure_commons.plugin_manager.register(listener)
     config.add_cleanup(_unregister_later(listener))
-    file_logger = LeanAllureFileLogger(os.path.abspath(report_dir), clean)
+    file_logger = AllureFileLogger(os.path.abspath(report_dir), clean)
     allure_commons.plugin_manager.register(file_logger)
     config.add_cleanup(_unregister_later(file_logger))

@@ -144,7 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _lean_allure(config: pytest.Config, report_dir: str | None) -> None:
-    """Allure results through the lean logger (conformance/allure_lean.py) instead of allure-pytest's own."""
+    """Allure results through the lean listener (conformance/allure_lean.py) instead of allure-pytest's own."""
     if report_dir is None or not hasattr(config.option, "allure_report_dir"):
         return
     from conformance import allure_lean
@@ -340,12 +340,12 @@ def _runtime(config: pytest.Config) -> Runtime:
         state = config.stash[STATE_KEY]
         shared = state["run_dir"] / ".run-limits.json" if hasattr(config, "workerinput") else None
         concurrency = config.getoption("gateway_concurrency")
-        helper = concurrency > 1 and _read_ahead_allowed(config)  # read-ahead in a helper process
-        store = make_store(shared, shared=helper)
+        helpers = concurrency > 1 and _read_ahead_allowed(config)  # read-ahead in helper processes
+        store = make_store(shared, shared=helpers)
         runtime = Runtime(config.stash[TARGET_KEY], Pacer(config.getoption("gateway_max_rps"), store),
                           TokenBudget(config.getoption("gateway_token_budget"), store),
                           RetryPolicy(attempts=max(1, config.getoption("gateway_retries"))),
-                          concurrency=concurrency, helper=helper)
+                          concurrency=concurrency if helpers else 1)
         config.stash[RUNTIME_KEY] = runtime
     return runtime
 

@@ -1,18 +1,17 @@
 """Performing cases: the requests of a case (or the call of a client case), and running many at once.
 
 A live target is slow (hundreds of ms per answer) and rate-limited; pytest runs tests one after another. So
-the runner sends the requests of the cases pytest is about to run ahead of it, on a bounded pool of threads,
-paced by the run's learnt rate, and each test then judges the answer that was fetched for it. Under
-pytest-xdist each worker performs its own tests inline instead (workers are the concurrency there).
+the runner has the cases pytest is about to run performed ahead of it, in helper processes (conformance/helper.py)
+paced by the run's learnt rate, and each test then judges the answer that was fetched for it. With concurrency 1,
+and under pytest-xdist (workers are the concurrency there), each test performs its case inline instead.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,6 @@ from conformance.pacing import Pacer, TokenBudget
 from conformance.redact import REDACTOR
 from conformance.usage import usage_of
 
-SWITCH_INTERVAL_S = 0.001
 CLIENT_HELPER_NICE = 10  # the client-SDK lane yields the CPU to the lane the tests wait for first
 
 
@@ -42,10 +40,11 @@ class Performed:
 
 
 class Runtime:
-    """Per process: the target, one connection pool, the pacer and budget, and the read-ahead pool."""
+    """Per process: the target, one connection pool, the pacer and budget, and the read-ahead helpers (their
+    pacer and budget must then live in a store they share: pacing.make_store(shared=True))."""
 
     def __init__(self, target: Target, pacer: Pacer, budget: TokenBudget, retry: RetryPolicy,
-                 concurrency: int = 1, helper: bool = False) -> None:
+                 concurrency: int = 1) -> None:
         self.target = target
         self.pacer = pacer
         self.budget = budget
@@ -53,14 +52,11 @@ class Runtime:
         self.client = GatewayClient(target, retry, pacer)
         self.concurrency = max(1, concurrency)
         self._futures: dict[str, Future[Performed]] = {}
-        self._pool: ThreadPoolExecutor | None = None
         self._window: threading.Semaphore | None = None
         self._lock = threading.Lock()
-        self._use_helper = helper  # read-ahead performs in a helper process (conformance/helper.py)
         self._closed = False
         self._helpers: list[Any] = []
-        self._unwindowed: set[str] = set()
-        self._switch_interval: float | None = None  # cases handed to the helper hold no read-ahead window slot
+        self._unwindowed: set[str] = set()  # client cases: outside the read-ahead window
 
     # --- one case -------------------------------------------------------------------------------------------
 
@@ -138,50 +134,34 @@ class Runtime:
     # --- read-ahead -----------------------------------------------------------------------------------------
 
     def read_ahead(self, work: Iterable[tuple[str, str, case_data.CaseItem]]) -> None:
-        """Start performing (nodeid, kind, item) in order, at most `concurrency` at once and a bounded window
-        ahead of the tests that consume them (answers can be megabytes): in a helper process when the runtime
-        has one (conformance/helper.py), else on a pool of threads of this process."""
+        """Start performing (nodeid, kind, item) in helper processes, at most `concurrency` at once per helper
+        and, for HTTP cases, a bounded window ahead of the tests that consume them (answers can be megabytes).
+        Two lanes: HTTP cases, and client cases (the client SDKs load there while the HTTP cases run)."""
         if self.concurrency < 2:
             return
+        from conformance.helper import Helper
+
         work = list(work)
         self._window = threading.Semaphore(self.concurrency * 4)
         targets: dict[str, Future[Performed]] = {nodeid: Future() for nodeid, _, _ in work}
         with self._lock:
             self._futures.update(targets)  # take() pops them, maybe before the feeder reaches them
-        submit: Callable[[str, str, case_data.CaseItem], Future[Performed]]
-        if self._use_helper:
-            from conformance.helper import Helper
 
-            def start(nice: int = 0) -> Helper:
-                helper = Helper(self.target, self.retry, self.concurrency, self.pacer.max_rps, self.budget.limit,
-                                self.pacer.store, nice)
-                self._helpers.append(helper)
-                return helper
+        def start(nice: int = 0) -> Helper:
+            helper = Helper(self.target, self.retry, self.concurrency, self.pacer.max_rps, self.budget.limit,
+                            self.pacer.store, nice)
+            self._helpers.append(helper)
+            return helper
 
-            lanes = {"case": start()}
-            if any(kind == "client" for _, kind, _ in work):
-                lanes["client"] = start(nice=CLIENT_HELPER_NICE)
-
-            def submit(nodeid: str, kind: str, item: case_data.CaseItem) -> Future[Performed]:
-                return lanes["client" if kind == "client" else "case"].submit(nodeid, kind, item)
-
-            # a client case's answer is a verdict, not megabytes: those go at once, outside the window, so
-            # the helper loads the client SDKs while the other cases run
-            for nodeid, kind, item in work:
-                if kind == "client":
-                    submit(nodeid, kind, item).add_done_callback(
-                        lambda f, t=targets[nodeid]: _copy_result(f, t))
-                    self._unwindowed.add(nodeid)
-            work = [w for w in work if w[0] not in self._unwindowed]
-        else:
-            # The pytest thread makes many short system calls (report files, captures); each lets a read-ahead
-            # thread take the interpreter lock, which by default comes back only after 5 ms. Restored by close().
-            self._switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
-            pool = self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conformance")
-
-            def submit(nodeid: str, kind: str, item: case_data.CaseItem) -> Future[Performed]:
-                return pool.submit(self.perform, kind, item)
+        cases = start()
+        clients = [w for w in work if w[1] == "client"]
+        if clients:
+            # a client case's answer is a verdict, not megabytes: those go at once, outside the window
+            lane = start(nice=CLIENT_HELPER_NICE)
+            for nodeid, kind, item in clients:
+                lane.submit(nodeid, kind, item).add_done_callback(lambda f, t=targets[nodeid]: _copy_result(f, t))
+                self._unwindowed.add(nodeid)
+        work = [w for w in work if w[1] != "client"]
 
         def feed() -> None:
             for nodeid, kind, item in work:
@@ -189,11 +169,7 @@ class Runtime:
                 self._window.acquire()
                 if self._closed:
                     return
-                try:
-                    inner = submit(nodeid, kind, item)
-                except RuntimeError:  # the pool was shut down: the run is over
-                    return
-                inner.add_done_callback(lambda f, t=targets[nodeid]: _copy_result(f, t))
+                cases.submit(nodeid, kind, item).add_done_callback(lambda f, t=targets[nodeid]: _copy_result(f, t))
 
         threading.Thread(target=feed, name="conformance-feed", daemon=True).start()
 
@@ -210,18 +186,12 @@ class Runtime:
 
     def close(self) -> None:
         self._closed = True
-        if self._switch_interval is not None:
-            sys.setswitchinterval(self._switch_interval)
-            self._switch_interval = None
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
         helpers, self._helpers = self._helpers, []
         for helper in helpers:
             helper.close()
         if self._window is not None:
             for _ in range(len(self._futures) + 1):
-                self._window.release()  # unblock the feeder so it can see the pool is gone
+                self._window.release()  # unblock the feeder so it can see the run is over
         self.client.close()
 
 

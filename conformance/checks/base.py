@@ -70,6 +70,17 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def total_is_sum(usage: Any, total_key: str, part_keys: tuple[str, ...]) -> Iterator[str]:
+    """The one "usage total is the sum of its parts" rule, in each surface's field names."""
+    if not isinstance(usage, dict):
+        yield "$.usage: missing"
+        return
+    parts, total = [usage.get(k) for k in part_keys], usage.get(total_key)
+    if all(is_int(v) for v in (*parts, total)) and total != sum(parts):
+        terms = " + ".join(f"{k} {v}" for k, v in zip(part_keys, parts, strict=True))
+        yield f"$.usage.{total_key}: {total} != {terms}"
+
+
 def within_limit(check_name: str, limit: Any, limit_name: str, count: Any, count_at: str) -> Iterator[str]:
     """The one "the answer stays within the requested token limit" rule every surface states in its own names:
     a case without the limit in its request is a case error; an absent count is the schema's business."""

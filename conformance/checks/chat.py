@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from conformance.checks.base import CheckContext, check, get, is_int, within_limit
+from conformance.checks.base import CheckContext, check, get, is_int, total_is_sum, within_limit
 
 SPEC_RESPONSE = "001 Chat / OpenAI Chat Completions: expected response format"
 
@@ -22,13 +22,7 @@ def _max_tokens(ctx: CheckContext) -> int | None:
 
 @check("usage_total_is_sum", spec=f"{SPEC_RESPONSE} (usage 7 + 74 = 81)")
 def usage_total_is_sum(ctx: CheckContext) -> Iterator[str]:
-    usage = get(ctx.body, "usage")
-    if not isinstance(usage, dict):
-        yield "$.usage: missing"
-        return
-    prompt, completion, total = (usage.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens"))
-    if all(is_int(v) for v in (prompt, completion, total)) and total != prompt + completion:
-        yield f"$.usage.total_tokens: {total} != prompt_tokens {prompt} + completion_tokens {completion}"
+    yield from total_is_sum(get(ctx.body, "usage"), "total_tokens", ("prompt_tokens", "completion_tokens"))
 
 
 @check("max_tokens_respected", spec="001 Chat: max_tokens in the documented requests bounds the answer")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
-from conformance.checks.base import CheckContext, check, get, is_int, within_limit
+from conformance.checks.base import CheckContext, check, get, is_int, total_is_sum, within_limit
 
 SPEC_RESPONSE = "001 Chat / OpenAI Responses: expected response format"
 SPEC_STREAM = "OpenAI Responses streaming (stream: true), as the OpenAI client of 003 reads it"
@@ -52,14 +52,7 @@ def output_text(response: Any) -> str:
 
 @check("responses_usage_total_is_sum", spec=f"{SPEC_RESPONSE} (usage input 7 + output 74 = total 81)")
 def responses_usage_total_is_sum(ctx: CheckContext) -> Iterator[str]:
-    response = final_response(ctx)
-    usage = get(response, "usage")
-    if not isinstance(usage, dict):
-        yield "$.usage: missing"
-        return
-    inp, out, total = (usage.get(k) for k in ("input_tokens", "output_tokens", "total_tokens"))
-    if all(is_int(v) for v in (inp, out, total)) and total != inp + out:
-        yield f"$.usage.total_tokens: {total} != input_tokens {inp} + output_tokens {out}"
+    yield from total_is_sum(get(final_response(ctx), "usage"), "total_tokens", ("input_tokens", "output_tokens"))
 
 
 @check("responses_max_output_tokens_respected",
