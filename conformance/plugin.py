@@ -19,7 +19,7 @@ import pytest
 
 from conformance import cases as case_data
 from conformance.certify import implementation_of
-from conformance.client import Exchange, RetryPolicy
+from conformance.client import Exchange, RetryPolicy, shorten
 from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
 from conformance.errors import BadInput, InfrastructureError
 from conformance.evaluate import evaluate_steps
@@ -178,7 +178,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             time.sleep(retry.delay(attempt - 1, None))
         try:
             httpx.get(str(target.url), timeout=min(target.timeout, 15), verify=target.verify_tls)
-            return
+            problem = None
+            break
         except httpx.HTTPError as exc:
             problem = exc
     if problem is not None:
@@ -187,6 +188,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _write_summary(config, extra={"unreachable": reason})
         _stop_gateway(state)
         pytest.exit(reason, returncode=3)
+    if _read_ahead_allowed(config) and not config.option.collectonly:
+        _runtime(config).start_helpers()  # their interpreters start while pytest collects
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -432,22 +435,15 @@ def _attach(case_item: case_data.CaseItem, exchange: Exchange, failures: list[st
         allure.attach(REDACTOR.text("\n".join(failures)), "failed checks", allure.attachment_type.TEXT)
 
 
-def _shorten(value: Any, limit: int = 2000) -> Any:
-    """Long strings (base64 images) cut for the evidence: a report need not carry megabytes per case."""
-    if isinstance(value, str) and len(value) > limit:
-        return f"{value[:200]}... ({len(value)} characters)"
-    if isinstance(value, dict):
-        return {k: _shorten(v, limit) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shorten(v, limit) for v in value]
-    return value
+EVIDENCE_LIMIT = 2000  # characters of one request string (a base64 image) kept in the evidence
 
 
 def _attach_exchange(allure: Any, exchange: Exchange, label: str) -> None:
     """One attachment per request: what was sent and what came back, side by side (one file, not two)."""
+    body = exchange.request_body
     request_doc = {"method": exchange.method, "url": exchange.url,
                    "headers": REDACTOR.headers(exchange.request_headers),
-                   "body": REDACTOR.value(_shorten(exchange.request_body)) if exchange.raw_request is None
+                   "body": REDACTOR.value(shorten(body, EVIDENCE_LIMIT)) if exchange.raw_request is None
                    else REDACTOR.text(exchange.raw_request)}
     response_doc = {"status": exchange.status, "headers": REDACTOR.headers(exchange.response_headers),
                     "body": REDACTOR.text(exchange.text[:200_000])}

@@ -24,6 +24,7 @@ from conformance.redact import REDACTOR
 from conformance.usage import usage_of
 
 CLIENT_HELPER_NICE = 10  # the client-SDK lane yields the CPU to the lane the tests wait for first
+EXPENSIVE_LEAD = 100  # cases: how much earlier than its turn an `expensive` case is started
 
 
 @dataclass
@@ -55,8 +56,8 @@ class Runtime:
         self._window: threading.Semaphore | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._helpers: list[Any] = []
-        self._unwindowed: set[str] = set()  # client cases: outside the read-ahead window
+        self._lanes: dict[str, Any] = {}  # kind -> its read-ahead Helper
+        self._unwindowed: set[str] = set()  # client and expensive cases: outside the read-ahead window
 
     # --- one case -------------------------------------------------------------------------------------------
 
@@ -133,40 +134,50 @@ class Runtime:
 
     # --- read-ahead -----------------------------------------------------------------------------------------
 
+    def start_helpers(self) -> None:
+        """Spawn the read-ahead helpers (runner docstring) now, so their interpreters start while pytest
+        collects; read_ahead hands them the work."""
+        if self.concurrency < 2 or self._lanes:
+            return
+        from conformance.helper import Helper
+
+        for kind, nice in (("case", 0), ("client", CLIENT_HELPER_NICE)):
+            self._lanes[kind] = Helper(self.target, self.retry, self.concurrency, self.pacer.max_rps,
+                                       self.budget.limit, self.pacer.store, nice)
+
     def read_ahead(self, work: Iterable[tuple[str, str, case_data.CaseItem]]) -> None:
         """Start performing (nodeid, kind, item) in helper processes, at most `concurrency` at once per helper
         and, for HTTP cases, a bounded window ahead of the tests that consume them (answers can be megabytes).
         Two lanes: HTTP cases, and client cases (the client SDKs load there while the HTTP cases run)."""
         if self.concurrency < 2:
             return
-        from conformance.helper import Helper
-
+        self.start_helpers()
         work = list(work)
         self._window = threading.Semaphore(self.concurrency * 4)
         targets: dict[str, Future[Performed]] = {nodeid: Future() for nodeid, _, _ in work}
         with self._lock:
             self._futures.update(targets)  # take() pops them, maybe before the feeder reaches them
 
-        def start(nice: int = 0) -> Helper:
-            helper = Helper(self.target, self.retry, self.concurrency, self.pacer.max_rps, self.budget.limit,
-                            self.pacer.store, nice)
-            self._helpers.append(helper)
-            return helper
-
-        cases = start()
         clients = [w for w in work if w[1] == "client"]
-        if clients:
+        if not clients:
+            self._lanes.pop("client").close()
+        for nodeid, kind, item in clients:
             # a client case's answer is a verdict, not megabytes: those go at once, outside the window
-            lane = start(nice=CLIENT_HELPER_NICE)
-            for nodeid, kind, item in clients:
-                lane.submit(nodeid, kind, item).add_done_callback(lambda f, t=targets[nodeid]: _copy_result(f, t))
-                self._unwindowed.add(nodeid)
-        work = [w for w in work if w[1] != "client"]
+            self._lanes["client"].submit(nodeid, kind, item).add_done_callback(
+                lambda f, t=targets[nodeid]: _copy_result(f, t))
+            self._unwindowed.add(nodeid)
+        work = ahead_of_time([w for w in work if w[1] != "client"])
+        cases = self._lanes["case"]
+
+        # an expensive case is started before tests that come earlier, which the window's slots wait for:
+        # it stays outside the window
+        self._unwindowed.update(nodeid for nodeid, _, item in work if expensive(item))
 
         def feed() -> None:
             for nodeid, kind, item in work:
-                assert self._window is not None
-                self._window.acquire()
+                if nodeid not in self._unwindowed:
+                    assert self._window is not None
+                    self._window.acquire()
                 if self._closed:
                     return
                 cases.submit(nodeid, kind, item).add_done_callback(lambda f, t=targets[nodeid]: _copy_result(f, t))
@@ -186,13 +197,27 @@ class Runtime:
 
     def close(self) -> None:
         self._closed = True
-        helpers, self._helpers = self._helpers, []
-        for helper in helpers:
+        lanes, self._lanes = self._lanes, {}
+        for helper in lanes.values():
             helper.close()
         if self._window is not None:
             for _ in range(len(self._futures) + 1):
                 self._window.release()  # unblock the feeder so it can see the run is over
         self.client.close()
+
+
+def expensive(item: case_data.CaseItem) -> bool:
+    return "expensive" in item.case.markers
+
+
+def ahead_of_time(work: list[tuple[str, str, case_data.CaseItem]]) -> list[tuple[str, str, case_data.CaseItem]]:
+    """The order to perform HTTP cases in: the tests' order, but each `expensive` case (megabytes of images, or
+    thousands of tokens to generate) started EXPENSIVE_LEAD cases before its turn, so that its answer is ready
+    when its test comes instead of stalling the run there."""
+    def due(index: int) -> int:
+        return index - EXPENSIVE_LEAD if expensive(work[index][2]) else index
+
+    return [work[i] for i in sorted(range(len(work)), key=due)]
 
 
 def _copy_result(source: Future[Performed], target: Future[Performed]) -> None:

@@ -54,3 +54,20 @@ def test_a_helper_that_dies_leaves_infrastructure_errors():
     for p in performed:
         assert p.exchange is None and p.failure is None
         assert p.infra and "helper process exited" in p.infra, p.infra
+
+
+def test_expensive_cases_start_ahead_of_their_turn_and_the_rest_keep_their_order():
+    from conformance.runner import EXPENSIVE_LEAD, ahead_of_time, expensive
+
+    target = resolve_target(TargetOptions(url="http://127.0.0.1:9", token_env="HELPER_T"), {"HELPER_T": TOKEN})
+    items = case_data.expand(case_data.load_cases(), target)
+    work = [(str(n), "case", item) for n, item in enumerate(items)]
+    ordered = ahead_of_time(work)
+    assert sorted(ordered, key=lambda w: int(w[0])) == work  # the same cases
+    position = {w[0]: n for n, w in enumerate(ordered)}
+    costly = [w for w in work if expensive(w[2])]
+    assert costly, "the case data marks some cases expensive"
+    for nodeid, _, _ in costly:
+        assert position[nodeid] <= max(0, int(nodeid) - EXPENSIVE_LEAD) + len(costly)
+    cheap = [w[0] for w in ordered if not expensive(w[2])]
+    assert cheap == [w[0] for w in work if not expensive(w[2])]
