@@ -7,16 +7,26 @@ only says that a fixture was set up and torn down. The conformance fixtures carr
 the one that can break (`exchange`, an infrastructure error) breaks the test's set-up, and allure-pytest puts
 that message on the test result itself. So the listener here does not track fixtures, and no container is
 written. Results, attachments, labels and statuses are allure-pytest's own, in its file format.
+
+The files are written by a thread of their own (BackgroundFileLogger). Creating a file costs a system call
+whose time varies thirtyfold on a shared virtual disk (0.02 to 0.7 ms measured on the project's machine); the
+pytest thread only serialises and queues, and the writer creates the files while it judges the next case.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import queue
+import threading
+import uuid
+from pathlib import Path
 from typing import Any
 
 import allure_commons
 import pytest
-from allure_commons.logger import AllureFileLogger
+from allure_commons import hookimpl
+from attr import asdict
 
 
 def _lean_listener_class() -> type:
@@ -34,11 +44,72 @@ def _lean_listener_class() -> type:
     return LeanAllureListener
 
 
+class BackgroundFileLogger:
+    """allure-commons' file logger (same files, same names, same JSON), with the writes on a writer thread.
+    `close` waits for every queued file: the report is complete once the run's clean-up has run."""
+
+    def __init__(self, report_dir: str, clean: bool = False) -> None:
+        self._dir = Path(report_dir).absolute()
+        if clean and self._dir.is_dir():
+            import shutil
+
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        self._error: OSError | None = None
+        self._writer = threading.Thread(target=self._write, name="allure-writer", daemon=True)
+        self._writer.start()
+
+    def _write(self) -> None:
+        while (job := self._queue.get()) is not None:
+            name, data = job
+            try:
+                (self._dir / name).write_bytes(data)
+            except OSError as exc:  # a full disk: said once at close, the run itself goes on
+                self._error = self._error or exc
+
+    def _report_item(self, item: Any) -> None:
+        data = asdict(item, filter=lambda _, v: v or v is False)
+        name = item.file_pattern.format(prefix=uuid.uuid4())
+        self._queue.put((name, json.dumps(data, ensure_ascii=False).encode("utf-8")))
+
+    @hookimpl
+    def report_result(self, result: Any) -> None:
+        self._report_item(result)
+
+    @hookimpl
+    def report_container(self, container: Any) -> None:
+        self._report_item(container)
+
+    @hookimpl
+    def report_globals(self, globals_item: Any) -> None:
+        self._report_item(globals_item)
+
+    @hookimpl
+    def report_attached_data(self, body: str | bytes, file_name: str) -> None:
+        self._queue.put((file_name, body.encode("utf-8") if isinstance(body, str) else body))
+
+    @hookimpl
+    def report_attached_file(self, source: str, file_name: str) -> None:
+        self._queue.put((file_name, Path(source).read_bytes()))
+
+    def close(self) -> None:
+        if self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join()
+        if self._error is not None:
+            import sys
+
+            print(f"conformance: warning: allure results incomplete: {self._error}", file=sys.stderr)
+
+
 def _unregister_later(plugin: Any) -> Any:
     def clean_up() -> None:
         name = allure_commons.plugin_manager.get_name(plugin)
         if name is not None:
             allure_commons.plugin_manager.unregister(name=name)
+        if isinstance(plugin, BackgroundFileLogger):
+            plugin.close()
 
     return clean_up
 
@@ -51,6 +122,6 @@ def install(config: Any, report_dir: str) -> None:
     config.pluginmanager.register(listener, "allure_listener")
     allure_commons.plugin_manager.register(listener)
     config.add_cleanup(_unregister_later(listener))
-    file_logger = AllureFileLogger(os.path.abspath(report_dir), clean)
+    file_logger = BackgroundFileLogger(os.path.abspath(report_dir), clean)
     allure_commons.plugin_manager.register(file_logger)
     config.add_cleanup(_unregister_later(file_logger))

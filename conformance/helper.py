@@ -13,11 +13,11 @@ infrastructure errors naming that cause.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
-import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from conformance import cases as case_data
@@ -57,85 +57,97 @@ def _helper_main(target: Target, retry: RetryPolicy, concurrency: int, max_rps: 
     media.use_target(target)  # what case expansion did in the pytest process (media URLs of this target)
     runtime = Runtime(target, Pacer(max_rps, store), TokenBudget(budget_limit, store), retry)
     pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="conformance-helper")
+    sending = threading.Lock()
 
-    def finish(nodeid: str, future: Future[Any]) -> None:
-        error = future.exception()
-        if error is None:
-            results.put((nodeid, future.result()))
-        else:
-            results.put((nodeid, Performed(infra=REDACTOR.text(
-                f"infrastructure: the read-ahead helper raised {type(error).__name__}: {error}"))))
+    def run(nodeid: str, kind: str, item: case_data.CaseItem) -> None:
+        try:
+            performed = perform(runtime, kind, item)
+        except Exception as exc:  # never lost: the pytest process would wait for it
+            performed = Performed(infra=REDACTOR.text(
+                f"infrastructure: the read-ahead helper raised {type(exc).__name__}: {exc}"))
+        with sending:  # pickled and written by the thread that has it: no hand-over to a feeder thread
+            results.send((nodeid, performed))
 
     while True:
-        task = tasks.get()
-        if task is None:
+        batch = tasks.recv()
+        if batch is None:
             break
-        nodeid, kind, item = task
-        pool.submit(perform, runtime, kind, item).add_done_callback(lambda f, n=nodeid: finish(n, f))
+        for nodeid, kind, item in batch:
+            pool.submit(run, nodeid, kind, item)
     pool.shutdown(wait=False, cancel_futures=True)
 
 
 class Helper:
-    """The pytest process's side: start the helper, hand it cases, turn its answers into futures."""
+    """The pytest process's side: start the helper, hand it cases, and collect its answers.
+
+    No thread of the pytest process stands between it and a helper: tasks are written (in batches) and answers
+    read by the pytest thread itself, when a test needs one. Each hand-over between threads costs a wake-up and
+    a switch of the interpreter lock, and at zero latency those were a large part of the suite's time."""
 
     def __init__(self, target: Target, retry: RetryPolicy, concurrency: int, max_rps: float | None,
                  budget_limit: int | None, store: Store, nice: int = 0) -> None:
         context = multiprocessing.get_context("spawn")
         self._store = store  # its semaphore must outlive the helper's start, which unpickles it
-        self._tasks = context.Queue()
-        self._results = context.Queue()
-        self._futures: dict[str, Future[Any]] = {}
+        task_reader, self._tasks = context.Pipe(duplex=False)
+        self._results, result_writer = context.Pipe(duplex=False)
+        self._pending: set[str] = set()
+        self._answers: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._process = context.Process(
             target=_helper_main, name="conformance-helper", daemon=True,
-            args=(target, retry, concurrency, max_rps, budget_limit, store, self._tasks, self._results, nice))
+            args=(target, retry, concurrency, max_rps, budget_limit, store, task_reader, result_writer, nice))
         self._process.start()
-        self._listener = threading.Thread(target=self._listen, name="conformance-helper-listener", daemon=True)
-        self._listener.start()
+        task_reader.close()
+        result_writer.close()
 
     @property
     def pid(self) -> int | None:
         return self._process.pid
 
-    def submit(self, nodeid: str, kind: str, item: case_data.CaseItem) -> Future[Any]:
-        future: Future[Any] = Future()
+    def submit(self, tasks: list[tuple[str, str, case_data.CaseItem]]) -> None:
+        """Hand over cases, as one message. The helper reads its tasks at all times, so this blocks only while
+        the helper's interpreter starts (its pipe holds 64 KB)."""
+        if not tasks:
+            return
         with self._lock:
-            self._futures[nodeid] = future
-        self._tasks.put((nodeid, kind, item))
-        return future
+            self._pending.update(nodeid for nodeid, _, _ in tasks)
+        with contextlib.suppress(OSError):  # the helper is gone: result() says so for each of them
+            self._tasks.send(tasks)
 
-    def _listen(self) -> None:
-        while True:
-            try:
-                message = self._results.get(timeout=POLL_S)
-            except queue.Empty:
-                if self._process.is_alive():
-                    continue
-                self._fail_pending(f"the read-ahead helper process exited (code {self._process.exitcode})")
-                return
-            except (EOFError, OSError, ValueError):  # the queue was closed under us: the run is over
-                self._fail_pending("the read-ahead helper's result channel closed")
-                return
-            nodeid, performed = message
-            with self._lock:
-                future = self._futures.pop(nodeid, None)
-            if future is not None and not future.done():
-                future.set_result(performed)
-
-    def _fail_pending(self, cause: str) -> None:
+    def result(self, nodeid: str) -> Any:
+        """The answer for a submitted case, reading (and keeping) the helper's other answers until it comes."""
         from conformance.runner import Performed
 
         with self._lock:
-            pending, self._futures = self._futures, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_result(Performed(infra=f"infrastructure: {cause}"))
+            while nodeid not in self._answers:
+                if nodeid not in self._pending:
+                    raise KeyError(nodeid)
+                cause = self._read_one()
+                if cause is not None:
+                    for pending in self._pending:
+                        self._answers[pending] = Performed(infra=f"infrastructure: {cause}")
+                    self._pending.clear()
+            return self._answers.pop(nodeid)
+
+    def _read_one(self) -> str | None:
+        """Read one answer into _answers; or why none will come."""
+        try:
+            if not self._results.poll(POLL_S):
+                if self._process.is_alive() or self._results.poll(0):
+                    return None
+                return f"the read-ahead helper process exited (code {self._process.exitcode})"
+            nodeid, performed = self._results.recv()
+        except (EOFError, OSError):
+            return f"the read-ahead helper process exited (code {self._process.exitcode})"
+        self._pending.discard(nodeid)
+        self._answers[nodeid] = performed
+        return None
 
     def close(self) -> None:
         """At the end of the run every answer is in: the helper is stopped, not asked to wind down (its
-        interpreter exit with four SDKs loaded takes over a second)."""
+        interpreter exit with an SDK loaded takes up to a second)."""
         if self._process.is_alive():
             self._process.terminate()
             self._process.join(timeout=5)
-        self._tasks.cancel_join_thread()  # a stopped helper reads nothing more: never block the exit on it
-        self._fail_pending("the run ended before the case was performed")
+        for end in (self._tasks, self._results):
+            end.close()

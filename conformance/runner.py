@@ -8,10 +8,9 @@ and under pytest-xdist (workers are the concurrency there), each test performs i
 
 from __future__ import annotations
 
-import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +22,8 @@ from conformance.pacing import Pacer, TokenBudget
 from conformance.redact import REDACTOR
 from conformance.usage import usage_of
 
+QUEUED = "queued"
 CLIENT_HELPER_NICE = 10  # the client-SDK lane yields the CPU to the lane the tests wait for first
-EXPENSIVE_LEAD = 100  # cases: how much earlier than its turn an `expensive` case is started
 
 
 @dataclass
@@ -52,12 +51,10 @@ class Runtime:
         self.retry = retry
         self.client = GatewayClient(target, retry, pacer)
         self.concurrency = max(1, concurrency)
-        self._futures: dict[str, Future[Performed]] = {}
-        self._window: threading.Semaphore | None = None
-        self._lock = threading.Lock()
-        self._closed = False
-        self._lanes: dict[str, Any] = {}  # kind -> its read-ahead Helper
-        self._unwindowed: set[str] = set()  # client and expensive cases: outside the read-ahead window
+        self._lanes: dict[str, Any] = {}  # "case" or "client:<name>" -> its read-ahead Helper
+        self._lane_of: dict[str, str] = {}  # nodeid -> the lane performing it, or QUEUED
+        self._queued: OrderedDict[str, tuple[str, case_data.CaseItem]] = OrderedDict()  # HTTP cases not yet handed over
+        self._outstanding = 0  # HTTP cases handed over and not yet taken
 
     # --- one case -------------------------------------------------------------------------------------------
 
@@ -135,95 +132,65 @@ class Runtime:
     # --- read-ahead -----------------------------------------------------------------------------------------
 
     def start_helpers(self) -> None:
-        """Spawn the read-ahead helpers (runner docstring) now, so their interpreters start while pytest
-        collects; read_ahead hands them the work."""
-        if self.concurrency < 2 or self._lanes:
-            return
+        """Spawn the HTTP lane's helper (runner docstring) now, so its interpreter starts while pytest collects."""
+        if self.concurrency >= 2 and "case" not in self._lanes:
+            self._lanes["case"] = self._helper(nice=0)
+
+    def _helper(self, nice: int) -> Any:
         from conformance.helper import Helper
 
-        for kind, nice in (("case", 0), ("client", CLIENT_HELPER_NICE)):
-            self._lanes[kind] = Helper(self.target, self.retry, self.concurrency, self.pacer.max_rps,
-                                       self.budget.limit, self.pacer.store, nice)
+        return Helper(self.target, self.retry, self.concurrency, self.pacer.max_rps, self.budget.limit,
+                      self.pacer.store, nice)
 
     def read_ahead(self, work: Iterable[tuple[str, str, case_data.CaseItem]]) -> None:
         """Start performing (nodeid, kind, item) in helper processes, at most `concurrency` at once per helper
         and, for HTTP cases, a bounded window ahead of the tests that consume them (answers can be megabytes).
-        Two lanes: HTTP cases, and client cases (the client SDKs load there while the HTTP cases run)."""
+        The HTTP cases have one lane; each official client has its own, where its SDK loads (a second or more
+        of CPU each) while the HTTP cases run, and where the SDKs load side by side on both cores once the
+        HTTP cases are done."""
         if self.concurrency < 2:
             return
         self.start_helpers()
-        work = list(work)
-        self._window = threading.Semaphore(self.concurrency * 4)
-        targets: dict[str, Future[Performed]] = {nodeid: Future() for nodeid, _, _ in work}
-        with self._lock:
-            self._futures.update(targets)  # take() pops them, maybe before the feeder reaches them
-
-        clients = [w for w in work if w[1] == "client"]
-        if not clients:
-            self._lanes.pop("client").close()
-        for nodeid, kind, item in clients:
+        clients: dict[str, list[tuple[str, str, case_data.CaseItem]]] = {}
+        for nodeid, kind, item in work:
+            if kind == "client":
+                clients.setdefault(f"client:{item.case.client['name']}", []).append((nodeid, kind, item))
+            else:
+                self._queued[nodeid] = (kind, item)
+                self._lane_of[nodeid] = QUEUED
+        for lane, tasks in clients.items():
             # a client case's answer is a verdict, not megabytes: those go at once, outside the window
-            self._lanes["client"].submit(nodeid, kind, item).add_done_callback(
-                lambda f, t=targets[nodeid]: _copy_result(f, t))
-            self._unwindowed.add(nodeid)
-        work = ahead_of_time([w for w in work if w[1] != "client"])
-        cases = self._lanes["case"]
+            self._lanes[lane] = self._helper(nice=CLIENT_HELPER_NICE)
+            self._lanes[lane].submit(tasks)
+            self._lane_of.update((nodeid, lane) for nodeid, _, _ in tasks)
+        self._refill()
 
-        # an expensive case is started before tests that come earlier, which the window's slots wait for:
-        # it stays outside the window
-        self._unwindowed.update(nodeid for nodeid, _, item in work if expensive(item))
-
-        def feed() -> None:
-            for nodeid, kind, item in work:
-                if nodeid not in self._unwindowed:
-                    assert self._window is not None
-                    self._window.acquire()
-                if self._closed:
-                    return
-                cases.submit(nodeid, kind, item).add_done_callback(lambda f, t=targets[nodeid]: _copy_result(f, t))
-
-        threading.Thread(target=feed, name="conformance-feed", daemon=True).start()
+    def _refill(self) -> None:
+        """Keep the window of HTTP cases handed over ahead of the tests full, topping it up in batches."""
+        free = self.concurrency * 4 - self._outstanding
+        if not self._queued or (free < self.concurrency and free < len(self._queued)):
+            return
+        batch = []
+        while self._queued and len(batch) < free:
+            nodeid, (kind, item) = self._queued.popitem(last=False)
+            batch.append((nodeid, kind, item))
+            self._lane_of[nodeid] = "case"
+        self._outstanding += len(batch)
+        self._lanes["case"].submit(batch)
 
     def take(self, nodeid: str, kind: str, item: case_data.CaseItem) -> Performed:
-        with self._lock:
-            future = self._futures.pop(nodeid, None)
-        if future is None:
+        lane = self._lane_of.pop(nodeid, None)
+        if lane is None or lane == QUEUED:
+            self._queued.pop(nodeid, None)  # not handed over (the tests ran in another order): done here
             return self.perform(kind, item)
-        try:
-            return future.result()
-        finally:
-            if self._window is not None and nodeid not in self._unwindowed:
-                self._window.release()
+        performed: Performed = self._lanes[lane].result(nodeid)
+        if lane == "case":
+            self._outstanding -= 1
+            self._refill()
+        return performed
 
     def close(self) -> None:
-        self._closed = True
         lanes, self._lanes = self._lanes, {}
         for helper in lanes.values():
             helper.close()
-        if self._window is not None:
-            for _ in range(len(self._futures) + 1):
-                self._window.release()  # unblock the feeder so it can see the run is over
         self.client.close()
-
-
-def expensive(item: case_data.CaseItem) -> bool:
-    return "expensive" in item.case.markers
-
-
-def ahead_of_time(work: list[tuple[str, str, case_data.CaseItem]]) -> list[tuple[str, str, case_data.CaseItem]]:
-    """The order to perform HTTP cases in: the tests' order, but each `expensive` case (megabytes of images, or
-    thousands of tokens to generate) started EXPENSIVE_LEAD cases before its turn, so that its answer is ready
-    when its test comes instead of stalling the run there."""
-    def due(index: int) -> int:
-        return index - EXPENSIVE_LEAD if expensive(work[index][2]) else index
-
-    return [work[i] for i in sorted(range(len(work)), key=due)]
-
-
-def _copy_result(source: Future[Performed], target: Future[Performed]) -> None:
-    if source.cancelled():
-        target.cancel()
-    elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
-    else:
-        target.set_result(source.result())

@@ -45,29 +45,13 @@ def test_a_helper_that_dies_leaves_infrastructure_errors():
         assert items
         helper = Helper(target, RetryPolicy(attempts=1), 4, None, None, make_store(None, shared=True))
         try:
-            futures = [helper.submit(f"node-{n}", "case", item) for n, item in enumerate(items)]
+            helper.submit([(f"node-{n}", "case", item) for n, item in enumerate(items)])
             assert helper.pid is not None
             os.kill(helper.pid, signal.SIGKILL)  # while its requests wait on the slow gateway
-            performed = [f.result(timeout=30) for f in futures]
+            performed = [helper.result(f"node-{n}") for n in range(len(items))]
         finally:
             helper.close()
     for p in performed:
         assert p.exchange is None and p.failure is None
         assert p.infra and "helper process exited" in p.infra, p.infra
 
-
-def test_expensive_cases_start_ahead_of_their_turn_and_the_rest_keep_their_order():
-    from conformance.runner import EXPENSIVE_LEAD, ahead_of_time, expensive
-
-    target = resolve_target(TargetOptions(url="http://127.0.0.1:9", token_env="HELPER_T"), {"HELPER_T": TOKEN})
-    items = case_data.expand(case_data.load_cases(), target)
-    work = [(str(n), "case", item) for n, item in enumerate(items)]
-    ordered = ahead_of_time(work)
-    assert sorted(ordered, key=lambda w: int(w[0])) == work  # the same cases
-    position = {w[0]: n for n, w in enumerate(ordered)}
-    costly = [w for w in work if expensive(w[2])]
-    assert costly, "the case data marks some cases expensive"
-    for nodeid, _, _ in costly:
-        assert position[nodeid] <= max(0, int(nodeid) - EXPENSIVE_LEAD) + len(costly)
-    cheap = [w[0] for w in ordered if not expensive(w[2])]
-    assert cheap == [w[0] for w in work if not expensive(w[2])]
