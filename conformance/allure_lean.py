@@ -15,9 +15,9 @@ pytest thread only serialises and queues, and the writer creates the files while
 
 from __future__ import annotations
 
+import collections
 import json
 import os
-import queue
 import threading
 import uuid
 from pathlib import Path
@@ -27,6 +27,8 @@ import allure_commons
 import pytest
 from allure_commons import hookimpl
 from attr import asdict
+
+WRITE_EVERY_S = 0.05
 
 
 def _lean_listener_class() -> type:
@@ -55,23 +57,27 @@ class BackgroundFileLogger:
 
             shutil.rmtree(self._dir, ignore_errors=True)
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._closing = threading.Event()
         self._error: OSError | None = None
         self._writer = threading.Thread(target=self._write, name="allure-writer", daemon=True)
         self._writer.start()
 
     def _write(self) -> None:
-        while (job := self._queue.get()) is not None:
-            name, data = job
-            try:
-                (self._dir / name).write_bytes(data)
-            except OSError as exc:  # a full disk: said once at close, the run itself goes on
-                self._error = self._error or exc
+        # it looks for files every WRITE_EVERY_S rather than being woken for each: a wake-up per file was a
+        # switch of the interpreter lock per file
+        while not self._closing.wait(WRITE_EVERY_S) or self._queue:
+            while self._queue:
+                name, data = self._queue.popleft()
+                try:
+                    (self._dir / name).write_bytes(data)
+                except OSError as exc:  # a full disk: said once at close, the run itself goes on
+                    self._error = self._error or exc
 
     def _report_item(self, item: Any) -> None:
         data = asdict(item, filter=lambda _, v: v or v is False)
         name = item.file_pattern.format(prefix=uuid.uuid4())
-        self._queue.put((name, json.dumps(data, ensure_ascii=False).encode("utf-8")))
+        self._queue.append((name, json.dumps(data, ensure_ascii=False).encode("utf-8")))
 
     @hookimpl
     def report_result(self, result: Any) -> None:
@@ -87,16 +93,15 @@ class BackgroundFileLogger:
 
     @hookimpl
     def report_attached_data(self, body: str | bytes, file_name: str) -> None:
-        self._queue.put((file_name, body.encode("utf-8") if isinstance(body, str) else body))
+        self._queue.append((file_name, body.encode("utf-8") if isinstance(body, str) else body))
 
     @hookimpl
     def report_attached_file(self, source: str, file_name: str) -> None:
-        self._queue.put((file_name, Path(source).read_bytes()))
+        self._queue.append((file_name, Path(source).read_bytes()))
 
     def close(self) -> None:
-        if self._writer.is_alive():
-            self._queue.put(None)
-            self._writer.join()
+        self._closing.set()
+        self._writer.join()
         if self._error is not None:
             import sys
 

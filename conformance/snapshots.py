@@ -405,10 +405,9 @@ def attach_snapshot(result: SnapshotResult) -> None:
     if result.status == "drift":
         allure.dynamic.tag("drift")
         allure.attach("\n".join(result.drift), "snapshot drift", allure.attachment_type.TEXT)
-    elif result.status == "match":
-        allure.dynamic.label("snapshot", "match")  # nothing to show: a label, not an attachment file
     else:
-        allure.attach(result.reason or result.status, f"snapshot: {result.status}", allure.attachment_type.TEXT)
+        # nothing to show beyond the status (the reason is in summary.json): a label, not a file per case
+        allure.dynamic.label("snapshot", result.status)
 
 
 def report_drift(terminalreporter: Any, summary: dict[str, Any]) -> None:
