@@ -1,14 +1,14 @@
-"""Read-ahead in a second process: the cases are performed there while pytest judges and reports here.
+"""Read-ahead in other processes: the cases are performed there while pytest judges and reports here.
 
 Python runs one thread at a time. With the read-ahead threads in the pytest process, every short system call
 of the pytest thread (a report file, a capture switch) handed the interpreter lock to a request thread, and the
-four client SDKs (about 3.5 s of CPU to import) stalled every other case. A spawned helper process does the
-requests on the other core: it receives (nodeid, kind, case item), performs each on its own pool of
+client SDKs (over 3 s of CPU to import) stalled every other case. A spawned helper process does the requests on
+the other core: it receives (nodeid, kind, case item) in batches, performs each on its own pool of
 `concurrency` threads with the same Runtime code the inline path uses, and sends back a `Performed`. An HTTP
-case comes back with its exchange (plain data); a client case is judged in the helper with the same `judge`
-and comes back as verdict strings (SDK objects stay there). The pacer and the token budget live in shared
-memory, so the run keeps one request rate and one budget. If the helper dies, its pending cases end as
-infrastructure errors naming that cause.
+case comes back with its exchange (plain data, megabyte request strings cut); a client case is judged in the
+helper with the same `judge` and comes back as verdict strings (SDK objects stay there). The pacer and the
+token budget live in shared memory, so the run keeps one request rate and one budget. If a helper dies, its
+pending cases end as infrastructure errors naming that cause.
 """
 
 from __future__ import annotations
