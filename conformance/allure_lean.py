@@ -18,6 +18,8 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -53,8 +55,6 @@ class BackgroundFileLogger:
     def __init__(self, report_dir: str, clean: bool = False) -> None:
         self._dir = Path(report_dir).absolute()
         if clean and self._dir.is_dir():
-            import shutil
-
             shutil.rmtree(self._dir, ignore_errors=True)
         self._dir.mkdir(parents=True, exist_ok=True)
         self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
@@ -103,8 +103,6 @@ class BackgroundFileLogger:
         self._closing.set()
         self._writer.join()
         if self._error is not None:
-            import sys
-
             print(f"conformance: warning: allure results incomplete: {self._error}", file=sys.stderr)
 
 

@@ -24,6 +24,7 @@ import httpx
 from conformance.config import Target
 from conformance.errors import InfrastructureError
 from conformance.pacing import Pacer
+from conformance.redact import map_strings
 from conformance.sse import SSEEvent, parse_sse
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
@@ -99,13 +100,7 @@ LIGHT_LIMIT = 1 << 16
 
 def shorten(value: Any, limit: int) -> Any:
     """Strings longer than `limit` cut to their start and their length: a report need not carry megabytes."""
-    if isinstance(value, str) and len(value) > limit:
-        return f"{value[:200]}... ({len(value)} characters)"
-    if isinstance(value, dict):
-        return {k: shorten(v, limit) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shorten(v, limit) for v in value]
-    return value
+    return map_strings(value, lambda s: f"{s[:200]}... ({len(s)} characters)" if len(s) > limit else s)
 
 
 # --- request bodies -------------------------------------------------------------------------------------------
@@ -118,22 +113,18 @@ def encode_json(body: Any) -> bytes:
     send the same megabytes of base64 to every model, and scanning 14 MB for characters to escape took longer
     than sending it."""
     long: list[str] = []
-    skeleton = _swap_long(body, long)
+
+    def swap(text: str) -> str:
+        if len(text) <= LIGHT_LIMIT and _MARK not in text:  # a string holding the mark is swapped too
+            return text
+        long.append(text)
+        return f"{_MARK}{len(long) - 1}"
+
+    skeleton = map_strings(body, swap)
     if not long:
         return json.dumps(body).encode()
     pieces = _MARKED.split(json.dumps(skeleton))
     return b"".join(_encoded(long[int(p)]) if n % 2 else p.encode() for n, p in enumerate(pieces))
-
-
-def _swap_long(value: Any, long: list[str]) -> Any:
-    if isinstance(value, str) and (len(value) > LIGHT_LIMIT or _MARK in value):  # the mark itself is swapped too
-        long.append(value)
-        return f"{_MARK}{len(long) - 1}"
-    if isinstance(value, dict):
-        return {k: _swap_long(v, long) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_swap_long(v, long) for v in value]
-    return value
 
 
 @lru_cache(maxsize=8)

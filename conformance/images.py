@@ -28,9 +28,7 @@ def _png_pad(data: bytes, size: int) -> bytes:
     room = size - len(data) - 12  # a chunk is length(4) + type(4) + data + crc(4)
     if room < 0:
         raise BadInput(f"$image: a PNG of this size needs at least {len(data) + 12} bytes, not {size}")
-    payload = b"\0" * room
-    chunk = struct.pack(">I", room) + PAD_CHUNK + payload + struct.pack(">I", zlib.crc32(PAD_CHUNK + payload))
-    return data[:iend] + chunk + data[iend:]
+    return data[:iend] + _chunk(PAD_CHUNK, b"\0" * room) + data[iend:]
 
 
 def image_bytes(fmt: str, width: int, height: int, colour: int = 0, animated: bool = False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 MASK = "***REDACTED***"
@@ -42,13 +42,18 @@ class Redactor:
 
     def value(self, obj: Any) -> Any:
         """Redact every string inside a JSON-like value."""
-        if isinstance(obj, str):
-            return self.text(obj)
-        if isinstance(obj, Mapping):
-            return {k: self.value(v) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [self.value(v) for v in obj]
-        return obj
+        return map_strings(obj, self.text)
+
+
+def map_strings(obj: Any, fn: Callable[[str], Any]) -> Any:
+    """A copy of a JSON-like value with every string (not keys) replaced by fn(string)."""
+    if isinstance(obj, str):
+        return fn(obj)
+    if isinstance(obj, Mapping):
+        return {k: map_strings(v, fn) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [map_strings(v, fn) for v in obj]
+    return obj
 
 
 REDACTOR = Redactor()
