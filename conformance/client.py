@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from conformance.config import Target
+from conformance.config import Target, merge_headers
 from conformance.errors import InfrastructureError
 from conformance.pacing import Pacer
 from conformance.redact import map_strings
@@ -193,13 +193,14 @@ class GatewayClient:
         auth: str = "default",
         stream: bool = False,
         retry_server_errors: bool = True,
+        surface: str | None = None,
     ) -> Exchange:
+        """POST a case's request. The target profile's headers for the surface go on every request, under the
+        credential and the case's own headers (which name what the case tests)."""
         url = self.url_for(route, model)
-        request_headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if stream:
-            request_headers["Accept"] = "text/event-stream"
-        request_headers.update(self.auth_headers(auth))
-        request_headers.update(headers or {})
+        framing = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
+        profile = self.target.headers_for(surface) if surface else self.target.headers
+        request_headers = merge_headers(framing, profile, self.auth_headers(auth), headers or {})
         content = raw_body.encode() if raw_body is not None else encode_json(body)
         started = time.monotonic()
         last_cause = "no attempt made"

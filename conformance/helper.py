@@ -53,7 +53,8 @@ def _helper_main(target: Target, retry: RetryPolicy, concurrency: int, max_rps: 
         os.nice(nice)
     from conformance.runner import Performed, Runtime
 
-    REDACTOR.add(target.token)
+    for secret in target.secrets():  # the token and credential-carrying profile headers
+        REDACTOR.add(secret)
     media.use_target(target)  # what case expansion did in the pytest process (media URLs of this target)
     runtime = Runtime(target, Pacer(max_rps, store), TokenBudget(budget_limit, store), retry)
     pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="conformance-helper")

@@ -139,7 +139,8 @@ def pytest_configure(config: pytest.Config) -> None:
         state["extra"] = {**snapshot_setup(config, target), **implementation_of(target)}
         state["switches"] = sorted(switches)
         config.pluginmanager.register(_Recorder(state["collector"]), "conformance-recorder")
-    REDACTOR.add(target.token)
+    for secret in target.secrets():  # the token and credential-carrying profile headers
+        REDACTOR.add(secret)
     config.stash[TARGET_KEY] = target
 
 

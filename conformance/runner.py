@@ -80,7 +80,8 @@ class Runtime:
             try:
                 result = self.client.send(route, model=item.served_model, body=body, raw_body=req.get("raw_body"),
                                           headers=req.get("headers"), auth=req.get("auth", "default"),
-                                          stream=step.stream, retry_server_errors=not step.negative)
+                                          stream=step.stream, retry_server_errors=not step.negative,
+                                          surface=case.route_surface)
             except InfrastructureError as exc:
                 where = f"step {step.index}: " if len(case.steps) > 1 else ""
                 return Performed(infra=REDACTOR.text(f"infrastructure: {where}{exc}"))

@@ -14,6 +14,7 @@ from conformance.clients.base import (
     cached,
     route_prefix,
 )
+from conformance.config import merge_headers
 
 
 def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
@@ -22,9 +23,9 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     prefix = route_prefix(ctx.target, "anthropic_messages", "/v1/messages")
     if prefix is None:
         raise ClientFailure("the target's anthropic_messages route does not end in /v1/messages: no base_url fits")
-    headers = {"Authorization": f"Bearer {ctx.target.token}"}
-    if spec.get("request_tags"):
-        headers["Databricks-Ai-Gateway-Request-Tags"] = json.dumps(spec["request_tags"])
+    tags = {"Databricks-Ai-Gateway-Request-Tags": json.dumps(spec["request_tags"])} if spec.get("request_tags") else {}
+    headers = merge_headers(ctx.target.headers_for("anthropic_messages"),
+                            {"Authorization": f"Bearer {ctx.target.token}"}, tags)
     # (this SDK brings its own HTTP stack, so pacing is applied per call rather than per HTTP request)
     client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items())),
                     lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.target.url + prefix,

@@ -17,6 +17,11 @@ from conformance.clients.base import ClientContext, ClientFailure, ClientInfrast
 INFRA_EXIT_CODES = {5, 6, 7, 16, 18, 28, 35, 52, 55, 56, 92}
 
 
+def _quoted(text: str) -> str:
+    """A curl config string: backslash and double quote escaped (curl's --config syntax)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def unavailable() -> str | None:
     return None if shutil.which("curl") else "curl is not on PATH"
 
@@ -37,9 +42,12 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     body = json.dumps(spec.get("data", {})).replace("{model}", ctx.model or "")
     credential = (f'user = "token:{ctx.target.token}"' if spec.get("auth", "basic") == "basic"
                   else f'header = "Authorization: Bearer {ctx.target.token}"')
+    # the target profile's headers go in the same private file: a value may be a secret
+    extra = [f'header = "{_quoted(f"{name}: {value}")}"'
+             for name, value in ctx.target.headers_for(spec["route"]).items()]
     with tempfile.NamedTemporaryFile("w", suffix=".curlrc", delete=False) as cfg:
         os.chmod(cfg.name, 0o600)
-        cfg.write(credential + "\n")
+        cfg.write("\n".join([credential, *extra]) + "\n")
     try:
         cmd = ["curl", "-sS", "--max-time", str(ctx.target.timeout), "--config", cfg.name, "-X", "POST",
                "-H", "Content-Type: application/json", "--data-binary", "@-", "-w", "\n%{http_code}", url]

@@ -18,6 +18,9 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
 
     if ctx.target.route("invocations") != SDK_ROUTE:
         raise ClientFailure(f"the SDK posts to {SDK_ROUTE}; the target routes invocations elsewhere")
+    if ctx.target.headers_for("invocations"):
+        raise ClientFailure("the target needs headers of its own on invocations, which the documented "
+                            "WorkspaceClient example does not send")
     # the SDK looks for /.well-known/databricks-config first and only warns when it is absent
     logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
     from databricks.sdk.core import Config

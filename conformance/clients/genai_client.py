@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from conformance.clients.base import ClientContext, ClientFailure, ClientInfrastructure, build_value, cached
+from conformance.config import merge_headers
 
 # the documented route is .../v1beta/models/{model}:generateContent; the base URL is what comes before
 _BASE = re.compile(r"^(.*)/v1(?:beta)?/models/\{model\}:generateContent$")
@@ -21,10 +22,10 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     match = _BASE.match(route)
     if match is None:
         raise ClientFailure(f"the target's gemini route {route!r} has no base URL the client can use")
-    client = cached(("genai", ctx.target.url + match.group(1)), lambda: genai.Client(
+    headers = merge_headers(ctx.target.headers_for(spec["route"]), {"Authorization": f"Bearer {ctx.target.token}"})
+    client = cached(("genai", ctx.target.url + match.group(1), tuple(headers.items())), lambda: genai.Client(
         api_key="databricks", http_options=types.HttpOptions(
-            base_url=ctx.target.url + match.group(1), headers={"Authorization": f"Bearer {ctx.target.token}"},
-            timeout=int(ctx.target.timeout * 1000))))
+            base_url=ctx.target.url + match.group(1), headers=headers, timeout=int(ctx.target.timeout * 1000))))
     kwargs = build_value(spec.get("kwargs", {}), types, ctx.model)
     ctx.pacer.wait_turn()
     try:
