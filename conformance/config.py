@@ -29,8 +29,10 @@ AUTH_SCHEMES = ("bearer", "basic")
 # ${NAME} in a profile header value: the environment variable NAME (a profile names its secrets, never holds them)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # a header whose name says it carries a credential: its value is a secret to the redactor (x-portkey-config
-# carries provider keys, as vendor config headers often do)
-CREDENTIAL_HEADER = re.compile(r"key|token|secret|auth|password|signature|cookie|credential|config", re.IGNORECASE)
+# carries provider keys, as vendor config headers often do). Whole words of the name only: "portkey" is no key,
+# and masking x-portkey-provider's "anthropic" everywhere would blot out the evidence.
+CREDENTIAL_HEADER = re.compile(r"(?:^|[-_.])(?:api-?key|apikey|key|token|secret|auth|authorization|password|passwd|"
+                               r"signature|cookie|credentials?|config)(?:$|[-_.])", re.IGNORECASE)
 # headers the suite sets itself: the credential (token_env, auth, auth_header) and the body's framing
 SUITE_HEADERS = frozenset({"authorization", "content-type", "accept", "content-length", "host", "transfer-encoding"})
 

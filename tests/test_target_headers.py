@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_target_profiles import write
 
 from conformance.config import TargetOptions, merge_headers, resolve_target
 from conformance.errors import BadInput
@@ -150,11 +151,6 @@ def test_credential_carrying_header_values_are_redacted(gate, run_cli, tmp_path)
     assert SECRET not in result.out + result.err
 
 
-def write(path: Path, text: str) -> str:
-    path.write_text(text)
-    return str(path)
-
-
 def test_surface_headers_override_every_request_headers_by_name(tmp_path):
     profile = write(tmp_path / "t.yaml", "name: v\nheaders: {X-Provider: openai, x-keep: '1'}\n"
                                          "surface_headers: {anthropic_messages: {x-provider: anthropic}}\n")
@@ -162,6 +158,20 @@ def test_surface_headers_override_every_request_headers_by_name(tmp_path):
     assert target.headers_for("chat_completions") == {"X-Provider": "openai", "x-keep": "1"}
     assert target.headers_for("anthropic_messages") == {"x-provider": "anthropic", "x-keep": "1"}
     assert merge_headers({"Accept": "a"}, {"accept": "b"}) == {"accept": "b"}
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("x-portkey-api-key", True), ("x-portkey-virtual-key", True), ("x-portkey-config", True), ("x-api-key", True),
+    ("X-Goog-Api-Key", True), ("x-auth-token", True), ("apikey", True), ("x-client-secret", True),
+    # found certifying Portkey: every x-portkey-* name holds "key", and its routing values ("anthropic",
+    # "openai", the upstream URL) were masked in every message, blotting out the evidence
+    ("x-portkey-provider", False), ("x-portkey-custom-host", False), ("x-portkey-forward-headers", False),
+    ("x-keyboard", False), ("monkey", False),
+])
+def test_credential_headers_are_told_by_whole_words_of_their_name(name, secret):
+    from conformance.config import CREDENTIAL_HEADER
+
+    assert bool(CREDENTIAL_HEADER.search(name)) is secret
 
 
 def test_environment_references_are_expanded_and_credentials_become_secrets(tmp_path):
