@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     coverage.add_argument("--spec", metavar="DIR", help="spec documents (default ../shared/spec)")
     coverage.add_argument("--uncovered", action="store_true", help="list only the sections no case checks")
 
+    certificates = sub.add_parser("certificates", help="write DIR/README.md: the certificates in DIR side by side")
+    certificates.add_argument("folder", metavar="DIR", help="the certificates folder (docs/certifications)")
+
     sub.add_parser("html-setup", help="install the Allure 3 HTML generator (npm package `allure`) "
                                       "into a project-local folder")
     return parser
@@ -270,6 +273,17 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certificates(args: argparse.Namespace) -> int:
+    from conformance.certificates import write_page
+
+    page, certificates = write_page(Path(args.folder))
+    missing = [c.folder for c in certificates if not c.has_analysis]
+    print(f"{page}: {len(certificates)} certificate(s): " + ", ".join(c.label for c in certificates))
+    if missing:
+        print(f"warning: no ANALYSIS.md in {', '.join(missing)}", file=sys.stderr)
+    return 0
+
+
 def cmd_html_setup(_: argparse.Namespace) -> int:
     from conformance.html import install_allure
 
@@ -282,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return {"run": cmd_run, "serve": cmd_serve, "models": cmd_models, "report": cmd_report,
-                "diff": cmd_diff, "coverage": cmd_coverage, "html-setup": cmd_html_setup}[args.command](args)
+                "diff": cmd_diff, "coverage": cmd_coverage, "certificates": cmd_certificates,
+                "html-setup": cmd_html_setup}[args.command](args)
     except BadInput as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -9,8 +9,8 @@ rest the same way for every gateway, so their certificates are comparable:
 4. starts the gateway on a free loopback port, routed to it;
 5. runs `conformance run --target <profile> --url <gateway> --token-env <var>` in a child process;
 6. stops both (on failure, Ctrl-C and SIGTERM too) and copies the run's outputs, plus the gateway's own files
-   (its generated config, the versions it ran with), to docs/certifications/<name>-<version>/, with every
-   generated secret replaced.
+   (its generated config, the versions it ran with) and certification.yaml (the suite's commit, the command),
+   to docs/certifications/<name>-<version>/, with every generated secret replaced.
 
 Exit status: 0 the certificate was written (its verdict, pass or fail, is in summary.json); otherwise the status
 of the step that failed (2 bad input, 3 a process did not start or the target was unreachable, 4 the suite
@@ -39,11 +39,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import yaml
 
 from conformance.config import load_target_profile
 from conformance.errors import BadInput, InfrastructureError
 
 CERTIFICATE_FILES = ("summary.json", "summary.md", "conformance-report.yaml")
+CERTIFICATION_RECORD = "certification.yaml"  # the suite commit and the command that made the certificate
 READY_TIMEOUT_S = 180
 # variables that would point the run, or a gateway's own SDK, somewhere else than the loopback pair
 FOREIGN_ENV = ("GATEWAY_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_FILE")
@@ -238,6 +240,30 @@ def write_certificate(run_dir: Path, out: Path, files: dict[str, str], secrets_:
     return copied
 
 
+def suite_revision(repo: Path) -> dict[str, Any]:
+    """The suite's commit and whether the checkout differed from it (outside docs/certifications/, which the
+    certification itself writes): a certificate says which suite judged it."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "note": "not a git checkout"}
+    changed = git("status", "--porcelain", "--", ".", ":(exclude)docs/certifications") or ""
+    return {"commit": commit.strip(), "modified": bool(changed.strip())}
+
+
+def certification_record(peer: PeerGateway, version: str, revision: dict[str, Any], args: list[str]) -> str:
+    record = {"gateway": peer.name, "version": version, "suite": revision,
+              "command": " ".join([f"python scripts/certify_{peer.name}.py", *(["--", *args] if args else [])])}
+    return ("# Written by the certification (conformance/peers.py): which suite made this certificate, and how.\n"
+            + yaml.safe_dump(record, sort_keys=False))
+
+
 def certify_main(peer: PeerGateway, argv: list[str] | None = None, *, repo: Path) -> int:
     prefix = f"certify-{peer.name}"
 
@@ -269,6 +295,7 @@ def certify_main(peer: PeerGateway, argv: list[str] | None = None, *, repo: Path
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM too: the finally blocks stop both gateways
 
+    revision = suite_revision(repo)
     previous = signal.signal(signal.SIGTERM, terminate)
     upstream_token = "ref-" + secrets.token_urlsafe(24)
     generated = [upstream_token]
@@ -307,6 +334,7 @@ def certify_main(peer: PeerGateway, argv: list[str] | None = None, *, repo: Path
     if args.no_certificate:
         return 0
     out = args.out.resolve() / f"{peer.name}-{version}"
+    files = {**files, CERTIFICATION_RECORD: certification_record(peer, version, revision, args.conformance_args)}
     copied = write_certificate(latest, out, files, generated, say)
     say(f"certificate: {out} ({', '.join(copied)})")
     return 0
