@@ -279,6 +279,9 @@ def certify_main(peer: PeerGateway, argv: list[str] | None = None, *, repo: Path
                         help=f"certificates folder; the run goes to <out>/{peer.name}-<version>/")
     parser.add_argument("--reports", type=Path, default=repo / "reports", help="where the run folder goes")
     parser.add_argument("--no-certificate", action="store_true", help="run, but do not write the certificate")
+    parser.add_argument("--gateway-log", type=Path, metavar="FILE",
+                        help="keep the gateway's own log there, generated secrets redacted (evidence for ANALYSIS.md;"
+                             " never part of the certificate)")
     parser.add_argument("conformance_args", nargs="*", help="extra `conformance run` arguments, after --")
     args = parser.parse_args(argv)
 
@@ -316,6 +319,10 @@ def certify_main(peer: PeerGateway, argv: list[str] | None = None, *, repo: Path
                 if code not in (0, 1):
                     say(f"{peer.name} log (tail):\n" + tail(started.log, generated))
                 files = started.files
+            if args.gateway_log:  # the gateway has stopped: its log is complete
+                text = started.log.read_text(encoding="utf-8", errors="replace") if started.log.exists() else ""
+                args.gateway_log.write_text(redact(text, generated), encoding="utf-8")
+                say(f"{peer.name} log: {args.gateway_log}")
     except StepFailed as exc:
         print(f"{prefix}: error: {exc}", file=sys.stderr)
         return exc.code
