@@ -35,18 +35,27 @@ class Check:
     name: str
     spec: str
     fn: CheckFn
+    strength: str  # the default strength of its findings: must | should | advisory (a case may override it)
+    reason: str  # why that strength, in the spec's own words ("..." quotes them verbatim)
 
 
 CHECKS: dict[str, Check] = {}
+STRENGTHS = ("must", "should", "advisory")
 
 
-def check(name: str, spec: str) -> Callable[[CheckFn], CheckFn]:
-    """Register a check; `spec` names the passage it enforces, or says 'ours:' and why it is stricter."""
+def check(name: str, spec: str, *, strength: str, reason: str) -> Callable[[CheckFn], CheckFn]:
+    """Register a check. `spec` names the passage it enforces, or says 'ours:' and why it is stricter;
+    `strength` is how strongly the spec's words hold the rule (must: a documented example or a stated rule;
+    should: described or implied; advisory: ours), `reason` says why."""
+    if strength not in STRENGTHS:
+        raise ValueError(f"check {name!r}: strength {strength!r} is not one of {STRENGTHS}")
+    if spec.startswith("ours") and strength != "advisory":
+        raise ValueError(f"check {name!r}: a rule of our own (spec 'ours: ...') is advisory")
 
     def register(fn: CheckFn) -> CheckFn:
         if name in CHECKS:
             raise ValueError(f"check {name!r} registered twice")
-        CHECKS[name] = Check(name, spec, fn)
+        CHECKS[name] = Check(name, spec, fn, strength, reason)
         return fn
 
     return register

@@ -77,7 +77,9 @@ def answer_text(candidate: Any) -> str:
 
 @check("gemini_candidates_answer",
        spec=f"{SPEC}: print(response.text) reads the candidates' text parts, role 'model' as in the documented "
-            "contents; every candidate says why it finished (finishReason); a cut answer may have no text")
+            "contents; every candidate says why it finished (finishReason); a cut answer may have no text",
+       strength="must",
+       reason='what the documented example reads: "print(response.text)", the text of the candidates')
 def gemini_candidates_answer(ctx: CheckContext) -> Iterator[str]:
     response = response_of(ctx)
     candidates = _candidates(response)
@@ -97,7 +99,9 @@ def gemini_candidates_answer(ctx: CheckContext) -> Iterator[str]:
 
 @check("gemini_usage_consistent",
        spec=f"{SPEC}: usageMetadata totalTokenCount = promptTokenCount + candidatesTokenCount + thoughtsTokenCount "
-            "(+ toolUsePromptTokenCount), as Google's API reference defines the total")
+            "(+ toolUsePromptTokenCount), as Google's API reference defines the total",
+       strength="should",
+       reason='implied by "Provider-specific interfaces" (Google\'s usageMetadata); the spec shows no Gemini answer')
 def gemini_usage_consistent(ctx: CheckContext) -> Iterator[str]:
     usage = get(response_of(ctx), "usageMetadata")
     if not isinstance(usage, dict):
@@ -111,7 +115,10 @@ def gemini_usage_consistent(ctx: CheckContext) -> Iterator[str]:
 
 
 @check("gemini_max_output_tokens_respected",
-       spec=f"{SPEC}: generationConfig.maxOutputTokens bounds the answer (candidatesTokenCount)")
+       spec=f"{SPEC}: generationConfig.maxOutputTokens bounds the answer (candidatesTokenCount)",
+       strength="should",
+       reason="implied: the documented requests send maxOutputTokens as the limit of the answer; no sentence says "
+              "so")
 def gemini_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
     yield from within_limit("gemini_max_output_tokens_respected", _max_output_tokens(ctx),
                             "generationConfig.maxOutputTokens",
@@ -121,7 +128,10 @@ def gemini_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
 
 @check("gemini_finish_max_tokens_when_truncated",
        spec=f"{SPEC}: FinishReason MAX_TOKENS, 'the maximum number of tokens as specified in the request was "
-            "reached' (Gemini API reference), when candidates and thoughts used maxOutputTokens")
+            "reached' (Gemini API reference), when candidates and thoughts used maxOutputTokens",
+       strength="should",
+       reason='implied by "Provider-specific interfaces": Google\'s FinishReason MAX_TOKENS; the spec shows no '
+              "Gemini answer")
 def gemini_finish_max_tokens_when_truncated(ctx: CheckContext) -> Iterator[str]:
     limit, response = _max_output_tokens(ctx), response_of(ctx)
     usage = get(response, "usageMetadata") or {}
@@ -135,7 +145,9 @@ def gemini_finish_max_tokens_when_truncated(ctx: CheckContext) -> Iterator[str]:
 
 
 @check("gemini_stream_final_event",
-       spec=f"{SPEC_STREAM}: the last event carries finishReason and usageMetadata; no earlier event finishes")
+       spec=f"{SPEC_STREAM}: the last event carries finishReason and usageMetadata; no earlier event finishes",
+       strength="should",
+       reason='implied by "Provider-specific interfaces" (Google\'s stream); the spec shows no Gemini stream')
 def gemini_stream_final_event(ctx: CheckContext) -> Iterator[str]:
     payloads = _payloads(ctx)
     if not payloads:

@@ -32,7 +32,10 @@ def _summary_items(content: list[Any], where: str) -> Iterator[tuple[str, Any]]:
                 yield f"{where}[{b}].summary[{s}]", item
 
 
-@check("reasoning_content_blocks", spec=f"{SPEC}; 001 Reasoning: ChatCompletionMessage(content=[reasoning, text])")
+@check("reasoning_content_blocks", spec=f"{SPEC}; 001 Reasoning: ChatCompletionMessage(content=[reasoning, text])",
+       strength="must",
+       reason='a documented response: "The API response includes both thinking and text content blocks", and the '
+              "Claude example reads msg.content[0] and msg.content[1]")
 def reasoning_content_blocks(ctx: CheckContext) -> Iterator[str]:
     for where, content, _ in _contents(ctx):
         if isinstance(content, str) and ctx.args.get("allow_string"):
@@ -50,7 +53,10 @@ def reasoning_content_blocks(ctx: CheckContext) -> Iterator[str]:
                 yield f"{where}: no {kind} block (block types: {kinds})"
 
 
-@check("reasoning_before_text", spec=f"{SPEC} (first the reasoning block, then the text block)")
+@check("reasoning_before_text", spec=f"{SPEC} (first the reasoning block, then the text block)",
+       strength="should",
+       reason="implied by the documented order (the reasoning block, then the text block); no sentence states an "
+              "order")
 def reasoning_before_text(ctx: CheckContext) -> Iterator[str]:
     for where, content, _ in _contents(ctx):
         if not isinstance(content, list):
@@ -63,7 +69,9 @@ def reasoning_before_text(ctx: CheckContext) -> Iterator[str]:
 
 
 @check("reasoning_summary_non_empty",
-       spec="001 Reasoning: reasoning = msg.content[0][\"summary\"][0][\"text\"] is printed as the reasoning")
+       spec="001 Reasoning: reasoning = msg.content[0][\"summary\"][0][\"text\"] is printed as the reasoning",
+       strength="should",
+       reason="implied: the Claude example prints the summary text as the reasoning")
 def reasoning_summary_non_empty(ctx: CheckContext) -> Iterator[str]:
     for path, item in _every_summary_item(ctx):
         text = get(item, "text")
@@ -73,7 +81,10 @@ def reasoning_summary_non_empty(ctx: CheckContext) -> Iterator[str]:
 
 @check("reasoning_summary_signed",
        spec="001 Reasoning: every summary_text item carries a signature; 001 Manage reasoning across multiple "
-            "turns: the full, unmodified assistant message is sent back")
+            "turns: the full, unmodified assistant message is sent back",
+       strength="should",
+       reason='implied: 001 shows a signature on the summary item, and a later turn must carry "the full, '
+              'unmodified assistant message"; a non-empty signature is not stated')
 def reasoning_summary_signed(ctx: CheckContext) -> Iterator[str]:
     for path, item in _every_summary_item(ctx):
         signature = get(item, "signature")
@@ -90,7 +101,10 @@ def _every_summary_item(ctx: CheckContext) -> Iterator[tuple[str, Any]]:
 
 @check("reasoning_documented_extraction",
        spec="001 Reasoning / Claude model example: reasoning = msg.content[0][\"summary\"][0][\"text\"]; "
-            "answer = msg.content[1][\"text\"]")
+            "answer = msg.content[1][\"text\"]",
+       strength="must",
+       reason="what the documented example reads: reasoning = msg.content[0][...] and answer = msg.content[1][...] "
+              "(001 Claude model example)")
 def reasoning_documented_extraction(ctx: CheckContext) -> Iterator[str]:
     for where, content, choice in _contents(ctx):
         if not isinstance(content, list):
@@ -106,7 +120,11 @@ def reasoning_documented_extraction(ctx: CheckContext) -> Iterator[str]:
 
 @check("message_content_is_string",
        spec="001 Reasoning / Types of reasoning models: hybrid models give fast, instant replies without thinking; "
-            "001 Chat: print(response.choices[0].message.content)")
+            "001 Chat: print(response.choices[0].message.content)",
+       strength="advisory",
+       reason="ours: the chat examples print message.content as text, but 001 Reasoning shows content may be a list"
+              " of blocks, so a list of text blocks is allowed too; a string is what OpenAI-compatible clients "
+              "expect")
 def message_content_is_string(ctx: CheckContext) -> Iterator[str]:
     for where, content, _ in _contents(ctx):
         if not isinstance(content, str):

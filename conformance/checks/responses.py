@@ -50,13 +50,18 @@ def output_text(response: Any) -> str:
     )
 
 
-@check("responses_usage_total_is_sum", spec=f"{SPEC_RESPONSE} (usage input 7 + output 74 = total 81)")
+@check("responses_usage_total_is_sum", spec=f"{SPEC_RESPONSE} (usage input 7 + output 74 = total 81)",
+       strength="should",
+       reason="implied, not stated: the usage of 001's Responses example adds up (input 7 + output 74 = total 81)")
 def responses_usage_total_is_sum(ctx: CheckContext) -> Iterator[str]:
     yield from total_is_sum(get(final_response(ctx), "usage"), "total_tokens", ("input_tokens", "output_tokens"))
 
 
 @check("responses_max_output_tokens_respected",
-       spec="001 Chat / OpenAI Responses and 003 OpenAI Responses API: max_output_tokens bounds the answer")
+       spec="001 Chat / OpenAI Responses and 003 OpenAI Responses API: max_output_tokens bounds the answer",
+       strength="should",
+       reason="implied: the documented requests send max_output_tokens as the limit of the answer; no sentence says"
+              " so")
 def responses_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
     yield from within_limit("responses_max_output_tokens_respected", get(ctx.request_body, "max_output_tokens"),
                             "max_output_tokens", get(final_response(ctx), "usage", "output_tokens"),
@@ -64,7 +69,9 @@ def responses_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
 
 
 @check("responses_assistant_message",
-       spec=f"{SPEC_RESPONSE}: output [{{type: message, role: assistant, content: [...]}}]")
+       spec=f"{SPEC_RESPONSE}: output [{{type: message, role: assistant, content: [...]}}]",
+       strength="must",
+       reason="a documented response: 001's Responses example has an output item of type message, role assistant")
 def responses_assistant_message(ctx: CheckContext) -> Iterator[str]:
     response = final_response(ctx)
     if response is None:
@@ -80,7 +87,9 @@ def responses_assistant_message(ctx: CheckContext) -> Iterator[str]:
 
 @check("responses_text_non_empty",
        spec="003 Supervisor API: print(response.output_text) reads the answer; an answer cut at "
-            "max_output_tokens (status incomplete) may be empty")
+            "max_output_tokens (status incomplete) may be empty",
+       strength="must",
+       reason='what the documented example reads: "print(response.output_text)"')
 def responses_text_non_empty(ctx: CheckContext) -> Iterator[str]:
     response = final_response(ctx)
     if response is None or _incomplete(response):
@@ -91,7 +100,9 @@ def responses_text_non_empty(ctx: CheckContext) -> Iterator[str]:
 
 # --- streams -------------------------------------------------------------------------------------------
 
-@check("responses_stream_created_first", spec=f"{SPEC_STREAM}: the first event is response.created")
+@check("responses_stream_created_first", spec=f"{SPEC_STREAM}: the first event is response.created",
+       strength="should",
+       reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_created_first(ctx: CheckContext) -> Iterator[str]:
     events = _events(ctx)
     if not events:
@@ -104,7 +115,9 @@ def responses_stream_created_first(ctx: CheckContext) -> Iterator[str]:
 
 @check("responses_stream_completed_last",
        spec=f"{SPEC_STREAM}: the last event is response.completed (response.incomplete when cut at "
-            "max_output_tokens), sent once")
+            "max_output_tokens), sent once",
+       strength="should",
+       reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_completed_last(ctx: CheckContext) -> Iterator[str]:
     events = _events(ctx)
     if not events:
@@ -122,7 +135,9 @@ def responses_stream_completed_last(ctx: CheckContext) -> Iterator[str]:
 
 @check("responses_stream_text_matches",
        spec=f"{SPEC_STREAM}: the response.output_text.delta events concatenate to the final output text, "
-            "which is non-empty unless cut at max_output_tokens")
+            "which is non-empty unless cut at max_output_tokens",
+       strength="should",
+       reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_text_matches(ctx: CheckContext) -> Iterator[str]:
     events = _events(ctx)
     streamed = "".join(e.get("delta", "") for e in events
@@ -142,7 +157,9 @@ def responses_stream_text_matches(ctx: CheckContext) -> Iterator[str]:
 
 
 @check("responses_stream_sequence_increasing",
-       spec=f"{SPEC_STREAM}: sequence_number, where events carry it, increases from event to event")
+       spec=f"{SPEC_STREAM}: sequence_number, where events carry it, increases from event to event",
+       strength="should",
+       reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_sequence_increasing(ctx: CheckContext) -> Iterator[str]:
     numbers = [(i, e.get("sequence_number")) for i, e in enumerate(_events(ctx)) if is_int(e.get("sequence_number"))]
     for (_, a), (j, b) in pairwise(numbers):
