@@ -70,7 +70,7 @@ def evaluate(item: CaseItem, exchange: Exchange, step: Step | None = None) -> li
     schema = expect.get("schema")
     if step.stream:
         found += [finding(check, message) for check, message in _stream_body(exchange, schema)]
-    elif exchange.json_error is not None:
+    elif exchange.json_error is not None and not expect.get("error_body"):  # an error body: error_body says
         return [*found, finding("json", f"the {exchange.status} body is not JSON ({exchange.json_error}): "
                                         f"{excerpt(exchange.text)!r}")]
     elif schema:

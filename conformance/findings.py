@@ -122,12 +122,13 @@ _MODEL = re.compile(r"\b(?:system\.ai\.|databricks-)?(?:claude|gpt|gemini|gemma|
 # prefixed ids (chatcmpl-9x2, resp_abc123, msg_01...), long hex, long tokens with a digit (signatures, base64)
 _ID = re.compile(r"\b(?:[A-Za-z]+[-_])+[A-Za-z0-9]*\d[A-Za-z0-9]*\b|\b[0-9a-f]{12,}\b"
                  r"|(?=[A-Za-z0-9+/=_-]*\d)[A-Za-z0-9+/=_-]{24,}")
+_STEP = re.compile(r"^\[step \d+\] ")  # the same broken rule in another step of a multi-step case
 _NUMBER = re.compile(r"(?<![A-Za-z\d.])(?<!HTTP )\d+(?:\.\d+)?")  # the status of "HTTP 400" is the cause: kept
 
 
 def normalise(message: str) -> str:
     """A message with what differs between cases of one root cause masked: model names, ids, numbers."""
-    text = " ".join(message.split())
+    text = _STEP.sub("", " ".join(message.split()))
     for pattern, mask in ((_UUID, "<id>"), (_MODEL, "<model>"), (_ID, "<id>"), (_NUMBER, "N")):
         text = pattern.sub(mask, text)
     return text
