@@ -123,15 +123,21 @@ _MODEL = re.compile(r"\b(?:system\.ai\.|databricks-)?(?:claude|gpt|gemini|gemma|
 _ID = re.compile(r"\b(?:[A-Za-z]+[-_])+[A-Za-z0-9]*\d[A-Za-z0-9]*\b|\b[0-9a-f]{12,}\b"
                  r"|(?=[A-Za-z0-9+/=_-]*\d)[A-Za-z0-9+/=_-]{24,}")
 _STEP = re.compile(r"^\[step \d+\] ")  # the same broken rule in another step of a multi-step case
-_NUMBER = re.compile(r"(?<![A-Za-z\d.])(?<!HTTP )\d+(?:\.\d+)?")  # the status of "HTTP 400" is the cause: kept
+# the status of "HTTP 400" is the cause, and "4xx" a class: both kept
+_NUMBER = re.compile(r"(?<![A-Za-z\d.])(?<!HTTP )\d+(?:\.\d+)?(?![A-Za-z\d])")
+# model output quoted in a body excerpt differs from case to case; an error's message does not
+_OUTPUT = re.compile(r'"(content|text|thinking|signature|output_text|delta|data|embedding|arguments)"\s*:\s*'
+                     r'"(?:[^"\\]|\\.)*(?:"|$)')
+KEY_LENGTH = 160  # body excerpts are cut: compare what every case of a root cause has
 
 
 def normalise(message: str) -> str:
     """A message with what differs between cases of one root cause masked: model names, ids, numbers."""
     text = _STEP.sub("", " ".join(message.split()))
+    text = _OUTPUT.sub(lambda m: f'"{m.group(1)}":"<output>"', text)
     for pattern, mask in ((_UUID, "<id>"), (_MODEL, "<model>"), (_ID, "<id>"), (_NUMBER, "N")):
         text = pattern.sub(mask, text)
-    return text
+    return text[:KEY_LENGTH]
 
 
 @dataclass
@@ -168,6 +174,9 @@ def first_finding(record: dict[str, Any]) -> dict[str, Any] | None:
     return found[0].as_dict()
 
 
+_NAMED = re.compile(r"^\[([\w.: -]+)\] (.*)$")
+
+
 def group(records: Iterable[dict[str, Any]], outcome: str) -> list[Group]:
     """summary.json case records of one outcome (failed, warned or error) as root causes, largest first.
     A case counts once, under its first finding; a record without findings (an infrastructure error, a test
@@ -177,9 +186,12 @@ def group(records: Iterable[dict[str, Any]], outcome: str) -> list[Group]:
         if record.get("outcome") != outcome:
             continue
         first = first_finding(record)
-        if first is None:
-            message = (record.get("message") or "").strip().splitlines()
-            check, strength, text = outcome, "-" if outcome == "error" else "must", message[0] if message else ""
+        if first is None:  # an infrastructure error, a test that broke, or a summary.json of before findings
+            lines = (record.get("message") or "").strip().splitlines()
+            named = _NAMED.match(_STEP.sub("", lines[0])) if lines else None
+            check = named.group(1) if named and outcome != "error" else outcome
+            text = named.group(2) if named and outcome != "error" else (lines[0] if lines else "")
+            strength = "-" if outcome == "error" else "must" if outcome == "failed" else "should"
         else:
             check, strength, text = first["check"], first["strength"], first["message"]
         key = (check, normalise(text))
