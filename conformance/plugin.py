@@ -405,18 +405,29 @@ def shape_check(snapshot: Any, request: pytest.FixtureRequest) -> ShapeCheck:
 
 
 def run_case(case_item: case_data.CaseItem, exchange: Exchange, shape_check: ShapeCheck | None = None) -> None:
-    """The body of every conformance test: evaluate, compare the shape, record evidence, fail with every
-    broken rule (shape drift is recorded, never a failure of the case)."""
+    """The body of every conformance test: record the evidence, evaluate, compare the shape, fail with every
+    broken rule (shape drift is recorded, never a failure of the case). The evidence comes first, so whatever
+    happens while judging, the answer is in the report."""
+    _attach(case_item, exchange)
     failures = evaluate_steps(case_item, exchange)
+    if failures:
+        _attach_failures(failures)
     snapshot = shape_check.check(exchange) if shape_check is not None else None
-    _attach(case_item, exchange, failures)
     if snapshot is not None:
         attach_snapshot(snapshot)
     if failures:
         pytest.fail(REDACTOR.text("\n".join(failures)), pytrace=False)
 
 
-def _attach(case_item: case_data.CaseItem, exchange: Exchange, failures: list[str]) -> None:
+def _attach_failures(failures: list[str]) -> None:
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return
+    allure.attach(REDACTOR.text("\n".join(failures)), "failed checks", allure.attachment_type.TEXT)
+
+
+def _attach(case_item: case_data.CaseItem, exchange: Exchange) -> None:
     try:
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a dependency
@@ -431,8 +442,6 @@ def _attach(case_item: case_data.CaseItem, exchange: Exchange, failures: list[st
     for index, step_exchange in enumerate(sent):
         label = f"step {index} " if len(sent) > 1 else ""
         _attach_exchange(allure, step_exchange, label)
-    if failures:
-        allure.attach(REDACTOR.text("\n".join(failures)), "failed checks", allure.attachment_type.TEXT)
 
 
 EVIDENCE_LIMIT = 2000  # characters of one request string (a base64 image) kept in the evidence

@@ -86,7 +86,9 @@ SPEC_STREAM = "001 Reasoning / Gemini model example (stream: true); OpenAI-compa
 
 
 def _choice_chunks(ctx: CheckContext) -> list[tuple[int, dict[str, Any]]]:
-    return [(i, e) for i, e in enumerate(ctx.data_events()) if isinstance(e, dict) and get(e, "choices")]
+    """(index, chunk) of every chunk with choices: a usage-only chunk (choices: []) is not a choice chunk."""
+    return [(p.index, p.payload) for p in ctx.json_events()
+            if isinstance(p.payload, dict) and get(p.payload, "choices")]
 
 
 @check("stream_is_sse", spec=f"{SPEC_STREAM}: stream: true is answered with text/event-stream")
@@ -109,7 +111,7 @@ def stream_done_terminator(ctx: CheckContext) -> Iterator[str]:
 
 @check("stream_single_id", spec=f"{SPEC_STREAM}: every chunk of one completion carries the same id")
 def stream_single_id(ctx: CheckContext) -> Iterator[str]:
-    ids = {get(e, "id") for e in ctx.data_events() if isinstance(e, dict)}
+    ids = {get(p.payload, "id") for p in ctx.json_events() if isinstance(p.payload, dict)}
     if len(ids) > 1:
         yield f"stream: {len(ids)} different ids across chunks: {sorted(map(str, ids))[:3]}"
 

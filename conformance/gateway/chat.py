@@ -144,8 +144,11 @@ class ChatAnswer:
                    "model": self.model_name, "choices": [], "usage": self.usage()}
 
     def sse(self) -> Iterator[str]:
-        for chunk in self.chunks():
-            yield f"data: {json.dumps(chunk)}\n\n"
+        for i, chunk in enumerate(self.chunks()):
+            text = json.dumps(chunk)
+            if i == 2 and self.state.on("stream-event-not-json"):  # one chunk cut short, as a broken proxy sends
+                yield f"data: {text[: len(text) // 2]}\n\n"
+            yield f"data: {text}\n\n"
         if not self.state.on("stream-no-done"):
             yield "data: [DONE]\n\n"
 
