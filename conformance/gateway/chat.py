@@ -80,8 +80,10 @@ class ChatAnswer:
         self.thought = thought
         self.prompt_tokens = words_of(messages)
         self.completion_tokens = len(thought) + len(words)
-        # an answer whose max_tokens went to reasoning: no text block (GPT OSS), or an empty one (the others)
-        self.keep_empty_text = model is None or model.family != "gpt-oss"
+        # reasoning-budget-spent: an answer whose max_tokens went to reasoning has no text block (GPT OSS), or an
+        # empty one (the others, and every model without the variation)
+        self.keep_empty_text = not (self.state.on("reasoning-budget-spent") and model is not None
+                                    and model.family == "gpt-oss")
         self.id = response_id(request, "chatcmpl-", [model_name, messages], nullable=True)
         self.created = created(request)
 
