@@ -16,7 +16,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import httpx
@@ -25,7 +25,7 @@ from conformance.config import Target
 from conformance.errors import InfrastructureError
 from conformance.pacing import Pacer
 from conformance.redact import map_strings
-from conformance.sse import SSEEvent, parse_sse
+from conformance.sse import SSEEvent, StreamPayload, parse_sse, stream_payloads
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 WRONG_TOKEN = "conformance-wrong-token-0000"
@@ -81,6 +81,12 @@ class Exchange:
     @property
     def json(self) -> Any:
         return self._json
+
+    @cached_property
+    def payloads(self) -> list[StreamPayload]:
+        """Every event of a stream but [DONE], with its JSON payload or its parse error: the one reading of a
+        stream that the judge, every check, the usage reader and the shape normaliser share ([] if no stream)."""
+        return stream_payloads(self.events) if self.events is not None else []
 
     @property
     def content_type(self) -> str:

@@ -82,24 +82,32 @@ def evaluate(item: CaseItem, exchange: Exchange, step: Step | None = None) -> li
     ctx = CheckContext(exchange.request_body, exchange, item.model)
     for name in expect.get("checks", []):
         ctx.args = expect.get("check_args", {}).get(name, {})
-        found += [finding(name, message) for message in CHECKS[name].fn(ctx)]
+        found += [finding(name, message) for message in run_check(name, ctx)]
     return found
+
+
+def run_check(name: str, ctx: CheckContext) -> list[str]:
+    """A check's messages; a check that raises on an answer it did not foresee is a finding with the error,
+    never a traceback that loses the case's verdict and evidence."""
+    messages: list[str] = []
+    try:
+        for message in CHECKS[name].fn(ctx):
+            messages.append(message)
+    except Exception as exc:
+        messages.append(f"raised {type(exc).__name__}: {excerpt(str(exc))}")
+    return messages
 
 
 def _stream_body(exchange: Exchange, schema: str | None) -> list[tuple[str, str]]:
     if exchange.events is None:
         return []  # stream_is_sse says so, with the content type as evidence
     problems = []
-    for index, event in enumerate(exchange.events):
-        if event.is_done:
-            continue
-        try:
-            payload = event.json()
-        except ValueError as exc:
-            problems.append(("json", f"event[{index}] data is not JSON ({exc}): {excerpt(event.data)!r}"))
-            continue
-        if schema:
-            problems += [("schema", f"{schema} event[{index}] {e}") for e in validate(schema, payload)]
+    for event in exchange.payloads:
+        if not event.is_json:
+            data = exchange.events[event.index].data
+            problems.append(("json", f"event[{event.index}] data is not JSON ({event.error}): {excerpt(data)!r}"))
+        elif schema:
+            problems += [("schema", f"{schema} event[{event.index}] {e}") for e in validate(schema, event.payload)]
     return problems
 
 

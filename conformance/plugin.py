@@ -456,12 +456,15 @@ def shape_check(snapshot: Any, request: pytest.FixtureRequest) -> ShapeCheck:
 
 def run_case(case_item: case_data.CaseItem, exchange: Exchange, request: pytest.FixtureRequest,
              shape_check: ShapeCheck | None = None) -> None:
-    """The body of every conformance test: evaluate, compare the shape, record evidence, and conclude: a
+    """The body of every conformance test: record the evidence, evaluate, compare the shape, and conclude: a
     broken must rule fails the test; only should/advisory ones leave it passed in pytest's terms but recorded
-    as `warned` with its findings (shape drift is recorded, never a failure of the case)."""
+    as `warned` with its findings (shape drift is recorded, never a failure of the case). The evidence comes
+    first, so whatever happens while judging, the answer is in the report."""
+    _attach(case_item, exchange)
     findings = evaluate_steps(case_item, exchange)
+    if findings:
+        _attach_findings(findings)
     snapshot = shape_check.check(exchange) if shape_check is not None else None
-    _attach(case_item, exchange, findings)
     if snapshot is not None:
         attach_snapshot(snapshot)
     conclude(request, findings)
@@ -476,7 +479,19 @@ def conclude(request: pytest.FixtureRequest, findings: list[Finding]) -> None:
         pytest.fail("\n".join(f.text() for f in findings), pytrace=False)
 
 
-def _attach(case_item: case_data.CaseItem, exchange: Exchange, findings: list[Finding]) -> None:
+def _attach_findings(findings: list[Finding]) -> None:
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return
+    text = "\n".join(f"({f.strength}) {f.text()}" for f in findings)
+    name = "failed checks" if any(f.strength == "must" for f in findings) else "warnings"
+    allure.attach(REDACTOR.text(text), name, allure.attachment_type.TEXT)
+    if name == "warnings":
+        allure.dynamic.tag("warned")
+
+
+def _attach(case_item: case_data.CaseItem, exchange: Exchange) -> None:
     try:
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a dependency
@@ -491,12 +506,6 @@ def _attach(case_item: case_data.CaseItem, exchange: Exchange, findings: list[Fi
     for index, step_exchange in enumerate(sent):
         label = f"step {index} " if len(sent) > 1 else ""
         _attach_exchange(allure, step_exchange, label)
-    if findings:
-        text = "\n".join(f"({f.strength}) {f.text()}" for f in findings)
-        name = "failed checks" if any(f.strength == "must" for f in findings) else "warnings"
-        allure.attach(REDACTOR.text(text), name, allure.attachment_type.TEXT)
-        if name == "warnings":
-            allure.dynamic.tag("warned")
 
 
 EVIDENCE_LIMIT = 2000  # characters of one request string (a base64 image) kept in the evidence

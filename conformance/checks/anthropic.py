@@ -22,15 +22,8 @@ DELTA_TYPES = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature
 
 
 def _events(ctx: CheckContext) -> list[tuple[int, str | None, Any]]:
-    out = []
-    for i, event in enumerate(ctx.exchange.events or []):
-        if event.is_done:
-            continue
-        try:
-            out.append((i, event.event, event.json()))
-        except ValueError:
-            continue  # the per-event JSON check reports it
-    return out
+    """(index, SSE event name, payload) of every JSON event (an event that is not JSON is the judge's finding)."""
+    return [(p.index, p.event, p.payload) for p in ctx.json_events()]
 
 
 def assemble(events: list[Any]) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.client import Exchange
+from conformance.sse import StreamPayload
 
 
 @dataclass
@@ -22,9 +23,10 @@ class CheckContext:
     def body(self) -> Any:
         return self.exchange.json
 
-    def data_events(self) -> list[Any]:
-        """JSON payloads of a stream's events, the [DONE] terminator excluded (framing has its own checks)."""
-        return [e.json() for e in self.exchange.events or [] if not e.is_done]
+    def json_events(self) -> list[StreamPayload]:
+        """The stream's events that carry JSON, [DONE] excluded, each with its index among all events. An event
+        that is not JSON is the judge's finding, reported once with its text; the checks judge the rest."""
+        return [p for p in self.exchange.payloads if p.is_json]
 
 
 CheckFn = Callable[[CheckContext], Iterable[str]]

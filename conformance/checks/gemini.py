@@ -16,16 +16,9 @@ SPEC_STREAM = f"{SPEC}: streamGenerateContent?alt=sse, each event a GenerateCont
 USAGE_PARTS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "toolUsePromptTokenCount")
 
 
-def _payloads(ctx: CheckContext) -> list[Any]:
-    out = []
-    for event in ctx.exchange.events or []:
-        if event.is_done:
-            continue
-        try:
-            out.append(event.json())
-        except ValueError:
-            continue
-    return out
+def _payloads(ctx: CheckContext) -> list[tuple[int, Any]]:
+    """(index, payload) of every JSON event (an event that is not JSON is the judge's finding)."""
+    return [(p.index, p.payload) for p in ctx.json_events()]
 
 
 def merge(events: list[Any]) -> dict[str, Any]:
@@ -54,7 +47,7 @@ def merge(events: list[Any]) -> dict[str, Any]:
 
 def response_of(ctx: CheckContext) -> Any:
     if ctx.exchange.events is not None:
-        return merge(_payloads(ctx))
+        return merge([payload for _, payload in _payloads(ctx)])
     return ctx.body
 
 
@@ -145,7 +138,9 @@ def gemini_finish_max_tokens_when_truncated(ctx: CheckContext) -> Iterator[str]:
 
 
 @check("gemini_stream_final_event",
-       spec=f"{SPEC_STREAM}: the last event carries finishReason and usageMetadata; no earlier event finishes",
+       spec=f"{SPEC_STREAM}: the last event with candidates carries finishReason, and no earlier event finishes; "
+            "the last event carries usageMetadata (a usage-only last event without candidates is a "
+            "GenerateContentResponse too: its candidates are optional)",
        strength="should",
        reason='implied by "Provider-specific interfaces" (Google\'s stream); the spec shows no Gemini stream')
 def gemini_stream_final_event(ctx: CheckContext) -> Iterator[str]:
@@ -153,11 +148,14 @@ def gemini_stream_final_event(ctx: CheckContext) -> Iterator[str]:
     if not payloads:
         yield "stream: no event"
         return
-    finished = [i for i, p in enumerate(payloads) if any(get(c, "finishReason") for c in _candidates(p))]
-    last = len(payloads) - 1
-    if last not in finished:
-        yield f"event[{last}]: the last event has no finishReason"
-    if finished and finished[0] != last:
-        yield f"event[{finished[0]}]: finishReason before the last event ({last})"
-    if not isinstance(get(payloads[-1], "usageMetadata"), dict):
-        yield f"event[{last}]: the last event has no usageMetadata"
+    with_candidates = [i for i, p in payloads if _candidates(p)]
+    finished = [i for i, p in payloads if any(get(c, "finishReason") for c in _candidates(p))]
+    if not with_candidates:
+        yield "stream: no event has candidates"
+    elif with_candidates[-1] not in finished:
+        yield f"event[{with_candidates[-1]}]: the last event with candidates has no finishReason"
+    if finished and finished[0] != with_candidates[-1]:
+        yield f"event[{finished[0]}]: finishReason before the last event with candidates ({with_candidates[-1]})"
+    last_index, last = payloads[-1]
+    if not isinstance(get(last, "usageMetadata"), dict):
+        yield f"event[{last_index}]: the last event has no usageMetadata"

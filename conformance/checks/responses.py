@@ -14,15 +14,16 @@ SPEC_STREAM = "OpenAI Responses streaming (stream: true), as the OpenAI client o
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
-def _events(ctx: CheckContext) -> list[Any]:
-    return [e for e in ctx.data_events() if isinstance(e, dict)]
+def _events(ctx: CheckContext) -> list[tuple[int, dict[str, Any]]]:
+    """(index among the stream's events, payload) of every JSON object event."""
+    return [(p.index, p.payload) for p in ctx.json_events() if isinstance(p.payload, dict)]
 
 
 def final_response(ctx: CheckContext) -> Any:
     """The response object: the body, or for a stream the one its terminal event carries."""
     if ctx.exchange.events is None:
         return ctx.body
-    for event in reversed(_events(ctx)):
+    for _, event in reversed(_events(ctx)):
         if event.get("type") in TERMINAL:
             return event.get("response")
     return None
@@ -107,9 +108,9 @@ def responses_stream_created_first(ctx: CheckContext) -> Iterator[str]:
     events = _events(ctx)
     if not events:
         yield "stream: no JSON events"
-    elif events[0].get("type") != "response.created":
-        yield f"event[0].type: {events[0].get('type')!r}, expected 'response.created'"
-    elif sum(e.get("type") == "response.created" for e in events) != 1:
+    elif events[0][1].get("type") != "response.created":
+        yield f"event[{events[0][0]}].type: {events[0][1].get('type')!r}, expected 'response.created'"
+    elif sum(e.get("type") == "response.created" for _, e in events) != 1:
         yield "stream: response.created sent more than once"
 
 
@@ -123,12 +124,13 @@ def responses_stream_completed_last(ctx: CheckContext) -> Iterator[str]:
     if not events:
         yield "stream: no JSON events"
         return
-    last = events[-1].get("type")
-    terminal = [i for i, e in enumerate(events) if e.get("type") in TERMINAL]
+    last_index, last_event = events[-1]
+    last = last_event.get("type")
+    terminal = [i for i, e in events if e.get("type") in TERMINAL]
     if last not in ("response.completed", "response.incomplete"):
-        yield f"event[{len(events) - 1}].type: {last!r}, expected 'response.completed' last"
-    elif last == "response.incomplete" and not _incomplete(events[-1].get("response")):
-        yield f"event[{len(events) - 1}]: response.incomplete without status incomplete"
+        yield f"event[{last_index}].type: {last!r}, expected 'response.completed' last"
+    elif last == "response.incomplete" and not _incomplete(last_event.get("response")):
+        yield f"event[{last_index}]: response.incomplete without status incomplete"
     if len(terminal) > 1:
         yield f"stream: {len(terminal)} terminal events (at {terminal}), expected exactly one, last"
 
@@ -140,7 +142,7 @@ def responses_stream_completed_last(ctx: CheckContext) -> Iterator[str]:
        reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_text_matches(ctx: CheckContext) -> Iterator[str]:
     events = _events(ctx)
-    streamed = "".join(e.get("delta", "") for e in events
+    streamed = "".join(e.get("delta", "") for _, e in events
                        if e.get("type") == "response.output_text.delta" and isinstance(e.get("delta"), str))
     response = final_response(ctx)
     if response is None:
@@ -151,7 +153,7 @@ def responses_stream_text_matches(ctx: CheckContext) -> Iterator[str]:
         yield f"stream: the deltas concatenate to {streamed[:80]!r}, the final response says {final[:80]!r}"
     if not streamed.strip() and not _incomplete(response):
         yield "stream: no response.output_text.delta text"
-    for i, event in enumerate(events):
+    for i, event in events:
         if event.get("type") == "response.output_text.done" and event.get("text") != streamed:
             yield f"event[{i}] response.output_text.done: text {str(event.get('text'))[:80]!r} != the deltas"
 
@@ -161,7 +163,7 @@ def responses_stream_text_matches(ctx: CheckContext) -> Iterator[str]:
        strength="should",
        reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_sequence_increasing(ctx: CheckContext) -> Iterator[str]:
-    numbers = [(i, e.get("sequence_number")) for i, e in enumerate(_events(ctx)) if is_int(e.get("sequence_number"))]
+    numbers = [(i, e.get("sequence_number")) for i, e in _events(ctx) if is_int(e.get("sequence_number"))]
     for (_, a), (j, b) in pairwise(numbers):
         if b <= a:
             yield f"event[{j}].sequence_number: {b} after {a}"

@@ -58,6 +58,12 @@ def variations() -> list[Switch]:
     return [s for s in switches().values() if s.conformant and not s.expect_drift]
 
 
+def conformant_switches() -> list[Switch]:
+    """Every switch whose answers the suite must pass: the variations, and the drift switches that expect no
+    failure (a changed shape is drift, never a reason to fail a conformant answer)."""
+    return [s for s in switches().values() if s.conformant and not s.expect_failed]
+
+
 def drift_switches() -> list[Switch]:
     """Switches that change a response's shape (conformantly): the snapshot comparison must show them."""
     return [s for s in switches().values() if s.expect_drift]
