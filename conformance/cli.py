@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--deviation", action="append", default=[], metavar="NAME", help="turn on a switch")
     serve.add_argument("--list-deviations", action="store_true", help="list the switches and exit")
+    serve.add_argument("--self-test", action="store_true", help=argparse.SUPPRESS)  # gateway/selftest.py
     serve.add_argument("--latency", type=float, default=0.0, metavar="S", help="seconds added to every answer")
     serve.add_argument("--rate-limit", type=float, default=None, metavar="R",
                        help="requests per second; beyond it 429 with Retry-After")
@@ -155,7 +156,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
-        serve(GatewayState(token=token, switches=switches), args.host, args.port, announce, faults)
+        state = GatewayState(token=token, switches=switches, self_test=args.self_test)
+        serve(state, args.host, args.port, announce, faults)
     return 0
 
 

@@ -22,7 +22,7 @@ from conformance.certify import implementation_of
 from conformance.client import Exchange, RetryPolicy, shorten
 from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
 from conformance.errors import BadInput, InfrastructureError
-from conformance.evaluate import evaluate_steps
+from conformance.evaluate import evaluate_client, evaluate_steps
 from conformance.findings import STRENGTHS, Finding, outcome_of
 from conformance.gateway import behaviours
 from conformance.pacing import Pacer, TokenBudget, make_store
@@ -532,13 +532,4 @@ def client_result(client_item: case_data.CaseItem, request: pytest.FixtureReques
 
 
 def run_client_case(client_item: case_data.CaseItem, client_result: Performed, request: pytest.FixtureRequest) -> None:
-    from conformance.clientcases import judge
-
-    if client_result.failure:
-        failures = [client_result.failure]
-    elif client_result.judged is not None:
-        failures = client_result.judged
-    else:
-        failures = judge(client_item, client_result.result)
-    strength = client_item.case.strength  # the client's call is the case itself (findings.CASE_RULES)
-    conclude(request, [Finding("client", strength, message) for message in failures])
+    conclude(request, evaluate_client(client_item, client_result))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,3 +75,16 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[Any]:
+    """The in-process judging harness (tests/harness.py): one reference gateway per pytest process (per xdist
+    worker), its baseline performed once and shared by every switch judged in the process."""
+    from harness import Harness
+
+    judge = Harness()
+    try:
+        yield judge
+    finally:
+        judge.close()

@@ -99,10 +99,10 @@ class _RaisingShapeCheck:
 class _FakeRequest:
     """What run_case reads of pytest's request: the node's user properties and the --strict option."""
 
-    class node:  # noqa: N801
+    class node:
         user_properties: list = []
 
-    class config:  # noqa: N801
+    class config:
         @staticmethod
         def getoption(name: str) -> bool:
             return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,7 +17,7 @@ from conformance.gateway.framing import TransportVariations
 SURFACE_MODULES = (chat, anthropic, gemini, embeddings, responses, invocations)
 
 
-def create_app(state: GatewayState, faults: FaultConfig | None = None) -> FaultInjector:
+def create_app(state: GatewayState, faults: FaultConfig | None = None) -> Any:
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error_response(request, exc)
@@ -28,4 +30,9 @@ def create_app(state: GatewayState, faults: FaultConfig | None = None) -> FaultI
     routes = [route for module in SURFACE_MODULES for route in module.routes()]
     app = Starlette(routes=routes, exception_handlers={ApiError: on_api_error, HTTPException: on_http_error})
     app.state.gateway = state
-    return FaultInjector(TransportVariations(app, state), faults or FaultConfig())
+    served = FaultInjector(TransportVariations(app, state), faults or FaultConfig())
+    if state.self_test:  # the self-tests' switch control (gateway/selftest.py); never on a gateway a run starts
+        from conformance.gateway.selftest import SelfTestControl
+
+        return SelfTestControl(served, state)
+    return served
