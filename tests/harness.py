@@ -9,11 +9,12 @@ their own requests, run under the switch as the HTTP cases do. An item is perfor
 (snapshots.normalise against the shipped baseline snapshots/reference/).
 
 The baseline (no switch) performs every item once and records, per item, which switches the gateway consulted
-while answering it. The reference gateway's answer is a function of the request and of the switches it consults
-(GatewayState.on), so an item during which a switch was never consulted gets the same answer with that switch on,
-and so the same verdict: judging a switch performs the items that consulted it and every item the switch is
-expected to fail or warn, and takes the baseline's verdict for the rest (`Judged.performed` counts them).
-CONFORMANCE_FULL_MATRIX=1 performs every item under every switch instead (the proof without that inference).
+while answering it: the switches applied to it. The reference gateway's answer is a function of the request and
+of the switches it consults (GatewayState.on), so an item during which a switch was never consulted gets the same
+answer with that switch on, and so the same verdict: judging a switch performs the items it was applied to and
+takes the baseline's verdict for the rest (`Judged.performed` counts them); behaviours.Switch.expected says what
+each item must give. CONFORMANCE_FULL_MATRIX=1 performs every item under every switch instead (the proof that
+nothing outside the applied items changes).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class Harness:
             self.gateway.__exit__()
             raise
         self.by_id = {item.test_id: item for item in self.items}
-        self._baseline: dict[str, Verdict] | None = None
+        self._baseline: dict[str, Verdict] = {}
         self.consulted: dict[str, frozenset[str]] = {}
         self.snapshots = default_snapshot_root() / "reference"
 
@@ -178,23 +179,26 @@ class Harness:
         self.baseline()
         return self.consulted[test]
 
-    def baseline(self) -> dict[str, Verdict]:
-        """Every item with no switch on, with the switches the gateway consulted while answering it."""
-        if self._baseline is None:
-            self.set_switches([])
-            verdicts = {}
-            for item in self.items:
-                verdicts[item.test_id] = self.perform(item, shapes=not is_client_case(item.case))
-                self.consulted[item.test_id] = self.take_consulted()
-            self._baseline = verdicts
-        return self._baseline
-
-    def judge(self, switch: Switch, items: list[CaseItem] | None = None, full: bool | None = None) -> Judged:
-        """The verdict of every item (or of `items`) with exactly this switch on."""
+    def baseline(self, items: list[CaseItem] | None = None) -> dict[str, Verdict]:
+        """Every item (or `items`, other case data's) with no switch on, and the switches the gateway consulted
+        while answering each; an item is performed once."""
         items = self.items if items is None else items
-        baseline = self.baseline()
+        todo = [item for item in items if item.test_id not in self._baseline]
+        if todo:
+            self.set_switches([])
+            for item in todo:
+                self._baseline[item.test_id] = self.perform(item, shapes=not is_client_case(item.case))
+                self.consulted[item.test_id] = self.take_consulted()
+        return {item.test_id: self._baseline[item.test_id] for item in items}
+
+    def judge(self, switch: Switch, items: list[CaseItem] | None = None, full: bool | None = None,
+              shapes: bool | None = None) -> Judged:
+        """The verdict of every item (or of `items`) with exactly this switch on; the answers' shapes are compared
+        with the baseline snapshots for a drift switch (or with `shapes`)."""
+        items = self.items if items is None else items
+        baseline = self.baseline(items)
         full = os.environ.get(FULL_MATRIX_ENV) == "1" if full is None else full
-        shapes = switch.drifts is not None
+        shapes = switch.drifts is not None if shapes is None else shapes
         applied = {item.test_id for item in items if switch.name in self.consulted[item.test_id]}
         self.set_switches([switch.name])
         verdicts, performed = {}, 0

@@ -87,3 +87,16 @@ def test_conformant_switch_passes_every_case(harness, switch):
 
 def test_every_drift_switch_is_a_conformant_switch():
     assert {s.name for s in drift_switches()} <= {s.name for s in conformant_switches()}
+
+
+def test_a_real_run_under_a_switch_gives_the_harness_verdicts(run_cli, harness):
+    """The harness judges as `conformance run --deviation` does: the same verdicts, failed, warned and passed,
+    HTTP and official-client cases alike."""
+    switch = next(s for s in deviations() if s.name == "auth-not-enforced")
+    result = run_cli("run", "--deviation", switch.name, "-k",
+                     "auth-wrong-token-chat or auth-basic-wrong-user-chat or auth-bearer-chat or client-curl-chat",
+                     lean=True)
+    judged = harness.judge(switch, items=[harness.by_id[test] for test in result.outcomes()])
+    assert result.outcomes() == {test: verdict.outcome for test, verdict in judged.verdicts.items()}
+    assert set(result.outcomes().values()) == {"failed", "warned", "passed"}
+    assert {c["id"] for c in result.summary["cases"]} >= {"client-curl-chat-bearer", "auth-wrong-token-chat"}
