@@ -48,6 +48,10 @@ def evaluate_steps(item: CaseItem, exchange: Exchange) -> list[str]:
 def evaluate(item: CaseItem, exchange: Exchange, step: Step | None = None) -> list[str]:
     step = step or item.case.steps[-1]
     expect = step.expect
+    if exchange.transport_failure is not None:
+        # the answer broke the contract before any rule about its body applies (conformance/bounds.py: a
+        # redirect, a body over the cap, not UTF-8, nested too deep, a 5xx on every attempt): that alone is judged
+        return [exchange.transport_failure.finding()]
     if not status_matches(expect["status"], exchange.status):
         return [f"[status] HTTP {exchange.status}, expected {expect['status']}; body: {excerpt(exchange.text)!r}"]
 

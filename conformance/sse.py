@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from conformance.bounds import loads
 
 DONE = "[DONE]"
 
@@ -19,7 +20,7 @@ class SSEEvent:
         return self.data.strip() == DONE
 
     def json(self) -> Any:
-        return json.loads(self.data)
+        return loads(self.data)  # never parses JSON nested deeper than bounds.MAX_JSON_DEPTH (ValueError)
 
 
 def parse_sse(text: str) -> list[SSEEvent]:
