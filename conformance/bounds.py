@@ -25,6 +25,7 @@ cap + 1 bytes. A body over the cap is not kept: the evidence is its first EVIDEN
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -96,7 +97,8 @@ class Bound:
     bound.active():`) every read and write of this thread's lanes is clamped to what is left of the deadline."""
 
     limits: Limits
-    deadline: float = 0.0  # time.monotonic()
+    deadline: float = 0.0  # time.monotonic(); 0: armed by the first look at it (the first network step)
+    latest: float = math.inf  # the deadline never passes this (the end of the request's budget)
     failure: TransportFailure | None = None
     timed_out: bool = False
     problem: str | None = None  # an infrastructure cause seen by the transport (a timeout, the user's own cap)
@@ -104,12 +106,11 @@ class Bound:
     retry_after: str | None = None  # its Retry-After header, as sent
     statuses: list[int] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        if not self.deadline:
-            self.deadline = time.monotonic() + self.limits.timeout_s
-
     def remaining(self) -> float:
-        return self.deadline - time.monotonic()
+        now = time.monotonic()
+        if not self.deadline:  # armed now: an SDK's import or set-up before its first request is not counted
+            self.deadline = min(now + self.limits.timeout_s, self.latest)
+        return self.deadline - now
 
     def check(self) -> None:
         if self.remaining() <= 0:
@@ -120,6 +121,7 @@ class Bound:
         return f"timeout: the {self.limits.timeout_s:g} s deadline of the exchange passed (headers and body)"
 
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
+        self.problem = None  # an answer came: an earlier request's trouble (an SDK retried it) is over
         self.status = status
         self.statuses.append(status)
         self.retry_after = _header(headers, "retry-after")
@@ -205,15 +207,24 @@ class Body:
     failure: TransportFailure | None = None
 
 
+BIG_BODY = 1 << 20  # past this, a body is read by one thread of the process at a time (_BIG_BODY_LOCK)
+_BIG_BODY_LOCK = threading.Lock()
+
+
 def read_body(chunks: Iterable[bytes], headers: Mapping[str, str], bound: Bound) -> Body:
     """Read and decode a body within the bound: the deadline is checked after every chunk (and every socket read
-    of the httpx lanes is clamped to it), decoded bytes stop at the cap, an unknown coding is not decoded."""
+    of the httpx lanes is clamped to it), decoded bytes stop at the cap, an unknown coding is not decoded.
+
+    Memory: answers of the contract are small, so a body that grows past BIG_BODY waits for the process's one
+    big-body slot (within its deadline): a process holds at most `threads x BIG_BODY` plus one body up to the
+    cap, however many huge answers come in at once."""
     cap = bound.limits.max_body_bytes
     codings = [c.strip().lower() for c in (_header(headers, "content-encoding") or "").split(",") if c.strip()]
     unknown = [c for c in codings if c not in DECODABLE]
     inflaters = [_Inflater(c) for c in reversed(codings) if c != "identity"]
     parts: list[bytes] = []
     size = raw = 0
+    big = False
     try:
         for chunk in chunks:
             raw += len(chunk)
@@ -223,23 +234,40 @@ def read_body(chunks: Iterable[bytes], headers: Mapping[str, str], bound: Bound)
                     data = inflater.feed(data, cap + 1 - size)
             size += len(data)
             if size > cap or raw > cap:
-                parts.append(data)
-                return over_cap(b"".join(parts), size, raw, codings, headers, bound)
+                return over_cap(_prefix(parts, data), size, raw, codings, headers, bound)
             parts.append(data)
+            if not big and size > BIG_BODY:
+                big = _BIG_BODY_LOCK.acquire(timeout=max(0.0, bound.remaining()))
+                if not big:
+                    bound.timed_out = True
+                    raise DeadlineExceeded(bound.timeout_text())
             bound.check()
         if not unknown:
             for inflater in inflaters:
                 inflater.finish()
+        body = Body(b"".join(parts))
     except zlib.error as exc:
-        return Body(b"".join(parts)[:EVIDENCE_BYTES], failure=TransportFailure(
+        return Body(_prefix(parts, b""), failure=TransportFailure(
             "transport.content-encoding", f"the Content-Encoding {', '.join(codings)} body does not decode: {exc}"))
-    body = Body(b"".join(parts))
+    finally:
+        if big:
+            _BIG_BODY_LOCK.release()
     if unknown:
         body.failure = TransportFailure(
             "transport.content-encoding",
             f"the answer's Content-Encoding {', '.join(unknown)} was not offered (Accept-Encoding: "
             f"{ACCEPT_ENCODING}), so it cannot be read")
     return body
+
+
+def _prefix(parts: list[bytes], last: bytes) -> bytes:
+    """The first EVIDENCE_BYTES of what was read (the rest is never joined: it may be the cap's worth)."""
+    out = b""
+    for part in [*parts, last]:
+        out += part[: EVIDENCE_BYTES - len(out)]
+        if len(out) >= EVIDENCE_BYTES:
+            break
+    return out
 
 
 def over_cap(prefix: bytes, size: int, raw: int, codings: list[str], headers: Mapping[str, str],
@@ -305,6 +333,8 @@ _STRUCTURE = re.compile(r'["\[\]{}]')
 def depth_exceeded(text: str, limit: int = MAX_JSON_DEPTH) -> int | None:
     """The offset where JSON text nests deeper than `limit`, or None. Linear in the text and never recursive:
     strings are skipped with the json module's own scanner; text that is not JSON is left to the parser."""
+    if _openings(text) <= limit:  # the common case, at C speed: not enough brackets to nest that deep
+        return None
     depth = pos = 0
     search = _STRUCTURE.search
     while True:
@@ -325,6 +355,10 @@ def depth_exceeded(text: str, limit: int = MAX_JSON_DEPTH) -> int | None:
         else:
             depth -= 1
         pos = at + 1
+
+
+def _openings(text: str) -> int:
+    return text.count("[") + text.count("{")
 
 
 class TooDeep(ValueError):
@@ -351,6 +385,8 @@ def inspect(status: int, headers: Mapping[str, str], data: bytes, url: str) -> t
     if failure is not None:
         return text, failure
     media = media_type(headers)
+    if _openings(text) <= MAX_JSON_DEPTH:
+        return text, None  # nothing in it can nest that deep
     if media == "text/event-stream":
         from conformance.sse import parse_sse
 

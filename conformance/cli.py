@@ -280,9 +280,8 @@ def _stopped_early(summary: dict[str, object], run_dir: Path, args: argparse.Nam
     import signal
 
     html = "none" if signal_name else args.html
-    if summary.get("cases"):
-        for line in render_reports(run_dir, html=html, spec_dir=args.spec):
-            print(line)
+    for line in render_reports(run_dir, html=html, spec_dir=args.spec):
+        print(line)
     if signal_name:
         print(f"conformance: interrupted by {signal_name}: partial summary in {run_dir}", file=sys.stderr)
         return 128 + int(getattr(signal, str(signal_name), signal.SIGTERM))

@@ -40,6 +40,7 @@ def summary_markdown(summary: dict[str, Any], verdict: dict[str, Any], html_note
              f"Target `{target.get('url')}`, run {summary.get('started_at', '')}, suite "
              f"{summary.get('suite_version', '')}." + (f" Deviations: {', '.join(summary['deviations'])}."
                                                        if summary.get("deviations") else ""),
+             *[f"\n**Partial run, {key}:** {summary[key]}" for key in ("aborted", "interrupted") if summary.get(key)],
              "", "| surface | model type | passed | failed | skipped | errors |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     cells: dict[tuple[str, str], Counter[str]] = {}

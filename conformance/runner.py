@@ -8,6 +8,7 @@ and under pytest-xdist (workers are the concurrency there), each test performs i
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -110,15 +111,16 @@ class Runtime:
             return Performed(skip=f"token budget of {self.budget.limit} spent")
         ctx = ClientContext(self.target, self.pacer, item.served_model)
         name, call = spec["name"], spec.get("call", spec["route"])
+        clients.RUNNERS[name].warm()  # importing an SDK (seconds of CPU) is not part of any request's budget
         who = f"{name} {call}"
         limits = Limits.of(self.target)
         started = time.monotonic()
-        budget_end = started + self.retry.deadline_s
+        budget_end = math.inf  # set when the first attempt's first request starts (an SDK's set-up is not counted)
         problem, stop, made = "no attempt made", "", 0
         server_errors: list[int] = []  # a 5xx other than 501-504 on every attempt: the gateway's failure
         for attempt in range(self.retry.attempts):
             made = attempt + 1
-            bound = Bound(limits, deadline=min(time.monotonic() + limits.timeout_s, budget_end))
+            bound = Bound(limits, latest=budget_end)  # armed by the client's first request
             failure = None
             with bound.active():
                 try:
@@ -136,6 +138,9 @@ class Runtime:
                 else:
                     if bound.failure is None:
                         return Performed(result=result)
+            if math.isinf(budget_end):
+                budget_end = (bound.deadline - limits.timeout_s if bound.deadline else time.monotonic()) \
+                    + self.retry.deadline_s
             # what the transport saw outranks what the client made of it (conformance/bounds.py)
             status = bound.status
             if bound.failure is not None:

@@ -216,6 +216,11 @@ class Runner:
     name: str
     distribution: str
     invoke: Callable[[ClientContext, dict[str, Any]], Any]
+    modules: tuple[str, ...] = ()  # what the client imports (warm: before any request's deadline runs)
+
+    def warm(self) -> None:
+        for module in self.modules:
+            importlib.import_module(module)
 
     @property
     def feature(self) -> str:

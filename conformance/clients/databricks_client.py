@@ -13,8 +13,10 @@ decoded body. That includes the SDK's own GET of /.well-known/databricks-config 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from conformance.bounds import ACCEPT_ENCODING, Bound, DeadlineExceeded, Limits, TransportRuleBroken, current
@@ -46,7 +48,7 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     def make() -> WorkspaceClient:
         # explicit host and token: ~/.databrickscfg and DATABRICKS_* never redirect the example elsewhere. The
         # SDK's discovery GET is best effort (it falls back on any failure): bounded, its findings not judged.
-        with Bound(Limits.of(ctx.target)).active():
+        with Bound(Limits.of(ctx.target)).active(), _discovery():
             config = Config(host=ctx.target.url, token=ctx.target.token, auth_type="pat", clock=_DeadlineClock(),
                             retry_timeout_seconds=max(1, int(ctx.target.timeout)),
                             http_timeout_seconds=max(1, int(ctx.target.timeout)))
@@ -74,8 +76,10 @@ class _DeadlineClock:
     def sleep(self, seconds: float) -> None:
         bound = current()
         if bound is not None:
-            what = (f"the Databricks SDK's retry asked to wait {seconds:.1f} s (status {bound.status}, Retry-After "
-                    f"{bound.retry_after!r})")
+            after = bound.problem or (f"HTTP {bound.status}" if bound.status else "an error")
+            what = f"after {after}, the Databricks SDK's retry asked to wait {seconds:.1f} s"
+            if bound.retry_after is not None:
+                what += f" (Retry-After {bound.retry_after!r})"
             if seconds > MAX_SDK_SLEEP_S:
                 bound.problem = f"{what}, beyond the {MAX_SDK_SLEEP_S:g} s the suite waits: not retried"
                 raise DeadlineExceeded(bound.problem)
@@ -87,6 +91,23 @@ class _DeadlineClock:
 
 
 _ORIGINAL_SEND: Any = None
+_local = threading.local()
+
+
+@contextmanager
+def _discovery() -> Iterator[None]:
+    """While the SDK builds its client: its discovery GET retries with a clock of its own (a real sleep of
+    whatever a Retry-After says), so here any answer but a success, and any error, ends it at once (the SDK
+    falls back to the explicit configuration)."""
+    _local.discovery = True
+    try:
+        yield
+    finally:
+        _local.discovery = False
+
+
+class _DiscoveryEnded(Exception):
+    """Not a requests exception: the SDK does not retry it."""
 
 
 def _bound_requests() -> None:
@@ -111,12 +132,23 @@ def _bounded_send(adapter: Any, request: Any, stream: bool = False, timeout: Any
     from conformance.client import Unanswered, read_answer
 
     left = bound.remaining()
-    if left <= 0:
+    if left <= 0:  # not requests.Timeout: the SDK would retry that, sleeping on a clock of its own
         bound.timed_out = True
-        raise requests.Timeout(bound.timeout_text())
+        raise DeadlineExceeded(bound.timeout_text())
     request.headers["Accept-Encoding"] = ACCEPT_ENCODING
-    response = _ORIGINAL_SEND(adapter, request, stream=True, timeout=(left, left), verify=verify, cert=cert,
-                              proxies=proxies)
+    discovery = getattr(_local, "discovery", False)
+    try:
+        response = _ORIGINAL_SEND(adapter, request, stream=True, timeout=(left, left), verify=verify, cert=cert,
+                                  proxies=proxies)
+    except requests.RequestException as exc:
+        bound.problem = f"connection error ({type(exc).__name__}: {str(exc)[:200]})"
+        if discovery or bound.remaining() <= 0.05:
+            raise _DiscoveryEnded(f"{type(exc).__name__}: {exc}") if discovery else DeadlineExceeded(
+                bound.timeout_text()) from None
+        raise
+    if discovery and response.status_code >= 300:
+        response.close()
+        raise _DiscoveryEnded(f"HTTP {response.status_code}")
     try:
         answer = read_answer(response.status_code, response.headers, _raw_chunks(response.raw, bound), bound,
                              request.url)
@@ -129,7 +161,8 @@ def _bounded_send(adapter: Any, request: Any, stream: bool = False, timeout: Any
         raise requests.ConnectionError(str(exc)) from None
     except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:  # a reset mid-body: as requests says it
         response.close()
-        raise requests.ConnectionError(f"{type(exc).__name__}: {exc}") from None
+        bound.problem = f"connection error mid-body ({type(exc).__name__}: {str(exc)[:200]})"
+        raise requests.ConnectionError(bound.problem) from None
     response.close()
     if answer.failure is not None:
         bound.failure = answer.failure
