@@ -392,7 +392,7 @@ def start_run(tmp: Path, url: str, *args: str, select: str = SELECT) -> tuple[su
     env.update(HOSTILE_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "conformance", "run", "--url", url, "--target", str(profile),
            "--token-env", "HOSTILE_TOKEN", "--reports", str(reports), "--snapshots", str(tmp / "snapshots"),
-           "--timeout", "1", "--retries", "2", "--max-consecutive-errors", "0", "-k", select, *args]
+           "--timeout", "3", "--retries", "2", "--max-consecutive-errors", "0", "-k", select, *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=Path(__file__).resolve().parents[1])
     return proc, reports

@@ -8,7 +8,7 @@ Two levels, against tests/hostile.py:
   processes (pytest, the read-ahead helpers, curl) under a 300 MB answer and a gzip bomb, no exit 4 where a
   helper once crashed on pickling, the token in no file written and not on the console, the circuit breaker,
   signals, and helpers that exit with a killed parent.
-Small timeouts keep it fast: --timeout 1 and two attempts (30 s where 32 MiB must be read: the default cap).
+Small timeouts keep it fast: --timeout 3 and two attempts (30 s where 32 MiB must be read: the default cap).
 `python bench/hostile.py` prints the per-mode table (wall time, peak RSS, exit status, outcomes) of whole runs.
 """
 
@@ -26,6 +26,7 @@ import pytest
 from hostile import HTTP_ONLY, PROFILE, SELECT, TOKEN, HostileServer, Run, alive, leaks, start_run, tree, watch
 
 from conformance import cases as case_data
+from conformance import clients
 from conformance.client import RetryPolicy
 from conformance.clientcases import judge, load_client_cases
 from conformance.config import TargetOptions, resolve_target
@@ -67,6 +68,8 @@ def perform_all(tmp: Path, url: str, timeout: float) -> tuple[dict[str, tuple[st
             failures = [performed.failure] if performed.failure else judge(item, performed.result)
         return ("failed" if failures else "passed"), REDACTOR.text("\n".join(failures))
 
+    for runner in clients.RUNNERS.values():
+        runner.warm()  # importing the SDKs (the first test of a worker) is not part of any bound
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(len(items)) as pool:
@@ -85,19 +88,19 @@ def expect(results: dict[str, tuple[str, str]], outcome: str, *needles: str) -> 
 
 LANE_MODES = [
     # failed: the gateway broke the contract
-    ("deep-600", 1, "failed", ("transport.json-depth",)),
-    ("deep-100000", 1, "failed", ("transport.json-depth",)),
+    ("deep-600", 3, "failed", ("transport.json-depth",)),
+    ("deep-100000", 3, "failed", ("transport.json-depth",)),
     ("huge", 60, "failed", ("transport.body-size",)),  # the default 32 MiB cap: read in full, one at a time
     ("gzip-bomb", 60, "failed", ("transport.body-size",)),
-    ("invalid-utf8", 1, "failed", ("transport.utf-8",)),
-    ("error-501", 1, "failed", ("HTTP 501",)),
+    ("invalid-utf8", 3, "failed", ("transport.utf-8",)),
+    ("error-501", 3, "failed", ("HTTP 501",)),
     # error: infrastructure, never a verdict
-    ("endless-sse", 1, "error", ("deadline of the exchange", "curl exit 28")),
-    ("byte-per-second", 1, "error", ("deadline of the exchange", "curl exit 28")),
-    ("unavailable-503", 1, "error", ("HTTP 503", "503")),
-    ("reset", 1, "error", ("connection error", "Connection", "curl exit 56", "reset")),
-    ("retry-after-huge", 1, "error", ("429",)),
-    ("retry-after-unparseable", 1, "error", ("429",)),
+    ("endless-sse", 3, "error", ("deadline of the exchange", "curl exit 28")),
+    ("byte-per-second", 3, "error", ("deadline of the exchange", "curl exit 28")),
+    ("unavailable-503", 3, "error", ("HTTP 503", "503")),
+    ("reset", 3, "error", ("connection error", "Connection", "curl exit 56", "reset")),
+    ("retry-after-huge", 3, "error", ("429", "no turn")),
+    ("retry-after-unparseable", 3, "error", ("429", "no turn")),
 ]
 
 
@@ -106,7 +109,7 @@ def test_every_lane_ends_on_time_with_the_right_outcome(tmp_path, mode, timeout,
     with HostileServer(mode) as server:
         results, wall = perform_all(tmp_path, server.url, timeout)
         posts = server.count("POST")
-    assert wall < LANE_BOUND_S + (timeout if timeout > 1 else 0), f"{mode}: {wall:.1f} s"
+    assert wall < LANE_BOUND_S + (timeout if timeout > 3 else 0), f"{mode}: {wall:.1f} s"
     expect(results, outcome, *needles)
     if mode == "error-501":  # judged at once, never retried
         assert posts == len(results), f"{posts} POSTs for {len(results)} cases"
@@ -114,12 +117,14 @@ def test_every_lane_ends_on_time_with_the_right_outcome(tmp_path, mode, timeout,
         assert posts <= len(results) + 2, f"{posts} POSTs for {len(results)} cases"
         why = "beyond the 30 s the suite waits" if mode == "retry-after-huge" else "neither seconds nor an HTTP date"
         http = [m for name, (_, m) in results.items() if not name.startswith("client-")]
-        assert all(why in m and "after 1 attempt(s)" in m for m in http), http
+        # the 429s cut the run's learnt rate too: a case may get no turn of it within its budget (no attempt)
+        assert all((why in m and "after 1 attempt(s)" in m) or ("after 0 attempt(s)" in m and "no turn" in m)
+                   for m in http), http
 
 
 def test_a_5xx_on_every_attempt_is_the_gateways_failure_on_every_lane(tmp_path):
     with HostileServer("error-500") as server:
-        results, _ = perform_all(tmp_path, server.url, 1)
+        results, _ = perform_all(tmp_path, server.url, 3)
     negative = results.pop("chat-unknown-model")
     assert negative[0] == "failed" and "[status] HTTP 500, expected 4xx" in negative[1], negative
     expect(results, "failed", "transport.server-error")
@@ -129,7 +134,7 @@ def test_a_5xx_on_every_attempt_is_the_gateways_failure_on_every_lane(tmp_path):
 
 def test_a_redirect_fails_every_lane_and_is_never_followed(tmp_path):
     with HostileServer("canned") as other, HostileServer("redirect", other=other.url) as server:
-        results, _ = perform_all(tmp_path, server.url, 1)
+        results, _ = perform_all(tmp_path, server.url, 3)
         followed = sum(other.requests.values())
     assert followed == 0, f"a client followed the redirect to another origin: {other.requests}"
     expect(results, "failed", "transport.redirect")

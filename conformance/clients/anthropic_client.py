@@ -27,7 +27,7 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     headers = {"Authorization": f"Bearer {ctx.target.token}"}
     if spec.get("request_tags"):
         headers["Databricks-Ai-Gateway-Request-Tags"] = json.dumps(spec["request_tags"])
-    client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items())),
+    client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items()), ctx.pacer),
                     lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.target.url + prefix,
                                                 default_headers=headers, max_retries=0,
                                                 timeout=ctx.target.timeout,

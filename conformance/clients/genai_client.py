@@ -28,7 +28,7 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     match = _BASE.match(route)
     if match is None:
         raise ClientFailure(f"the target's gemini route {route!r} has no base URL the client can use")
-    client = cached(("genai", ctx.target.url + match.group(1)), lambda: genai.Client(
+    client = cached(("genai", ctx.target.url + match.group(1), ctx.pacer), lambda: genai.Client(
         api_key="databricks", http_options=types.HttpOptions(
             base_url=ctx.target.url + match.group(1), headers={"Authorization": f"Bearer {ctx.target.token}"},
             timeout=int(ctx.target.timeout * 1000), httpx_client=bounded_http_client(ctx))))

@@ -27,7 +27,7 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     prefix = route_prefix(ctx.target, surface, SUFFIX[surface])
     if prefix is None:
         raise ClientFailure(f"the target's {surface} route does not end in {SUFFIX[surface]}: no base_url fits")
-    client = cached(("openai", ctx.target.url + prefix, id(ctx.pacer)), lambda: openai.OpenAI(
+    client = cached(("openai", ctx.target.url + prefix, ctx.pacer), lambda: openai.OpenAI(
         api_key=ctx.target.token or "none", base_url=ctx.target.url + prefix, max_retries=0,
         http_client=bounded_http_client(ctx, sdk_http("openai"))))
     try:
