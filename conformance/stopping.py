@@ -78,7 +78,8 @@ class RunGuard:
             return
         if report.when == "setup" and report.failed:  # the exchange fixture: an infrastructure error
             self.consecutive += 1
-            lines = report.longreprtext.strip().splitlines()
+            # (under xdist the text starts with the worker's "[gw0] linux -- Python ..." line)
+            lines = [line for line in report.longreprtext.strip().splitlines() if not line.startswith("[gw")]
             self.last_cause = lines[0] if lines else ""
         elif report.when == "call":
             self.consecutive = 0
