@@ -92,6 +92,20 @@ class RetryPolicy:
         return delay
 
 
+    def repeated_server_error(self, statuses: list[int], made: int) -> str | None:
+        """The finding when every attempt made got a 5xx other than 501-504 (one attempt counts only when one was
+        all --retries allowed), else None: that is the gateway's failure, not infrastructure."""
+        if not statuses or len(statuses) != made or (made == 1 and self.attempts > 1):
+            return None
+        return (f"HTTP {', '.join(map(str, statuses))} on each of the {made} attempt(s) to a valid request: a 5xx "
+                f"other than 502/503/504 that repeats is the gateway's failure, not infrastructure")
+
+    @staticmethod
+    def why_stopped(stop: str) -> str:
+        """What ended the retries, for the message (nothing when they simply ran out)."""
+        return f"; {stop}" if stop and not stop.endswith("(--retries)") else ""
+
+
 def parse_retry_after(value: str) -> float | None:
     """Seconds to wait, from delta-seconds or an HTTP date (RFC 9110 10.2.3); None when it is neither."""
     text = value.strip()
@@ -455,18 +469,13 @@ class GatewayClient:
                 stop = plan
                 break
             time.sleep(plan)
-        if server_errors and len(server_errors) == made and (made > 1 or self.retry.attempts == 1):
-            last = server_errors[-1]
-            statuses = ", ".join(str(a.status) for a in server_errors)
-            return exchange(last, TransportFailure(
-                "transport.server-error",
-                f"HTTP {statuses} on each of the {made} attempt(s) in {time.monotonic() - started:.1f} s to a valid "
-                f"request: a 5xx other than 502/503/504 that repeats is the gateway's failure, not infrastructure; "
-                f"body: {excerpt(last.text, 300)!r}"))
-        ending = f"; {stop}" if stop and not stop.endswith("(--retries)") else ""
+        repeated = self.retry.repeated_server_error([a.status for a in server_errors], made)
+        if repeated:
+            return exchange(server_errors[-1], TransportFailure(
+                "transport.server-error", f"{repeated}; body: {excerpt(server_errors[-1].text, 300)!r}"))
         raise InfrastructureError(
             f"{url}: no answer after {made} attempt(s) in {time.monotonic() - started:.1f}s; "
-            f"last cause: {last_cause}{ending}"
+            f"last cause: {last_cause}{self.retry.why_stopped(stop)}"
         )
 
 

@@ -167,14 +167,12 @@ class Runtime:
                 stop = plan
                 break
             time.sleep(plan)
-        if server_errors and len(server_errors) == made and (made > 1 or self.retry.attempts == 1):
-            return Performed(failure=REDACTOR.text(
-                f"[{who}] [transport.server-error] HTTP {', '.join(map(str, server_errors))} on each of the {made} "
-                f"attempt(s) to a valid request: a 5xx other than 502/503/504 that repeats is the gateway's "
-                f"failure, not infrastructure; last: {problem}"))
-        ending = f"; {stop}" if stop and not stop.endswith("(--retries)") else ""
+        repeated = self.retry.repeated_server_error(server_errors, made)
+        if repeated:
+            return Performed(failure=REDACTOR.text(f"[{who}] [transport.server-error] {repeated}; last: {problem}"))
         return Performed(infra=REDACTOR.text(f"infrastructure: {name}: no answer after {made} attempt(s) in "
-                                             f"{time.monotonic() - started:.1f}s; last cause: {problem}{ending}"))
+                                             f"{time.monotonic() - started:.1f}s; last cause: {problem}"
+                                             f"{self.retry.why_stopped(stop)}"))
 
     def perform(self, kind: str, item: case_data.CaseItem) -> Performed:
         return self.perform_client(item) if kind == "client" else self.perform_case(item)

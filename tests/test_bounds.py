@@ -206,3 +206,11 @@ def test_redaction_covers_keys_header_names_and_files():
     assert redactor.headers({f"x-echo-{SECRET}": SECRET}) == {f"x-echo-{MASK}": MASK}
     assert redactor.data(f"a {SECRET} b".encode()) == f"a {MASK} b".encode()
     assert redactor.data(b"\xff\xfe binary") == b"\xff\xfe binary"
+
+
+def test_a_5xx_is_the_gateways_failure_only_when_every_attempt_got_one():
+    policy = RetryPolicy(attempts=3)
+    assert "HTTP 500, 507 on each of the 2 attempt(s)" in policy.repeated_server_error([500, 507], 2)
+    assert policy.repeated_server_error([500], 2) is None  # the other attempt was a timeout or a 503
+    assert policy.repeated_server_error([500], 1) is None  # one attempt where more were allowed: not repeated
+    assert RetryPolicy(attempts=1).repeated_server_error([500], 1) is not None  # --retries 1: that was all
