@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--snapshot-update", action="store_true",
                      help="record the shape snapshots of this target as its new baseline")
     run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: snapshots/)")
+    run.add_argument("--strict", action="store_true",
+                     help="count warnings (broken should/advisory rules) as failures: such cases are recorded "
+                          "failed and the exit status is 1")
     run.add_argument("--fail-on-drift", action="store_true",
                      help="exit 1 when a response shape drifted from the baseline (for nightly jobs)")
     run.add_argument("--html", choices=HTML_MODES, default="auto",
@@ -193,6 +196,8 @@ def pytest_arguments(args: argparse.Namespace, run_dir: Path) -> list[str]:
             out += [flag, value]
     if args.insecure:
         out.append("--gateway-insecure")
+    if args.strict:
+        out.append("--conformance-strict")
     out += ["--gateway-concurrency", str(args.concurrency)]
     if args.max_rps:
         out += ["--gateway-max-rps", str(args.max_rps)]

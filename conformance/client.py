@@ -28,7 +28,7 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from typing import Any
 
 import httpx
@@ -49,7 +49,7 @@ from conformance.config import Target
 from conformance.errors import InfrastructureError
 from conformance.pacing import Pacer
 from conformance.redact import map_strings
-from conformance.sse import SSEEvent, parse_sse
+from conformance.sse import SSEEvent, StreamPayload, parse_sse, stream_payloads
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 NOT_IMPLEMENTED = 501  # never retried: the gateway says it does not implement the request
@@ -169,6 +169,12 @@ class Exchange:
     @property
     def json(self) -> Any:
         return self._json
+
+    @cached_property
+    def payloads(self) -> list[StreamPayload]:
+        """Every event of a stream but [DONE], with its JSON payload or its parse error: the one reading of a
+        stream that the judge, every check, the usage reader and the shape normaliser share ([] if no stream)."""
+        return stream_payloads(self.events) if self.events is not None else []
 
     @property
     def content_type(self) -> str:

@@ -118,15 +118,11 @@ def normalise(exchange: Any) -> dict[str, Any]:
     media = exchange.content_type.split(";")[0].strip().lower() or None
     shape: dict[str, Any] = {"status": exchange.status, "content_type": media}
     if exchange.events is not None:
+        payloads = {p.index: p for p in exchange.payloads}
         events = []
-        for event in exchange.events:
-            if event.is_done:
-                item: Any = DONE
-            else:
-                try:
-                    item = shape_of(event.json())
-                except ValueError:
-                    item = "<text>"
+        for index, event in enumerate(exchange.events):
+            payload = payloads.get(index)
+            item: Any = DONE if payload is None else shape_of(payload.payload) if payload.is_json else "<text>"
             events.append({"event": event.event, "data": item} if event.event else item)
         shape["events"] = _collapse(events)
     elif exchange.json_error is None:
@@ -335,7 +331,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 @dataclass
 class SnapshotResult:
-    status: str  # match | drift | no-baseline | recorded
+    status: str  # match | drift | no-baseline | recorded | error
     drift: list[str] = field(default_factory=list)
     reason: str = ""
 
@@ -357,7 +353,12 @@ class ShapeCheck:
         self.node = node
 
     def check(self, exchange: Any) -> SnapshotResult:
-        result = self._check(exchange)
+        """The comparison's result; an error inside it is its own status (with the reason), never a reason for
+        the case to lose its verdict."""
+        try:
+            result = self._check(exchange)
+        except Exception as exc:
+            result = SnapshotResult("error", reason=f"the shape comparison raised {type(exc).__name__}: {exc}")
         if self.node is not None:
             self.node.user_properties.append(("snapshot", result.record()))
         return result

@@ -4,8 +4,8 @@ from conformance.plugin import run_case, run_client_case, shape_check
 
 
 def test_case(case_item, exchange, snapshot, request):
-    run_case(case_item, exchange, shape_check(snapshot, request))
+    run_case(case_item, exchange, request, shape_check(snapshot, request))
 
 
-def test_client_case(client_item, client_result):
-    run_client_case(client_item, client_result)
+def test_client_case(client_item, client_result, request):
+    run_client_case(client_item, client_result, request)
