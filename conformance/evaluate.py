@@ -97,12 +97,9 @@ def evaluate_client(item: CaseItem, performed: Any) -> list[Finding]:
     `client` finding of the case's own strength (findings.CASE_RULES: the client's call is the case itself)."""
     from conformance.clientcases import judge
 
-    if performed.failure:
-        failures = [performed.failure]
-    elif performed.judged is not None:
-        failures = performed.judged
-    else:
-        failures = judge(item, performed.result)
+    if performed.failure:  # a transport rule keeps its own strength (a body over the cap is no answer at all)
+        return [Finding(performed.failure_rule, strength_of(item.case, performed.failure_rule), performed.failure)]
+    failures = performed.judged if performed.judged is not None else judge(item, performed.result)
     return [Finding("client", strength_of(item.case, "client"), message) for message in failures]
 
 

@@ -36,6 +36,7 @@ class Performed:
     exchange: Exchange | None = None
     result: Any = None
     failure: str | None = None  # a client broke on the answer: judged as a failure
+    failure_rule: str = "client"  # the rule it broke (findings: a transport.* rule, or the case's status)
     infra: str | None = None  # no answer: an infrastructure error
     skip: str | None = None
     usage: tuple[int, int] | None = None
@@ -144,13 +145,14 @@ class Runtime:
             # what the transport saw outranks what the client made of it (conformance/bounds.py)
             status = bound.status
             if bound.failure is not None:
-                return Performed(failure=REDACTOR.text(f"[{who}] {bound.failure.finding()}"))
+                return Performed(failure=REDACTOR.text(f"[{who}] {bound.failure.finding()}"),
+                                 failure_rule=bound.failure.check)
             if bound.timed_out or bound.problem:
                 failure, problem = None, bound.problem or bound.timeout_text()
             elif status == NOT_IMPLEMENTED:
                 return Performed(failure=REDACTOR.text(
                     f"[{who}] HTTP 501, not retried (the gateway does not implement the documented call): "
-                    f"{failure or problem}"))
+                    f"{failure or problem}"), failure_rule="status")
             elif status in TRANSIENT_STATUS:
                 failure, problem = None, f"HTTP {status}: {failure or problem}"
             elif status is not None and status >= 500:  # retried as the HTTP lane retries it (client.py)
@@ -169,7 +171,8 @@ class Runtime:
             time.sleep(plan)
         repeated = self.retry.repeated_server_error(server_errors, made)
         if repeated:
-            return Performed(failure=REDACTOR.text(f"[{who}] [transport.server-error] {repeated}; last: {problem}"))
+            return Performed(failure=REDACTOR.text(f"[{who}] [transport.server-error] {repeated}; last: {problem}"),
+                             failure_rule="transport.server-error")
         return Performed(infra=REDACTOR.text(f"infrastructure: {name}: no answer after {made} attempt(s) in "
                                              f"{time.monotonic() - started:.1f}s; last cause: {problem}"
                                              f"{self.retry.why_stopped(stop)}"))
