@@ -193,20 +193,23 @@ class GatewayClient:
         auth: str = "default",
         stream: bool = False,
         retry_server_errors: bool = True,
+        method: str = "POST",
     ) -> Exchange:
         url = self.url_for(route, model)
         request_headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if method == "GET":
+            del request_headers["Content-Type"]
         if stream:
             request_headers["Accept"] = "text/event-stream"
         request_headers.update(self.auth_headers(auth))
         request_headers.update(headers or {})
-        content = raw_body.encode() if raw_body is not None else encode_json(body)
+        content = raw_body.encode() if raw_body is not None else None if method == "GET" else encode_json(body)
         started = time.monotonic()
         last_cause = "no attempt made"
         for attempt in range(self.retry.attempts):
             self.pacer.wait_turn()
             try:
-                with self._http.stream("POST", url, content=content, headers=request_headers) as response:
+                with self._http.stream(method, url, content=content, headers=request_headers) as response:
                     text = response.read().decode("utf-8", errors="replace")
                 status, response_headers = response.status_code, dict(response.headers)
             except httpx.TimeoutException as exc:
@@ -220,7 +223,7 @@ class GatewayClient:
                     self.pacer.succeeded()
                 transient = status in TRANSIENT_STATUS or (status >= 500 and retry_server_errors)
                 if not transient:
-                    return Exchange("POST", url, request_headers, body, raw_body, status, response_headers,
+                    return Exchange(method, url, request_headers, body, raw_body, status, response_headers,
                                     text, stream, attempt + 1, time.monotonic() - started)
                 last_cause = f"HTTP {status}: {text[:200]}"
                 retry_after = parse_retry_after(response_headers.get("retry-after"))

@@ -71,6 +71,10 @@ class Target:
     verify_tls: bool = True
     timeout: float = 60.0
     reference: bool = False  # the suite started its own reference gateway for this run
+    # found by the preflight (conformance/preflight.py): catalog models the target does not serve, and routes
+    # that answer 404, each with why; their cases are skipped with that reason
+    unserved: dict[str, str] = field(default_factory=dict)
+    routes_missing: dict[str, str] = field(default_factory=dict)
 
     def claims(self, feature: str) -> bool:
         if feature in self.unsupported_features:

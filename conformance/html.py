@@ -1,7 +1,8 @@
 """The HTML report of a run: Allure 3 (npm package `allure`) when installed, else a page of our own.
 
-`conformance html-setup` installs Allure into a project-local folder (`.tools/allure`, or
-$CONFORMANCE_TOOLS_DIR/allure) with npm. `allure awesome --single-file` writes one self-contained index.html;
+`conformance html-setup` installs the pinned Allure into a per-user folder with npm (resources.tools_dir():
+$CONFORMANCE_TOOLS_DIR, else ~/.local/share/gateway-conformance/tools), so an installed suite finds it from any
+directory. `allure awesome --single-file` writes one self-contained index.html;
 its Google Analytics tag is removed so the report opens offline without calling out. Without node or Allure the
 suite writes `report.html` itself: one file, no scripts from anywhere, built from summary.json and
 allure-results/ (the same redacted request and response attachments), and it says that it is the fallback.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,21 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import BadInput
+from conformance.resources import tools_dir
 
-TOOLS_ENV = "CONFORMANCE_TOOLS_DIR"
-ALLURE_PACKAGE = "allure@3"
+ALLURE_VERSION = "3.18.0"  # pinned: the report's layout (and the self-tests that read it) are this release's
+ALLURE_PACKAGE = f"allure@{ALLURE_VERSION}"
 ANALYTICS = re.compile(r"<script[^>]*googletagmanager[^>]*>\s*</script>|<script[^>]*>[^<]*(?:gtag|dataLayer)"
                        r"[^<]*</script>", re.IGNORECASE)
-
-
-def tools_dir() -> Path:
-    given = os.environ.get(TOOLS_ENV)
-    if given:
-        return Path(given)
-    from conformance.resources import PACKAGE_DIR
-
-    checkout = PACKAGE_DIR.parent
-    return (checkout if (checkout / "pyproject.toml").exists() else Path.cwd()) / ".tools"
 
 
 def allure_binary() -> Path | None:

@@ -52,8 +52,10 @@ def serve(state: GatewayState, host: str, port: int, announce: Callable[[str], N
 class ThreadedGateway:
     """The gateway on a free loopback port in a thread of this process: cheap enough for one per test."""
 
-    def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None) -> None:
-        self.state = GatewayState(token=token, switches=frozenset(switches))
+    def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None,
+                 not_serving: Iterable[str] = (), listing: bool = True) -> None:
+        self.state = GatewayState(token=token, switches=frozenset(switches), not_serving=frozenset(not_serving),
+                                  listing=listing)
         self._server = _server(self.state, faults)
         self._sock = bind("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"

@@ -1,0 +1,128 @@
+"""What a run says on the console once it is over, after pytest's progress dots.
+
+One line per failed case (`id @ model: first message`), the warned cases apart, infrastructure errors apart, the
+verdict per profile, the totals, one snapshot line, and where the reports are. pytest's own failure sections and
+short summary are turned off by `conformance run` (plugin.terminal_arguments) so nothing is said twice; syrupy's
+report block, which would repeat the snapshot line in its own words, is silenced here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from typing import Any
+
+MAX_LINES = 40  # per kind; the rest are in summary.md and summary.json
+WIDTH = 200
+
+
+def first_line(message: str) -> str:
+    lines = (message or "").strip().splitlines()
+    text = lines[0] if lines else ""
+    more = len(lines) - 1
+    return text + (f" (+{more} more)" if more > 0 else "")
+
+
+def _display_name(record: dict[str, Any]) -> str:
+    return f"{record['id']} @ {record['model']}" if record.get("model") else record["id"]
+
+
+def case_lines(summary: dict[str, Any], width: int = WIDTH) -> list[str]:
+    """FAILED / WARNED / ERROR lines, in that order, each kind cut at MAX_LINES."""
+    out: list[str] = []
+    for outcome, tag in (("failed", "FAILED"), ("warned", "WARNED"), ("error", "ERROR ")):
+        records = [r for r in summary["cases"] if r["outcome"] == outcome]
+        for record in records[:MAX_LINES]:
+            line = f"{tag} {_display_name(record)}: {first_line(record.get('message', ''))}"
+            out.append(line if len(line) <= width else line[: width - 3] + "...")
+        if len(records) > MAX_LINES:
+            out.append(f"... and {len(records) - MAX_LINES} more {outcome} (see summary.md)")
+    return out
+
+
+def verdict_table(verdict: dict[str, Any]) -> list[str]:
+    """The verdict per profile as an aligned text table."""
+    header = ("profile", "result", "passed", "failed", "warned", "skipped", "errors")
+    rows = [header]
+    for name, profile in verdict.get("profiles", {}).items():
+        s = profile.get("statistics", {})
+        rows.append((name, profile.get("result", ""), *(str(s.get(k, 0)) for k in header[2:])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return ["  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(r)).rstrip()
+            for r in rows]
+
+
+def totals_line(summary: dict[str, Any]) -> str:
+    t = summary["totals"]
+    parts = [f"{t.get(k, 0)} {label}" for k, label in (("passed", "passed"), ("failed", "failed"),
+                                                          ("warned", "warned"), ("skipped", "skipped"),
+                                                          ("errors", "errors"))]
+    target = summary["target"]
+    name = target["name"] + (f" {target['version']}" if target.get("version") else "")
+    return f"{len(summary['cases'])} cases on {name} ({target.get('url')}): {', '.join(parts)}"
+
+
+def snapshot_line(summary: dict[str, Any]) -> str | None:
+    counts = summary.get("snapshot_totals") or {}
+    if not counts:
+        return None
+    info = summary.get("snapshots", {})
+    drift = summary["totals"].get("drift", 0)
+    text = "snapshots: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" ({info.get('dir', '')})"
+    return text + (" -- drift is not a failure; see summary.md" if drift else "")
+
+
+def silence_syrupy(config: Any) -> None:
+    """syrupy prints its own report block after ours; the snapshot line above says the same."""
+    syrupy = getattr(config, "_syrupy", None)
+    if syrupy is not None and hasattr(syrupy, "report"):
+        with contextlib.suppress(AttributeError):  # a syrupy whose report cannot be replaced keeps its block
+            syrupy.report = _NoReport()
+
+
+class _NoReport:
+    lines: tuple[str, ...] = ()
+
+
+def write_summary(terminal: Any, session: Any) -> None:
+    summary = session.summary
+    width = max(80, min(WIDTH, shutil.get_terminal_size((120, 20)).columns))
+    terminal.write_sep("=", "conformance")
+    for note in session.notes:
+        terminal.write_line(f"note: {note}")
+    if session.preflight is not None:
+        terminal.write_line(session.preflight.summary_line())
+    for line in case_lines(summary, width):
+        terminal.write_line(line)
+    verdict = _verdict(session)
+    if verdict:
+        terminal.write_line("")
+        for line in verdict_table(verdict):
+            terminal.write_line(line)
+        spec_line = _spec_line(verdict)
+        if spec_line:
+            terminal.write_line(f"note: {spec_line}")
+    terminal.write_line("")
+    terminal.write_line(totals_line(summary))
+    snap = snapshot_line(summary)
+    if snap:
+        terminal.write_line(snap)
+    for line in session.report_lines:
+        terminal.write_line(line)
+    silence_syrupy(terminal.config)
+
+
+def _verdict(session: Any) -> dict[str, Any] | None:
+    import yaml
+
+    path = session.run_dir / "conformance-report.yaml" if session.run_dir else None
+    if path is None or not path.is_file():
+        return None
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _spec_line(verdict: dict[str, Any]) -> str | None:
+    from conformance.spec import difference_line
+
+    return difference_line(verdict.get("spec", {}))
+
