@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sys
 from typing import Any
 
 MAX_LINES = 40  # per kind; the rest are in summary.md and summary.json
@@ -86,7 +87,7 @@ class _NoReport:
 
 def write_summary(terminal: Any, session: Any) -> None:
     summary = session.summary
-    width = max(80, min(WIDTH, shutil.get_terminal_size((120, 20)).columns))
+    width = max(80, min(WIDTH, shutil.get_terminal_size().columns)) if sys.stdout.isatty() else WIDTH
     terminal.write_sep("=", "conformance")
     for note in session.notes:
         terminal.write_line(f"note: {note}")
