@@ -45,12 +45,17 @@ def verdict_table(verdict: dict[str, Any]) -> list[str]:
     """The verdict per profile as an aligned text table."""
     header = ("profile", "result", "passed", "failed", "warned", "skipped", "errors")
     rows = [header]
+    idle = []
     for name, profile in verdict.get("profiles", {}).items():
         s = profile.get("statistics", {})
+        if not any(s.get(k, 0) for k in header[2:]):
+            idle.append(f"{name} ({profile.get('result', '')})")
+            continue
         rows.append((name, profile.get("result", ""), *(str(s.get(k, 0)) for k in header[2:])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return ["  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(r)).rstrip()
-            for r in rows]
+    lines = ["  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(r)).rstrip()
+             for r in rows]
+    return lines + ([f"no case in this run: {', '.join(idle)}"] if idle else [])
 
 
 def totals_line(summary: dict[str, Any]) -> str:
