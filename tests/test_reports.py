@@ -136,3 +136,18 @@ def test_html_setup_without_npm_says_so(monkeypatch, capsys, tmp_path):
     assert main(["html-setup"]) == 0
     assert "npm not found" in capsys.readouterr().out
     assert not Path(tmp_path / "tools").exists()
+
+
+def test_the_plugin_path_writes_the_same_reports(tmp_path, capsys, monkeypatch):
+    """`pytest --pyargs conformance` is `conformance run`: summary.md, certificate, HTML, the exit status."""
+    monkeypatch.delenv("CONFORMANCE_REFERENCE_TOKEN", raising=False)
+    code = pytest.main(["--pyargs", "conformance", "-p", "no:cacheprovider", "-q", "-k",
+                        "chat-system-and-user and claude-sonnet-4-5", "--conformance-reports", str(tmp_path),
+                        "--conformance-html", "builtin", "--gateway-deviation", "usage-sum-wrong"])
+    out = capsys.readouterr().out
+    assert int(code) == 1, out[-2000:]
+    run_dir = (tmp_path / "latest").resolve()
+    for name in ("summary.json", "summary.md", "conformance-report.yaml", "report.html", "junit.xml"):
+        assert (run_dir / name).is_file(), name
+    assert "FAILED chat-system-and-user @ claude-sonnet-4-5: [usage_total_is_sum]" in out
+    assert any(line.startswith("reports: ") for line in out.splitlines())
