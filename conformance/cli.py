@@ -70,13 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retries", type=int, default=5, help="attempts per request for transient answers (default 5)")
     run.add_argument("--snapshot-update", action="store_true",
                      help="record the shape snapshots of this target as its new baseline")
-    run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: snapshots/)")
+    run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: a checkout's "
+                                                        "snapshots/; installed: the shipped reference baseline, "
+                                                        "else ./snapshots)")
     run.add_argument("--fail-on-drift", action="store_true",
                      help="exit 1 when a response shape drifted from the baseline (for nightly jobs)")
     run.add_argument("--html", choices=HTML_MODES, default="auto",
                      help="HTML report: auto (Allure when installed, else the built-in page), allure, builtin, none")
-    run.add_argument("--spec", metavar="DIR", help="spec documents to digest in the certificate "
-                                                   "(default ../shared/spec or $CONFORMANCE_SPEC_DIR)")
+    run.add_argument("--spec", metavar="DIR", help="spec documents to compare with the pinned spec in the certificate "
+                                                   "(default $CONFORMANCE_SPEC_DIR, or ../shared/spec by a checkout)")
     run.add_argument("--max-rps", type=_positive_float, default=None, metavar="R",
                      help="ceiling on requests per second, all workers together (default: learnt from 429s)")
     run.add_argument("--token-budget", type=int, default=None, metavar="N",
@@ -107,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="re-render summary.md, conformance-report.yaml and the HTML of a run")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (reports/<run>, or reports/latest)")
     report.add_argument("--html", choices=HTML_MODES, default="auto", help="as for `run` (default auto)")
-    report.add_argument("--spec", metavar="DIR", help="spec documents to digest (default ../shared/spec)")
+    report.add_argument("--spec", metavar="DIR", help="spec documents to compare with the pinned spec")
 
     diff = sub.add_parser("diff", help="cases that regressed, recovered, appeared or vanished between two runs")
     diff.add_argument("run_a", metavar="RUN_A", help="the earlier run folder (or its summary.json)")
@@ -115,11 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     coverage = sub.add_parser("coverage", help="each spec section with the cases that check it")
-    coverage.add_argument("--spec", metavar="DIR", help="spec documents (default ../shared/spec)")
+    coverage.add_argument("--spec", metavar="DIR", help="spec documents (default: ../shared/spec by a checkout, "
+                                                        "else the pinned section headings)")
     coverage.add_argument("--uncovered", action="store_true", help="list only the sections no case checks")
 
-    sub.add_parser("html-setup", help="install the Allure 3 HTML generator (npm package `allure`) "
-                                      "into a project-local folder")
+    sub.add_parser("html-setup", help="install the pinned Allure 3 HTML generator (npm package `allure`) "
+                                      "into a per-user folder")
     return parser
 
 

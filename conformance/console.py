@@ -78,6 +78,21 @@ def snapshot_line(summary: dict[str, Any]) -> str | None:
     return text + (" -- drift is not a failure; see summary.md" if drift else "")
 
 
+def drift_lines(summary: dict[str, Any]) -> list[str]:
+    """The cases whose response shape drifted from the baseline, each with its first differences."""
+    drifted = [c for c in summary["cases"] if (c.get("snapshot") or {}).get("status") == "drift"]
+    if not drifted:
+        return []
+    out = [f"shape drift in {len(drifted)} case(s) (not failures; see summary.md):"]
+    for case in drifted[:MAX_LINES]:
+        changes = case["snapshot"].get("drift", [])
+        out.append(f"DRIFT  {_display_name(case)}: {'; '.join(changes[:3])}"
+                   + (f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""))
+    if len(drifted) > MAX_LINES:
+        out.append(f"... and {len(drifted) - MAX_LINES} more drifted (see summary.md)")
+    return out
+
+
 def silence_syrupy(config: Any) -> None:
     """syrupy prints its own report block after ours; the snapshot line above says the same."""
     syrupy = getattr(config, "_syrupy", None)
@@ -113,6 +128,8 @@ def write_summary(terminal: Any, session: Any) -> None:
     snap = snapshot_line(summary)
     if snap:
         terminal.write_line(snap)
+    for line in drift_lines(summary):
+        terminal.write_line(line)
     for line in session.report_lines:
         terminal.write_line(line)
     silence_syrupy(terminal.config)

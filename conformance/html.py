@@ -442,7 +442,8 @@ def builtin_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any]
              f"<p class='note' id='fallback'>This is the suite's built-in single-file report (fallback): "
              f"{esc(reason)}. Run <code>conformance html-setup</code> for the Allure report.</p>",
              verdict_block(summary, verdict), "<main>"]
-    attention = [r for r in summary["cases"] if r["outcome"] in ("failed", "warned", "error")]
+    rank = {"failed": 0, "warned": 1, "error": 2}
+    attention = sorted((r for r in summary["cases"] if r["outcome"] in rank), key=lambda r: rank[r["outcome"]])
     if attention:
         parts.append(f"<h2 id='attention'>Needs attention ({len(attention)})</h2><ul>")
         for record in attention:

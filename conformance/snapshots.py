@@ -416,20 +416,3 @@ def attach_snapshot(result: SnapshotResult) -> None:
     else:
         # nothing to show beyond the status (the reason is in summary.json): a label, not a file per case
         allure.dynamic.label("snapshot", result.status)
-
-
-def report_drift(terminalreporter: Any, summary: dict[str, Any]) -> None:
-    drifted = [c for c in summary["cases"] if c.get("snapshot", {}).get("status") == "drift"]
-    info = summary.get("snapshots", {})
-    if not drifted:
-        counts = summary.get("snapshot_totals", {})
-        if counts:
-            terminalreporter.write_line("snapshots: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-                                        + f" ({info.get('dir', '')})")
-        return
-    terminalreporter.write_sep("-", f"shape drift in {len(drifted)} case(s) (not failures; see summary.json)")
-    for case in drifted[:50]:
-        name = f"{case['id']}@{case['model']}" if case.get("model") else case["id"]
-        terminalreporter.write_line(f"{name}:")
-        for line in case["snapshot"]["drift"][:10]:
-            terminalreporter.write_line(f"    {line}")
