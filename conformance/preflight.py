@@ -92,10 +92,10 @@ def classify(exchange: Exchange) -> Answer:
         kind = "missing"
     elif 300 <= status < 400:
         return Answer(what, status, "redirect", f"to {exchange.response_headers.get('location', '?')}")
-    elif "html" in ctype:
-        kind = "html"
+    elif status < 300 and "html" in ctype:
+        kind = "html"  # a page (a login form, a static site), not an API's answer to a request it must refuse
     else:
-        kind = "ok"
+        kind = "ok"  # it refused the request as an API does (the form of its error body is for the cases to judge)
     detail = ctype if kind == "html" or (kind == "missing" and "json" not in ctype) else body
     return Answer(what, status, kind, detail)
 
