@@ -48,10 +48,10 @@ def label(item: case_data.CaseItem) -> None:
 
 
 def record_exchange(item: case_data.CaseItem, exchange: Exchange, failures: list[str]) -> None:
-    """Evidence of an HTTP case: every request it sent (earlier steps first) and the failed checks."""
+    """Evidence of an HTTP case (labelled first, by the test body): every request it sent (earlier steps first)
+    and the failed checks."""
     if allure is None:
         return
-    label(item)
     sent = [*exchange.previous, exchange]
     for index, step_exchange in enumerate(sent):
         step = f"step {index} " if len(sent) > 1 else ""

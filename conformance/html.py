@@ -370,6 +370,14 @@ def stage_results(run_dir: Path, summary: dict[str, Any], staging: Path) -> int:
                       and not (lb.get("name") == "tag" and lb.get("value") in NOISE_TAGS)]
             if outcome in ("warned", "error"):
                 labels.append({"name": "tag", "value": "warned" if outcome == "warned" else "infrastructure"})
+            # a case skipped or errored before its body ran has no labels of its own: grouped and titled the same
+            have = {lb.get("name") for lb in labels}
+            for label, value in (("epic", record["surface"]), ("feature", record["model_type"]),
+                                 ("story", record.get("model") or "no model")):
+                if label not in have:
+                    labels.append({"name": label, "value": value})
+            if not result.get("name") or result["name"].startswith("test_"):
+                result["name"] = f"{record['id']} @ {record['model']}" if record.get("model") else record["id"]
             result["labels"] = labels
             staged += 1
         (staging / path.name).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")

@@ -151,3 +151,35 @@ def test_the_plugin_path_writes_the_same_reports(tmp_path, capsys, monkeypatch):
         assert (run_dir / name).is_file(), name
     assert "FAILED chat-system-and-user @ claude-sonnet-4-5: [usage_total_is_sum]" in out
     assert any(line.startswith("reports: ") for line in out.splitlines())
+
+
+def test_allure_staging_groups_and_titles_cases_that_never_ran_their_body(tmp_path):
+    """A case skipped (model not served) or errored in its set-up has no labels of its own: the staged result gets
+    the surface / model type / model grouping, the `case @ model` title and the outcome of summary.json."""
+    import json as json_module
+
+    from conformance.html import stage_results
+
+    results = tmp_path / "allure-results"
+    results.mkdir()
+    (results / "a-result.json").write_text(json_module.dumps(
+        {"name": "test_case[chat-system-and-user@gpt-5]", "status": "skipped",
+         "labels": [{"name": "host", "value": "h"}],
+         "parameters": [{"name": "case", "value": "chat-system-and-user@gpt-5", "mode": "hidden"}]}))
+    (results / "b-result.json").write_text(json_module.dumps(
+        {"name": "test_case[chat-multi-turn@gpt-5]", "status": "failed", "labels": []}))
+    summary = {"target": {"name": "t"}, "totals": {}, "cases": [
+        {"id": "chat-system-and-user", "model": "gpt-5", "surface": "chat_completions", "model_type": "chat",
+         "outcome": "skipped", "message": "model not served: gpt-5 (not in the listing)"},
+        {"id": "chat-multi-turn", "model": "gpt-5", "surface": "chat_completions", "model_type": "chat",
+         "outcome": "error", "message": "infrastructure: timeout"}]}
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    assert stage_results(tmp_path, summary, staging) == 2
+    skipped = json_module.loads((staging / "a-result.json").read_text())
+    assert skipped["name"] == "chat-system-and-user @ gpt-5"
+    assert {(lb["name"], lb["value"]) for lb in skipped["labels"]} == {
+        ("epic", "chat_completions"), ("feature", "chat"), ("story", "gpt-5")}
+    assert "model not served" in skipped["descriptionHtml"]
+    errored = json_module.loads((staging / "b-result.json").read_text())
+    assert errored["status"] == "broken" and errored["statusDetails"]["message"] == "infrastructure: timeout"

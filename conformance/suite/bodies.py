@@ -25,6 +25,7 @@ def shape_check(snapshot: Any, request: pytest.FixtureRequest) -> ShapeCheck:
 
 
 def run_case(case_item: case_data.CaseItem, exchange: Exchange, shape_check: ShapeCheck | None = None) -> None:
+    evidence.label(case_item)  # first: a check that raises still leaves a labelled, titled result
     failures = evaluate_steps(case_item, exchange)
     snapshot = shape_check.check(exchange) if shape_check is not None else None
     evidence.record_exchange(case_item, exchange, failures)
