@@ -270,15 +270,15 @@ class Session:
         """The controller's end of the run: summary.json, reports/latest, the reports, the exit status."""
         if self.summary is not None:
             return
+        if session.config.option.collectonly:  # nothing ran: no summary, pytest's status
+            self._set_status(int(session.exitstatus))
+            return
         interrupted = session.exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR,
                                              pytest.ExitCode.USAGE_ERROR)
         self.summary = self._write_summary()
         judged = sum(self.summary["totals"].get(k, 0) for k in ("passed", "failed", "warned"))
         if interrupted:  # pytest's own status stands; a partial run is never the next run's baseline
             self._set_status(None)
-            return
-        if session.config.option.collectonly:
-            self._set_status(int(session.exitstatus))
             return
         if judged:
             point_latest(self.run_dir)  # type: ignore[arg-type]
