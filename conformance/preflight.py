@@ -9,7 +9,8 @@ that selects it. So, spending no tokens:
 2. one request per route the run will use, with a body every implementation must refuse before calling a model
    (data/preflight.yaml), with a model the target serves.
 Then: a target that refuses the token everywhere ends the run (exit 2); one that answers no route as a gateway
-would (unreachable, HTML, 404 everywhere) ends it too (exit 3); a route that answers 404 skips its cases, and so
+would (unreachable, HTML, 404 everywhere) ends it too (exit 3); a surface family whose routes answer 404 skips its
+cases (a route missing from a family whose other routes work is a gap the cases show: they run and fail), and so
 does a model that is not served. A target profile's `models` map still decides which names are sent; a model it
 maps that is not served is said in one line.
 
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 
 from conformance.catalog import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDINGS_MODEL, Model, load_catalog
 from conformance.client import Exchange, GatewayClient, RetryPolicy
-from conformance.config import Target
+from conformance.config import Target, surfaces
 from conformance.errors import InfrastructureError
 from conformance.redact import REDACTOR
 from conformance.resources import DATA_DIR
@@ -354,6 +355,16 @@ class Probe:
             self.result.routes[surface] = answer
             if answer.kind == "missing":
                 self.result.routes_missing[surface] = _missing_reason(answer)
+        # A surface family the target does not offer at all is skipped; a route missing from a family whose other
+        # routes work is a gap in what it offers (the documented google-genai client posts to Gemini's v1 path):
+        # its cases run, and fail on the 404.
+        for surface in list(self.result.routes_missing):
+            family = family_of(surface)
+            if any(family_of(other) == family and answer.kind in WORKING
+                   for other, answer in self.result.routes.items()):
+                del self.result.routes_missing[surface]
+                self.result.notes.append(f"{self.result.routes[surface].line()} while other {family} routes answer: "
+                                         f"its cases are run, and fail")
 
     def _finish(self, started: float, served: set[str], unserved: dict[str, str]) -> None:
         result = self.result
@@ -373,6 +384,11 @@ class Probe:
                                     f"the {surface} cases will show it")
             elif answer.kind in ("html", "redirect", "infra"):
                 result.notes.append(f"{surface}: {answer.line()}")
+
+
+def family_of(surface: str) -> str:
+    """The surface family a route belongs to (Gemini's generate, stream and v1 routes are one)."""
+    return surfaces().get(surface, {}).get("summary_surface", surface)
 
 
 def _missing_reason(answer: Answer) -> str:
