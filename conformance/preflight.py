@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from conformance.catalog import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDINGS_MODEL, Model, load_catalog
 from conformance.client import Exchange, GatewayClient, RetryPolicy
@@ -234,7 +234,7 @@ class Probe:
         names: set[str] = set()
         token = None
         for _ in range(LISTING_PAGES):
-            page = f"{route}?page_token={token}" if token else route
+            page = f"{route}?page_token={quote(str(token), safe='')}" if token else route
             self._count += 1
             try:
                 exchange = self.client.send(page, model=None, method="GET", retry_server_errors=False)
