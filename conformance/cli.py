@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -17,6 +18,7 @@ from conformance import __version__
 from conformance.config import REFERENCE_TOKEN_ENV, TargetOptions, resolve_target
 from conformance.errors import BadInput
 from conformance.settings import HTML_MODES, RunSettings
+from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
 EXIT_BAD_INPUT = 2
 EXIT_SUITE_ERROR = 4  # the suite itself crashed: no verdict about the target
@@ -36,6 +38,18 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+
+
+def _byte_size(text: str) -> int:
+    """65536, 64K, 64KiB, 32M, 32MiB, 1G (powers of 1024)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size in bytes (e.g. 65536, 64K, 32MiB): {text!r}")
+    unit = (match.group(2) or "B")[0].upper()
+    return int(match.group(1)) * {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
 
 
 def _workers(text: str) -> str:
@@ -73,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: a checkout's "
                                                         "snapshots/; installed: the shipped reference baseline, "
                                                         "else ./snapshots)")
+    run.add_argument("--strict", action="store_true",
+                     help="count warnings (broken should/advisory rules) as failures: such cases are recorded "
+                          "failed and the exit status is 1")
     run.add_argument("--fail-on-drift", action="store_true",
                      help="exit 1 when a response shape drifted from the baseline (for nightly jobs)")
     run.add_argument("--html", choices=HTML_MODES, default="auto",
@@ -83,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ceiling on requests per second, all workers together (default: learnt from 429s)")
     run.add_argument("--token-budget", type=int, default=None, metavar="N",
                      help="once N tokens are spent, skip the remaining cases that would call a model")
+    run.add_argument("--max-body-bytes", type=_byte_size, default=None, metavar="SIZE",
+                     help="cap on the decoded bytes of one answer (default 32MiB); over it: a failure "
+                          "(an error when set below the default)")
+    run.add_argument("--max-consecutive-errors", type=int, default=DEFAULT_MAX_CONSECUTIVE_ERRORS, metavar="N",
+                     help="stop the run (exit 3, partial summary) after N consecutive infrastructure errors "
+                          f"(default {DEFAULT_MAX_CONSECUTIVE_ERRORS}; 0: never)")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
 
     serve = sub.add_parser("serve", help="serve the reference gateway on 127.0.0.1")
@@ -174,12 +197,13 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
     """The flags of `conformance run`, resolved once into the object the plugin runs from."""
     options = TargetOptions(url=args.url, token_env=args.token_env, databricks_profile=args.profile,
                             auth=args.auth, target_file=args.target, insecure=args.insecure,
-                            timeout=args.timeout, name_form=args.name_form)
+                            timeout=args.timeout, name_form=args.name_form, max_body_bytes=args.max_body_bytes)
     return RunSettings(
         target=resolve_target(options), switches=tuple(args.deviation), retries=args.retries,
         concurrency=args.concurrency, max_rps=args.max_rps, token_budget=args.token_budget,
         reports=Path(args.reports), snapshots=Path(args.snapshots) if args.snapshots else None, html=args.html,
-        spec_dir=Path(args.spec) if args.spec else None, fail_on_drift=args.fail_on_drift,
+        spec_dir=Path(args.spec) if args.spec else None, fail_on_drift=args.fail_on_drift, strict=args.strict,
+        max_consecutive_errors=args.max_consecutive_errors,
     ).check()
 
 

@@ -1,7 +1,9 @@
 """What a run says on the console once it is over, after pytest's progress dots.
 
 One line per failed case (`id @ model: first message`), the warned cases apart, infrastructure errors apart, the
-verdict per profile, the totals, one snapshot line, and where the reports are. pytest's own failure sections and
+count of root causes (the causes themselves when there are too many cases to list), a partial or incomplete run
+said as such, the verdict per profile, the totals with the strength of what broke, one snapshot line, and where
+the reports are. pytest's own failure sections and
 short summary are turned off by `conformance run` (plugin.terminal_arguments) so nothing is said twice; syrupy's
 report block, which would repeat the snapshot line in its own words, is silenced here.
 """
@@ -65,7 +67,45 @@ def totals_line(summary: dict[str, Any]) -> str:
                                                           ("errors", "errors"))]
     target = summary["target"]
     name = target["name"] + (f" {target['version']}" if target.get("version") else "")
-    return f"{len(summary['cases'])} cases on {name} ({target.get('url')}): {', '.join(parts)}"
+    failed = summary.get("failures_by_strength") or {}
+    warned = summary.get("warnings_by_strength") or {}
+    strengths = (f" ({failed.get('must', 0)} must failures; {warned.get('should', 0)} should, "
+                 f"{warned.get('advisory', 0)} advisory warnings"
+                 + (", --strict: warnings counted as failures" if summary.get("strict") else "") + ")")
+    return f"{len(summary['cases'])} cases on {name} ({target.get('url')}): {', '.join(parts)}{strengths}"
+
+
+def state_lines(summary: dict[str, Any]) -> list[str]:
+    """A run the circuit breaker or a signal ended (stopping.py), a run that left cases out: said before the
+    verdict, which covers only what ran."""
+    out = [f"run {key}: {summary[key]} (partial summary)" for key in ("aborted", "interrupted") if summary.get(key)]
+    if summary.get("incomplete"):
+        not_run = summary.get("not_run") or {}
+        out.append(f"incomplete run: {not_run.get('deselected', 0)} case(s) deselected, "
+                   f"{not_run.get('budget_skipped', 0)} skipped for the token budget")
+    return out
+
+
+ROOT_CAUSES_SHOWN = 10
+
+
+def root_cause_lines(summary: dict[str, Any]) -> list[str]:
+    """Failures and warnings folded by root cause (findings.group, as in summary.md): a count line each, and the
+    causes themselves when there were too many cases to list one by one."""
+    from conformance.findings import group
+
+    out = []
+    for outcome, title in (("failed", "failures"), ("warned", "warnings")):
+        groups = group(summary["cases"], outcome)
+        if not groups:
+            continue
+        cases = sum(len(g.cases) for g in groups)
+        out.append(f"{title}: {cases} case(s), {len(groups)} root cause(s)")
+        if cases > MAX_LINES:
+            out += [f"  {g.line(limit=160, names=3)}" for g in groups[:ROOT_CAUSES_SHOWN]]
+            if len(groups) > ROOT_CAUSES_SHOWN:
+                out.append(f"  ... and {len(groups) - ROOT_CAUSES_SHOWN} more (summary.md)")
+    return out
 
 
 def snapshot_line(summary: dict[str, Any]) -> str | None:
@@ -115,6 +155,10 @@ def write_summary(terminal: Any, session: Any) -> None:
         terminal.write_line(session.preflight.summary_line())
     for line in case_lines(summary, width):
         terminal.write_line(line)
+    for line in root_cause_lines(summary):
+        terminal.write_line(line)
+    for line in state_lines(summary):
+        terminal.write_line(line, red=True)
     verdict = _verdict(session)
     if verdict:
         terminal.write_line("")

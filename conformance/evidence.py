@@ -16,6 +16,7 @@ from typing import Any
 
 from conformance import cases as case_data
 from conformance.client import Exchange, shorten
+from conformance.findings import Finding
 from conformance.redact import REDACTOR
 
 EVIDENCE_LIMIT = 2000  # characters of one request string (a base64 image) kept in the evidence
@@ -47,25 +48,26 @@ def label(item: case_data.CaseItem) -> None:
                                f"{spec.get('quote', spec.get('reason', ''))}")
 
 
-def record_exchange(item: case_data.CaseItem, exchange: Exchange, failures: list[str]) -> None:
-    """Evidence of an HTTP case (labelled first, by the test body): every request it sent (earlier steps first)
-    and the failed checks."""
+def record_exchange(exchange: Exchange) -> None:
+    """Evidence of an HTTP case (labelled first, by the test body): every request it sent, earlier steps first."""
     if allure is None:
         return
     sent = [*exchange.previous, exchange]
     for index, step_exchange in enumerate(sent):
         step = f"step {index} " if len(sent) > 1 else ""
         allure.attach(json.dumps(exchange_document(step_exchange)), f"{step}exchange", allure.attachment_type.JSON)
-    if failures:
-        allure.attach(REDACTOR.text("\n".join(failures)), "failed checks", allure.attachment_type.TEXT)
 
 
-def record_client(item: case_data.CaseItem, failures: list[str]) -> None:
-    if allure is None:
+def record_findings(findings: list[Finding]) -> None:
+    """The broken rules, each with its strength: "failed checks" when a must rule is among them, else
+    "warnings" (and the result is tagged `warned`: a warned case is not a failure)."""
+    if allure is None or not findings:
         return
-    label(item)
-    if failures:
-        allure.attach(REDACTOR.text("\n".join(failures)), "failed checks", allure.attachment_type.TEXT)
+    text = "\n".join(f"({f.strength}) {f.text()}" for f in findings)
+    name = "failed checks" if any(f.strength == "must" for f in findings) else "warnings"
+    allure.attach(REDACTOR.text(text), name, allure.attachment_type.TEXT)
+    if name == "warnings":
+        allure.dynamic.tag("warned")
 
 
 def exchange_document(exchange: Exchange) -> dict[str, Any]:

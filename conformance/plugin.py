@@ -20,8 +20,10 @@ import pytest
 
 from conformance.config import surfaces
 from conformance.errors import BadInput
+from conformance.findings import STRENGTHS
 from conformance.resources import PACKAGE_DIR, SUITE_DIR
 from conformance.settings import HTML_MODES, RunSettings, from_pytest_options
+from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
 MODEL_TYPES = ("chat", "vision", "audio_video", "reasoning", "embeddings")
 EXIT_BAD_INPUT = 2
@@ -72,6 +74,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="ceiling on requests per second for the whole run (all workers together)")
     group.addoption("--gateway-token-budget", type=int, default=None,
                     help="skip cases that would call a model once this many tokens are spent")
+    group.addoption("--gateway-max-body-bytes", type=int, default=None,
+                    help="cap on the decoded bytes of one answer (default 32 MiB; see conformance/bounds.py)")
+    group.addoption("--gateway-max-consecutive-errors", type=int, default=DEFAULT_MAX_CONSECUTIVE_ERRORS,
+                    help="stop the run after this many consecutive infrastructure errors (0: never; default "
+                         f"{DEFAULT_MAX_CONSECUTIVE_ERRORS})")
+    group.addoption("--conformance-strict", action="store_true",
+                    help="count warnings (broken should/advisory rules) as failures")
     group.addoption("--conformance-reports", help="folder for run folders (default reports/)")
     group.addoption("--conformance-run-dir", help="write this run into exactly this (existing) folder")
     group.addoption("--conformance-snapshots", help="root of the shape snapshots (default: the shipped baseline "
@@ -133,7 +142,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return EXIT_BAD_INPUT
     session = Session(settings, handover)
     config.pluginmanager.register(session, NAME)
-    status = session.start(probe=not config.option.collectonly)
+    status = session.start(config, probe=not config.option.collectonly)
     if status is not None:
         config.pluginmanager.unregister(session)
     return status
@@ -151,7 +160,7 @@ def _load_case_data() -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "expensive: sends many images or megabytes; a live run may leave it out")
-    for name in [*surfaces(), *MODEL_TYPES, "must", "should"]:
+    for name in [*surfaces(), *MODEL_TYPES, *STRENGTHS]:
         config.addinivalue_line("markers", f"{name}: conformance cases of {name}")
 
 

@@ -14,7 +14,9 @@ cases (a route missing from a family whose other routes work is a gap the cases 
 does a model that is not served. A target profile's `models` map still decides which names are sent; a model it
 maps that is not served is said in one line.
 
-Requests go through GatewayClient (bounded retries, the run's pacer), so nothing here can hang or leak a token.
+Requests go through GatewayClient, with the bounds of every case (conformance/bounds.py: a deadline for the whole
+exchange, a cap on decoded bytes, no redirects followed) made tighter, short retries and the run's pacer: an endless
+stream, a byte-a-second answer or a gzip bomb cannot hold the start-up, and nothing here can leak a token.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ EXIT_NOT_GATEWAY = 3  # no verdict about the contract is possible
 # a short, bounded retry: one reset is not an unreachable target, but a target that is down must end the run fast
 PREFLIGHT_RETRY = RetryPolicy(attempts=3, deadline_s=12.0, base_delay_s=0.25, max_delay_s=2.0, max_retry_after_s=3.0)
 PREFLIGHT_TIMEOUT_S = 10.0
+# an answer to a probe is an error body, a listing a few hundred endpoints: a huge body (or a gzip bomb) is cut here,
+# under the run's own cap (conformance/bounds.py), so the parallel probes hold a few MB at most
+PREFLIGHT_MAX_BODY_BYTES = 4 << 20
 WORKERS = 8
 # a 4xx whose error says the model is unknown (LiteLLM answers 400 "Invalid model name passed in model=...")
 # (a refusal such as "not served by the Anthropic Messages API" is about the route, not an unknown model)
@@ -188,8 +193,11 @@ class Probe:
     def _parallel(self, jobs: list[tuple[Any, ...]]) -> list[Answer]:
         if not jobs:
             return []
-        with ThreadPoolExecutor(min(WORKERS, len(jobs)), thread_name_prefix="conformance-preflight") as pool:
+        pool = ThreadPoolExecutor(min(WORKERS, len(jobs)), thread_name_prefix="conformance-preflight")
+        try:
             return list(pool.map(lambda job: self._send(*job), jobs))
+        finally:  # a signal (KeyboardInterrupt here) must not wait for the probes still in flight
+            pool.shutdown(wait=False, cancel_futures=True)
 
     # --- the steps ------------------------------------------------------------------------------------------
 
@@ -409,7 +417,8 @@ def preflight(target: Target, uses: Iterable[Use], pacer: Any = None) -> Preflig
     """The preflight of a target for the runnable case items `uses`."""
     from dataclasses import replace
 
-    bounded = replace(target, timeout=min(target.timeout, PREFLIGHT_TIMEOUT_S))
+    bounded = replace(target, timeout=min(target.timeout, PREFLIGHT_TIMEOUT_S),
+                      max_body_bytes=min(target.max_body_bytes, PREFLIGHT_MAX_BODY_BYTES))
     client = GatewayClient(bounded, PREFLIGHT_RETRY, pacer)
     try:
         return Probe(bounded, client, uses).run()

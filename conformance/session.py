@@ -25,10 +25,11 @@ from conformance.errors import BadInput, InfrastructureError
 from conformance.evidence import install_lean_allure
 from conformance.pacing import Pacer, TokenBudget, make_store
 from conformance.preflight import Preflight, Use, preflight
-from conformance.redact import REDACTOR
+from conformance.redact import REDACTOR, redact_report
 from conformance.runner import Performed, Runtime
 from conformance.settings import RunSettings
 from conformance.snapshots import SNAPSHOT_DIR_ENV, snapshot_setup
+from conformance.stopping import RunGuard, stop_reason
 from conformance.summary import SummaryCollector, exit_status, new_run_dir, point_latest, write_json
 
 NAME = "conformance-session"
@@ -46,6 +47,10 @@ def performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseIte
     session = session_of(request.config)
     if session is None:
         pytest.skip("the conformance suite is not active in this session")
+    if session.worker is not None and session.run_dir is not None:  # xdist: the controller may have stopped it
+        stopped = stop_reason(session.run_dir)
+        if stopped:
+            pytest.skip(f"not run: the run was stopped ({stopped[:200]})")
     result = session.runtime().take(request.node.nodeid, kind, item)
     if result.skip:
         pytest.skip(result.skip)
@@ -60,7 +65,7 @@ def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
     case = item.case
     return {"id": case.id, "surface": case.surface, "model": item.model.name if item.model else None,
             "model_type": case.model_type, "features": list(case.features), "strength": case.strength,
-            "spec": case.spec.get("section")}
+            "strength_reason": case.strength_reason, "spec": case.spec.get("section")}
 
 
 def _client_cases() -> tuple[case_data.Case, ...]:
@@ -98,7 +103,9 @@ class Session:
         self.allure_dir: str | None = worker.get("allure_dir") if worker else None
         self.gateway: Any = None
         self.preflight: Preflight | None = None
-        self.collector = SummaryCollector()
+        self.collector = SummaryCollector(strict=settings.strict)
+        self.guard: RunGuard | None = None  # the circuit breaker and the signals (stopping.py), controller only
+        self._deselected_from_worker = False
         self.extra: dict[str, Any] = {}
         self.summary: dict[str, Any] | None = None
         self.status: int | None = None
@@ -110,10 +117,24 @@ class Session:
 
     # --- start: the controller, before pytest configures (plugin.pytest_cmdline_main) ---------------------
 
-    def start(self, probe: bool = True) -> int | None:
-        """Start the reference gateway and run the preflight; an exit status when the run must stop here."""
+    def start(self, config: pytest.Config, probe: bool = True) -> int | None:
+        """Start the reference gateway and run the preflight; an exit status when the run must stop here. From
+        here on SIGTERM and SIGINT end the run cleanly (stopping.py), during the preflight as during the cases."""
         settings = self.settings
         self.run_dir = settings.run_dir or new_run_dir(settings.reports)
+        self.guard = RunGuard(config, self.run_dir, settings.max_consecutive_errors)
+        self.guard.install_signals()
+        try:
+            return self._start(probe)
+        except KeyboardInterrupt:
+            import signal
+
+            name = self.guard.interrupted or "SIGINT"
+            return self._stop_early(f"interrupted by {name} before any case ran", 128 + int(getattr(signal, name)),
+                                    key="interrupted", value=name)
+
+    def _start(self, probe: bool) -> int | None:
+        settings = self.settings
         if self.target.reference:
             token = os.environ.get(REFERENCE_TOKEN_ENV) or "ref-" + secrets.token_urlsafe(24)
             os.environ[REFERENCE_TOKEN_ENV] = token  # xdist workers inherit it; it is never printed
@@ -147,17 +168,20 @@ class Session:
                     uses.append(Use(route_of(item.case), item.model))
         return uses
 
-    def _stop_early(self, line: str, status: int) -> int:
+    def _stop_early(self, line: str, status: int, key: str | None = None, value: str | None = None) -> int:
         """Nothing was judged: record why in the run folder, leave reports/latest alone, say it in one line."""
         line = REDACTOR.text(line)
         extra: dict[str, Any] = {"preflight": self.preflight.record() if self.preflight else {}}
-        extra["unreachable" if status == 3 else "setup_error"] = line
+        extra[key or ("unreachable" if status == 3 else "setup_error")] = value or line
         assert self.run_dir is not None
         write_json(self.run_dir / "summary.json", self.collector.document(REDACTOR.value(self.target.public()),
                                                                           {**implementation_of(self.target),
                                                                            **extra}))
         self._stop_gateway()
-        print(f"conformance: error: {line}", file=sys.stderr)
+        if self.guard is not None:
+            self.guard.restore_signals()
+        print(f"conformance: {'error: ' if key is None else ''}{line}" + ("" if key is None else
+              f": nothing judged (summary in {self.run_dir})"), file=sys.stderr)
         self._set_status(status)
         return status
 
@@ -171,6 +195,7 @@ class Session:
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.xdist = bool(getattr(config.option, "numprocesses", None))
+        config.option.conformance_strict = self.settings.strict  # what the test bodies read (suite/bodies.py)
         if self.worker is not None:
             install_lean_allure(config, self.allure_dir)
             return
@@ -181,6 +206,10 @@ class Session:
             self.allure_dir = config.option.allure_report_dir or str(self.run_dir / "allure-results")
             install_lean_allure(config, self.allure_dir)
         self.extra = {**snapshot_setup(config, self.target, self.settings.snapshots), **implementation_of(self.target)}
+        if self.guard is None:  # (start() made it, and installed the signal handlers, unless a test skipped it)
+            self.guard = RunGuard(config, self.run_dir, self.settings.max_consecutive_errors)
+            self.guard.install_signals()  # SIGTERM/SIGINT: a partial summary, helpers and gateway stopped
+        config.pluginmanager.register(self.guard, "conformance-run-guard")
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -234,6 +263,37 @@ class Session:
             if isinstance(item, case_data.CaseItem):
                 test.user_properties.append(("conformance_case", case_metadata(item)))
 
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """Cases left out by -k / -m: the run is incomplete, and the certificate must say so. Under xdist each
+        worker collects (and deselects) the same items; the first worker's list reaches the controller."""
+        deselected = []
+        for test in items:
+            params = getattr(getattr(test, "callspec", None), "params", {})
+            item = params.get("case_item") or params.get("client_item")
+            if isinstance(item, case_data.CaseItem):
+                deselected.append(case_metadata(item))
+        if not deselected:
+            return
+        if self.worker is not None:
+            items[0].config.workeroutput.setdefault("conformance_deselected", []).extend(deselected)
+        else:
+            self.collector.deselected(deselected)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        deselected = getattr(node, "workeroutput", {}).get("conformance_deselected")
+        if deselected and not self._deselected_from_worker:
+            self._deselected_from_worker = True
+            self.collector.deselected(deselected)
+
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        """pytest's failure text and captured output, redacted where the report is made: the console, junit.xml,
+        summary.json and xdist's transfer to the controller all read this report (innermost wrapper: before the
+        others, Allure's included, look at it)."""
+        outcome = yield
+        redact_report(outcome.get_result())
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Without xdist, start performing the selected cases ahead of the tests (see conformance/runner.py)."""
@@ -267,33 +327,55 @@ class Session:
             self.finish(session)
 
     def finish(self, session: pytest.Session) -> None:
-        """The controller's end of the run: summary.json, reports/latest, the reports, the exit status."""
+        """The controller's end of the run: summary.json, reports/latest, the reports, the exit status.
+
+        A run stopped early (the circuit breaker: exit 3; SIGTERM/SIGINT: 128 + the signal's number) keeps a
+        partial summary and its reports in its run folder (no HTML after a signal: a terminating process should
+        end quickly), says so in one line, and never becomes reports/latest: the next run's `conformance diff`
+        must not compare with a run that left cases out. Nor does a run that judged nothing."""
         if self.summary is not None:
             return
         if session.config.option.collectonly:  # nothing ran: no summary, pytest's status
             self._set_status(int(session.exitstatus))
             return
+        stopped = self.guard.summary_fields() if self.guard is not None else {}
         interrupted = session.exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR,
                                              pytest.ExitCode.USAGE_ERROR)
         self.summary = self._write_summary()
         judged = sum(self.summary["totals"].get(k, 0) for k in ("passed", "failed", "warned"))
-        if interrupted:  # pytest's own status stands; a partial run is never the next run's baseline
+        if stopped:
+            status = self._stopped_status(stopped)
+        elif interrupted:  # pytest's own status stands; a partial run is never the next run's baseline
             self._set_status(None)
             return
-        if judged:
-            point_latest(self.run_dir)  # type: ignore[arg-type]
-        status = self._status(judged)
-        if self.summary["cases"]:
-            from conformance.reporting import render_reports
-
-            try:
-                self.report_lines = render_reports(self.run_dir, html=self.settings.html,  # type: ignore[arg-type]
-                                                   spec_dir=str(self.settings.spec_dir) if self.settings.spec_dir
-                                                   else None)
-            except BadInput as exc:
-                self.notes.append(f"reports: {exc}")
+        else:
+            if judged:
+                point_latest(self.run_dir)  # type: ignore[arg-type]
+            status = self._status(judged)
+        if self.summary["cases"] or stopped:  # a partial run's summary.md and certificate say what it had judged
+            self._render("none" if stopped.get("interrupted") else self.settings.html)
         session.exitstatus = status
         self._set_status(status)
+
+    def _stopped_status(self, stopped: dict[str, str]) -> int:
+        import signal
+
+        if stopped.get("interrupted"):
+            name = stopped["interrupted"]
+            print(f"conformance: interrupted by {name}: partial summary in {self.run_dir}", file=sys.stderr)
+            return 128 + int(getattr(signal, name, signal.SIGTERM))
+        print(f"conformance: {stopped['aborted']} (partial summary in {self.run_dir})", file=sys.stderr)
+        return 3
+
+    def _render(self, html: str) -> None:
+        from conformance.reporting import render_reports
+
+        try:
+            self.report_lines = render_reports(self.run_dir, html=html,  # type: ignore[arg-type]
+                                               spec_dir=str(self.settings.spec_dir) if self.settings.spec_dir
+                                               else None)
+        except BadInput as exc:
+            self.notes.append(f"reports: {exc}")
 
     def _status(self, judged: int) -> int:
         assert self.summary is not None
@@ -315,7 +397,9 @@ class Session:
         info.update(self.extra)
         if self.preflight is not None:
             info["preflight"] = self.preflight.record()
-        document = self.collector.document(REDACTOR.value(self.target.public()), info)
+        if self.guard is not None:
+            info.update(self.guard.summary_fields())  # aborted (circuit breaker) / interrupted (a signal)
+        document = REDACTOR.value(self.collector.document(REDACTOR.value(self.target.public()), info))
         write_json(self.run_dir / "summary.json", document)  # type: ignore[operator]
         return document
 
@@ -327,6 +411,8 @@ class Session:
             write_summary(terminalreporter, self)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.guard is not None:
+            self.guard.restore_signals()
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
@@ -353,7 +439,7 @@ class Session:
 
             self._runtime = Runtime(self.target, Pacer(settings.max_rps, store),
                                     TokenBudget(settings.token_budget, store),
-                                    RetryPolicy(attempts=max(1, settings.retries)),
+                                    RetryPolicy.for_timeout(self.target.timeout, settings.retries),
                                     concurrency=settings.concurrency if helpers else 1,
                                     spawn=spawn_helper if helpers else None)
         return self._runtime

@@ -14,6 +14,7 @@ from typing import Any
 
 from conformance.config import Target, TargetOptions, resolve_target
 from conformance.errors import BadInput
+from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
 HTML_MODES = ("auto", "allure", "builtin", "none")
 
@@ -32,6 +33,8 @@ class RunSettings:
     html: str = "auto"
     spec_dir: Path | None = None
     fail_on_drift: bool = False
+    strict: bool = False  # warnings (broken should/advisory rules) count as failures
+    max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS  # the circuit breaker (stopping.py); 0: never
     extra: dict[str, Any] = field(default_factory=dict)  # room for options other branches add
 
     def check(self) -> RunSettings:
@@ -46,6 +49,8 @@ class RunSettings:
             raise BadInput("--token-budget must be >= 0")
         if self.max_rps is not None and self.max_rps <= 0:
             raise BadInput("--max-rps must be positive")
+        if self.max_consecutive_errors < 0:
+            raise BadInput("--max-consecutive-errors must be >= 0 (0: never stop)")
         if self.html not in HTML_MODES:
             raise BadInput(f"--html must be one of {', '.join(HTML_MODES)}, not {self.html!r}")
         if self.spec_dir is not None and not self.spec_dir.is_dir():
@@ -96,7 +101,8 @@ def from_pytest_options(config: Any) -> RunSettings:
     options = TargetOptions(url=get("gateway_url"), token_env=get("gateway_token_env"),
                             databricks_profile=get("gateway_profile"), auth=get("gateway_auth"),
                             target_file=get("gateway_target"), insecure=get("gateway_insecure"),
-                            timeout=get("gateway_timeout"), name_form=get("gateway_name_form"))
+                            timeout=get("gateway_timeout"), name_form=get("gateway_name_form"),
+                            max_body_bytes=get("gateway_max_body_bytes"))
     run_dir = get("conformance_run_dir")
     snapshots = get("conformance_snapshots")
     spec = get("conformance_spec")
@@ -106,5 +112,6 @@ def from_pytest_options(config: Any) -> RunSettings:
         token_budget=get("gateway_token_budget"), reports=Path(get("conformance_reports") or "reports"),
         run_dir=Path(run_dir) if run_dir else None, snapshots=Path(snapshots) if snapshots else None,
         html=get("conformance_html"), spec_dir=Path(spec) if spec else None,
-        fail_on_drift=bool(get("conformance_fail_on_drift")),
+        fail_on_drift=bool(get("conformance_fail_on_drift")), strict=bool(get("conformance_strict")),
+        max_consecutive_errors=get("gateway_max_consecutive_errors"),
     ).check()

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from conformance.gateway import anthropic, chat, embeddings, endpoints, gemini, invocations, responses
 from conformance.gateway.common import ApiError, GatewayState, error_response
 from conformance.gateway.faults import FaultConfig, FaultInjector
+from conformance.gateway.framing import TransportVariations
 
 SURFACE_MODULES = (chat, anthropic, gemini, embeddings, responses, invocations, endpoints)
 
@@ -27,4 +28,4 @@ def create_app(state: GatewayState, faults: FaultConfig | None = None) -> FaultI
     routes = [route for module in SURFACE_MODULES for route in module.routes()]
     app = Starlette(routes=routes, exception_handlers={ApiError: on_api_error, HTTPException: on_http_error})
     app.state.gateway = state
-    return FaultInjector(app, faults or FaultConfig())
+    return FaultInjector(TransportVariations(app, state), faults or FaultConfig())

@@ -1,6 +1,9 @@
-"""The bodies of the two conformance tests: judge what was performed, keep the evidence, fail with every broken rule.
+"""The bodies of the two conformance tests: keep the evidence, judge what was performed, conclude.
 
-Judging is evaluate.py's (one path for every surface); shape drift is recorded, never a failure of the case.
+Judging is evaluate.py's (one path for every surface); shape drift is recorded, never a failure of the case. A
+case's findings decide its outcome (CONTRACT: outcomes): a broken `must` rule fails the test; only `should` /
+`advisory` ones leave it passed in pytest's terms, recorded as `warned` with its findings (the
+`conformance_findings` user property, which xdist workers forward with the report).
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from conformance import cases as case_data
 from conformance import evidence
 from conformance.client import Exchange
 from conformance.evaluate import evaluate_steps
+from conformance.findings import Finding, outcome_of
 from conformance.redact import REDACTOR
 from conformance.runner import Performed
 from conformance.snapshots import ShapeCheck, attach_snapshot
+
+FINDINGS_PROPERTY = "conformance_findings"
 
 
 def shape_check(snapshot: Any, request: pytest.FixtureRequest) -> ShapeCheck:
@@ -24,26 +30,41 @@ def shape_check(snapshot: Any, request: pytest.FixtureRequest) -> ShapeCheck:
     return ShapeCheck(snapshot, bool(request.config.option.update_snapshots), request.node)
 
 
-def run_case(case_item: case_data.CaseItem, exchange: Exchange, shape_check: ShapeCheck | None = None) -> None:
-    evidence.label(case_item)  # first: a check that raises still leaves a labelled, titled result
-    failures = evaluate_steps(case_item, exchange)
+def run_case(case_item: case_data.CaseItem, exchange: Exchange, request: pytest.FixtureRequest,
+             shape_check: ShapeCheck | None = None) -> None:
+    """Label and keep the evidence first (whatever happens while judging, the answer is in the report), evaluate,
+    compare the shape, conclude."""
+    evidence.label(case_item)
+    evidence.record_exchange(exchange)
+    findings = evaluate_steps(case_item, exchange)
+    evidence.record_findings(findings)
     snapshot = shape_check.check(exchange) if shape_check is not None else None
-    evidence.record_exchange(case_item, exchange, failures)
     if snapshot is not None:
         attach_snapshot(snapshot)
-    if failures:
-        pytest.fail(REDACTOR.text("\n".join(failures)), pytrace=False)
+    conclude(request, findings)
 
 
-def run_client_case(client_item: case_data.CaseItem, client_result: Performed) -> None:
+def conclude(request: pytest.FixtureRequest, findings: list[Finding]) -> None:
+    """Record the findings on the test and fail it if they amount to a failure (--conformance-strict: any)."""
+    findings = [Finding(f.check, f.strength, REDACTOR.text(f.message)) for f in findings]
+    request.node.user_properties.append((FINDINGS_PROPERTY, [f.as_dict() for f in findings]))
+    # (the session sets the option from its settings, so `conformance run --strict` reads the same)
+    if outcome_of(findings, bool(request.config.getoption("conformance_strict"))) == "failed":
+        pytest.fail("\n".join(f.text() for f in findings), pytrace=False)
+
+
+def run_client_case(client_item: case_data.CaseItem, client_result: Performed,
+                    request: pytest.FixtureRequest) -> None:
     from conformance.clientcases import judge
 
+    evidence.label(client_item)
     if client_result.failure:
         failures = [client_result.failure]
     elif client_result.judged is not None:
         failures = client_result.judged
     else:
         failures = judge(client_item, client_result.result)
-    evidence.record_client(client_item, failures)
-    if failures:
-        pytest.fail(REDACTOR.text("\n".join(failures)), pytrace=False)
+    strength = client_item.case.strength  # the client's call is the case itself (findings.CASE_RULES)
+    findings = [Finding("client", strength, message) for message in failures]
+    evidence.record_findings(findings)
+    conclude(request, findings)

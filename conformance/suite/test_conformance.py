@@ -25,8 +25,8 @@ def client_result(client_item, request):
 
 
 def test_case(case_item, exchange, snapshot, request):
-    run_case(case_item, exchange, shape_check(snapshot, request))
+    run_case(case_item, exchange, request, shape_check(snapshot, request))
 
 
-def test_client_case(client_item, client_result):
-    run_client_case(client_item, client_result)
+def test_client_case(client_item, client_result, request):
+    run_client_case(client_item, client_result, request)
