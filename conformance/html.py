@@ -160,6 +160,8 @@ def verdict_block(summary: dict[str, Any], verdict: dict[str, Any], legend: str 
             continue
         style = TD
         failed = f"{s.get('failed', 0)}" + (f" ({s['must_failures']} must)" if s.get("must_failures") else "")
+        reason = str(profile.get("reason") or "")
+        shown = reason if len(reason) <= REASON_SHOWN else reason[:REASON_SHOWN] + "…"
         rows.append(
             f'<tr class="cf-profile" data-profile="{esc(name)}" data-result="{esc(result)}">'
             f'<td style="{style}">{esc(name)}</td><td style="{style};font-weight:600;color:'
@@ -167,10 +169,12 @@ def verdict_block(summary: dict[str, Any], verdict: dict[str, Any], legend: str 
             + "".join(f'<td style="{style};text-align:right">{v}</td>'
                       for v in (s.get("passed", 0), failed, s.get("warned", 0), s.get("skipped", 0),
                                 s.get("errors", 0)))
-            + "</tr>")
+            + f'<td class="cf-reason" title="{esc(reason)}" style="{style};color:#57606a;font-size:12px">'
+              f"{esc(shown)}</td></tr>")
     profiles = (f'<table id="cf-profiles" style="{TABLE}"><tr>' + "".join(
         f'<th style="{TH}">{h}</th>' for h in ("profile", "result", "passed", "failed", "warned", "skipped",
-                                               "errors")) + "</tr>" + "".join(rows) + "</table>")
+                                               "errors", "why not success")) + "</tr>" + "".join(rows)
+        + "</table>")
     if idle:
         profiles += (f'<div class="cf-idle" style="color:#6e7781;font-size:12px;max-width:560px">no case in this run: '
                      f"{esc(', '.join(idle))}</div>")
@@ -194,6 +198,7 @@ def verdict_block(summary: dict[str, Any], verdict: dict[str, Any], legend: str 
                  + (f"<b>models not served</b> (their cases skipped): {esc(', '.join(sorted(unserved)))}. "
                     if unserved else "")
                  + (f"<b>routes missing</b>: {esc(', '.join(sorted(missing)))}." if missing else "") + "</p>")
+    state = run_state_html(summary)
     heading = (f'<h1 style="font:600 20px system-ui,sans-serif;margin:0 0 4px;display:inline">'
                f"{esc(report_name(summary))}</h1>")
     opening, closing = "", ""
@@ -211,7 +216,7 @@ def verdict_block(summary: dict[str, Any], verdict: dict[str, Any], legend: str 
         + (f" &middot; deviations: {esc(', '.join(summary['deviations']))}" if summary.get("deviations") else "")
         + f'</div><div style="margin:8px 0 6px">{chips}'
         + (f'<span style="color:#57606a">{totals["drift"]} shape drift</span>' if totals.get("drift") else "")
-        + "</div>" + setup
+        + "</div>" + state + setup
         + '<div style="display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start">'
         + f'<div><div style="{LABEL}">Verdict per profile</div>{profiles}</div>'
         + f'<div><div style="{LABEL}">Surface x model type (✓ passed ✗ failed ! warned ⚠ error \u2013 skipped)</div>'
@@ -219,6 +224,32 @@ def verdict_block(summary: dict[str, Any], verdict: dict[str, Any], legend: str 
         + (f'<p class="cf-legend" style="margin:6px 0 0;color:#57606a;font-size:12px">{legend}</p>' if legend else "")
         + f"{closing}</section>"
     )
+
+
+REASON_SHOWN = 90  # characters of a profile's "why not success" on the first screen (all of it on hover)
+
+
+def run_state_html(summary: dict[str, Any]) -> str:
+    """What the verdict does not cover, before the tables: a partial run (the circuit breaker, a signal), an
+    incomplete one (deselected or budget-skipped cases), and --strict."""
+    esc = html.escape
+    notes = []
+    for key, title in (("aborted", "Partial run, aborted"), ("interrupted", "Partial run, interrupted by")):
+        if summary.get(key):
+            notes.append(f'<span class="cf-partial" data-state="{key}"><b>{title}:</b> {esc(str(summary[key]))}. '
+                         "The verdict covers only what was judged before.</span>")
+    if summary.get("incomplete"):
+        not_run = summary.get("not_run") or {}
+        notes.append(f'<span class="cf-incomplete"><b>Incomplete run:</b> {not_run.get("deselected", 0)} case(s) '
+                     f'deselected (-k / -m), {not_run.get("budget_skipped", 0)} skipped for the token budget; the '
+                     "verdict covers only what ran.</span>")
+    if summary.get("strict"):
+        notes.append('<span class="cf-strict"><b>--strict:</b> warnings (broken should / advisory rules) are '
+                     "counted as failures.</span>")
+    if not notes:
+        return ""
+    return ('<p id="cf-run-state" style="margin:4px 0 6px;padding:4px 8px;background:#fff8c5;border:1px solid '
+            '#d4a72c;border-radius:4px;font:13px system-ui">' + "<br>".join(notes) + "</p>")
 
 
 def case_index(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -4,14 +4,13 @@ Found opening the reports of a run: the Allure report's first screen was "Allure
 `test_conformance` holding 644 flat `test_case[...]` leaves and a 2 KB `case_item` parameter; the verdict per
 profile and the surface x model-type matrix existed only in summary.md; bodies were escaped one-line strings and
 the failing field off screen. These tests assert on the DOM Chromium renders (--dump-dom), not on the HTML
-source: the Allure report is built by its scripts in the browser. One case is made `warned` in summary.json the
-way the contract records it (outcome, findings with strength), so the warned rendering is proven before the
-verdicts branch produces real ones.
+source: the Allure report is built by its scripts in the browser. The run has one case of each kind: a broken must
+rule (a stream without its terminator: failed), a broken should rule (usage that does not add up: warned), and
+passed ones; it is incomplete (-k), which both first screens say.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -104,31 +103,27 @@ def rendered(url: str, until: str) -> Node:
     raise AssertionError(f"{until!r} never rendered in {url}: {done.stderr[-500:]}")
 
 
-def make_one_warned(run_dir: Path) -> str:
-    """One passed case becomes `warned` in summary.json, as the verdicts branch records it (CONTRACT.md)."""
-    path = run_dir / "summary.json"
-    summary = json.loads(path.read_text())
-    record = next(c for c in summary["cases"] if c["outcome"] == "passed" and c["id"] == "chat-messages-missing")
-    record.update(outcome="warned", message="[error_body_databricks_form] $.error_code: not a documented code",
-                  findings=[{"check": "error_body_databricks_form", "strength": "should",
-                             "message": "$.error_code: 'MALFORMED_REQUEST' is not a documented code"}])
-    summary["totals"]["passed"] -= 1
-    summary["totals"]["warned"] = summary["totals"].get("warned", 0) + 1
-    path.write_text(json.dumps(summary))
-    return f"{record['id']}@{record['model']}"
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reports = tmp_path_factory.mktemp("reports")
     code = main(["run", "--reports", str(reports), "-n", "0", "--concurrency", "1", "--html", "none",
-                 "--deviation", "usage-sum-wrong", "-k",
+                 "--deviation", "usage-sum-wrong", "--deviation", "stream-no-done", "-k",
                  "(chat-system-and-user or chat-messages-missing or chat-stream-system-and-user) "
                  "and claude-sonnet-4-5"])
     assert code == 1
-    folder = (reports / "latest").resolve()
-    make_one_warned(folder)
-    return folder
+    return (reports / "latest").resolve()
+
+
+def certified(run_dir: Path) -> dict[str, str]:
+    import yaml
+
+    report = yaml.safe_load((run_dir / "conformance-report.yaml").read_text())
+    return {name: p["result"] for name, p in report["profiles"].items()
+            if any(p["statistics"].values())}
+
+
+FAILED = "chat-stream-system-and-user@claude-sonnet-4-5"
+WARNED = "chat-system-and-user@claude-sonnet-4-5"
 
 
 def test_builtin_page_reads_as_a_person_would(run_dir):
@@ -143,7 +138,11 @@ def test_builtin_page_reads_as_a_person_would(run_dir):
     assert order[0] is verdict
     profiles = {row.attrs["data-profile"]: row.attrs["data-result"]
                 for row in verdict.find(id="cf-profiles").find_all("tr", class_="cf-profile")}
-    assert profiles["chat_completions"] == "failure"
+    assert profiles == certified(run_dir) and profiles["chat_completions"] != "success"
+    reasons = [row.find(class_="cf-reason").attrs["title"]
+               for row in verdict.find(id="cf-profiles").find_all("tr", class_="cf-profile")]
+    assert any(r.startswith("incomplete") or "incomplete:" in r for r in reasons), reasons
+    assert "Incomplete run" in verdict.find(class_="cf-incomplete").text()
     cell = verdict.find(id="cf-matrix").find(data_cell="chat_completions/chat")
     assert cell.find(class_="cf-failed").text() == "✗1" and cell.find(class_="cf-warned").text() == "!1"
     totals = {n.attrs["data-outcome"]: n.text() for n in verdict.find_all(class_="cf-total")}
@@ -151,19 +150,21 @@ def test_builtin_page_reads_as_a_person_would(run_dir):
 
     cases = {n.attrs["data-case"]: n for n in body.find_all("details", class_="case")}
     assert {n.attrs["data-outcome"] for n in cases.values()} == {"failed", "warned", "passed"}
-    failed = cases["chat-system-and-user@claude-sonnet-4-5"]
-    marked = failed.find(class_="cf-hl")
-    assert marked.attrs["data-path"] == "$.usage.total_tokens" and '"total_tokens"' in marked.text()
-    response = failed.find(class_="cf-response-body").text()
-    assert response.startswith("{\n  \"") and "\n    " in response, "indented JSON, not one escaped line"
-    section, quote = failed.find(class_="cf-spec-section"), failed.find("blockquote", class_="cf-spec-quote")
-    assert "Chat" in section.text() and quote.text() and quote.text() not in section.text()
-    warned = cases["chat-messages-missing@claude-sonnet-4-5"]
+    assert cases[FAILED].attrs["data-outcome"] == "failed" and cases[WARNED].attrs["data-outcome"] == "warned"
+    warned = cases[WARNED]
     finding = warned.find(class_="cf-finding")
-    assert finding.attrs["data-strength"] == "should" and "error_code" in finding.text()
-    assert warned.find(class_="cf-hl").attrs["data-path"] == "$.error_code"
-    stream = cases["chat-stream-system-and-user@claude-sonnet-4-5"]
-    events = stream.find_all(class_="cf-event")
+    assert finding.attrs["data-strength"] == "should" and "usage_total_is_sum" in finding.text()
+    assert "Warnings" in warned.text() and "Failed checks" not in warned.text()
+    marked = warned.find(class_="cf-hl")
+    assert marked.attrs["data-path"] == "$.usage.total_tokens" and '"total_tokens"' in marked.text()
+    response = warned.find(class_="cf-response-body").text()
+    assert response.startswith("{\n  \"") and "\n    " in response, "indented JSON, not one escaped line"
+    section, quote = warned.find(class_="cf-spec-section"), warned.find("blockquote", class_="cf-spec-quote")
+    assert "Chat" in section.text() and quote.text() and quote.text() not in section.text()
+    failed = cases[FAILED]
+    assert failed.find(class_="cf-finding").attrs["data-strength"] == "must"
+    assert "Failed checks" in failed.text() and "stream_done_terminator" in failed.text()
+    events = failed.find_all(class_="cf-event")
     assert len(events) > 2 and events[0].find(class_="cf-event-data").text().startswith("{\n")
     assert "case_item" not in body.text()
 
@@ -179,6 +180,7 @@ def test_allure_report_is_grouped_named_and_opens_on_the_verdict(run_dir):
     nodes = list(body.walk())
     assert nodes.index(verdict) < nodes.index(app), "the verdict is the report's first screen"
     assert verdict.find(id="cf-profiles") and verdict.find(id="cf-matrix")
+    assert "Incomplete run" in verdict.find(class_="cf-incomplete").text()
     assert app.find(data_testid="report-title").text().strip() == "Conformance: reference"
 
     def titles(node: Node, testid: str) -> list[str]:
@@ -195,12 +197,12 @@ def test_allure_report_is_grouped_named_and_opens_on_the_verdict(run_dir):
     status = {title: next(c.attrs["data-testid"] for c in leaf.walk()
                           if (c.attrs.get("data-testid") or "").startswith("tree-leaf-status-"))
               for title, leaf in leaves.items()}
-    assert status["chat-system-and-user @ claude-sonnet-4-5"] == "tree-leaf-status-failed"
-    assert status["chat-messages-missing @ claude-sonnet-4-5"] == "tree-leaf-status-unknown", "warned, not failed"
+    assert status["chat-stream-system-and-user @ claude-sonnet-4-5"] == "tree-leaf-status-failed"
+    assert status["chat-system-and-user @ claude-sonnet-4-5"] == "tree-leaf-status-unknown", "warned, not failed"
     assert "case_item" not in index.read_text()
 
-    failed = leaves["chat-system-and-user @ claude-sonnet-4-5"].attrs["id"]
-    page = rendered(f"{index.as_uri()}#{failed}", "srcdoc")
+    warned = leaves["chat-system-and-user @ claude-sonnet-4-5"].attrs["id"]
+    page = rendered(f"{index.as_uri()}#{warned}", "srcdoc")
     frames = [n for n in page.walk() if n.tag == "iframe" and "cf-spec-section" in (n.attrs.get("srcdoc") or "")]
     assert frames, "the test's description"
     description = parse(frames[0].attrs["srcdoc"])

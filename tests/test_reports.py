@@ -187,3 +187,21 @@ def test_allure_staging_groups_and_titles_cases_that_never_ran_their_body(tmp_pa
     assert "model not served" in skipped["descriptionHtml"]
     errored = json_module.loads((staging / "b-result.json").read_text())
     assert errored["status"] == "broken" and errored["statusDetails"]["message"] == "infrastructure: timeout"
+
+
+def test_the_first_screen_says_a_partial_strict_or_incomplete_run():
+    """What the verdict does not cover is on the first screen of both reports (they share verdict_block)."""
+    from conformance.html import run_state_html, verdict_block
+
+    assert run_state_html({}) == ""
+    summary = {"target": {"name": "gw", "url": "http://gw"}, "totals": {"passed": 1}, "cases": [],
+               "aborted": "circuit breaker: 3 consecutive infrastructure errors", "strict": True,
+               "incomplete": True, "not_run": {"deselected": 5, "budget_skipped": 2}}
+    verdict = {"profiles": {"chat_completions": {"result": "partial", "reason": "incomplete: 5 case(s) deselected",
+                                                 "statistics": {"passed": 1}}}}
+    page = verdict_block(summary, verdict)
+    assert "Partial run, aborted:</b> circuit breaker: 3 consecutive" in page
+    assert "5 case(s) deselected (-k / -m), 2 skipped for the token budget" in page
+    assert "--strict:</b> warnings" in page
+    assert 'title="incomplete: 5 case(s) deselected"' in page and ">why not success</th>" in page
+    assert "interrupted" in run_state_html({"interrupted": "SIGTERM"})
