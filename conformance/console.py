@@ -145,6 +145,13 @@ class _NoReport:
     lines: tuple[str, ...] = ()
 
 
+def quiet_interrupt(terminal: Any) -> None:
+    """A run the circuit breaker or a signal stopped has said why (state_lines, and one line on stderr): pytest's
+    own "! Interrupted: ... !" or KeyboardInterrupt report after it would say it again, in pytest's terms."""
+    with contextlib.suppress(AttributeError, TypeError):  # another pytest: its line stays, nothing breaks
+        terminal._report_keyboardinterrupt = lambda: None
+
+
 def write_summary(terminal: Any, session: Any) -> None:
     summary = session.summary
     width = max(80, min(WIDTH, shutil.get_terminal_size().columns)) if sys.stdout.isatty() else WIDTH
@@ -177,6 +184,8 @@ def write_summary(terminal: Any, session: Any) -> None:
     for line in session.report_lines:
         terminal.write_line(line)
     silence_syrupy(terminal.config)
+    if summary.get("aborted") or summary.get("interrupted"):
+        quiet_interrupt(terminal)
 
 
 def _verdict(session: Any) -> dict[str, Any] | None:

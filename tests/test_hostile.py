@@ -220,6 +220,7 @@ def test_the_circuit_breaker_ends_the_run_with_exit_3_and_a_partial_summary(tmp_
     assert run.code == 3, run.err[-2000:]
     assert "circuit breaker: 3 consecutive infrastructure errors" in run.summary["aborted"]
     assert "circuit breaker" in run.err and str(run.run_dir) in run.err
+    assert "! Interrupted" not in run.out, "said once, not again in pytest's terms"
     assert 3 <= len(run.cases()) < 15, len(run.cases())
     assert (run.run_dir / "summary.md").exists() and (run.run_dir / "conformance-report.yaml").exists()
     assert not (run.reports / "latest").exists(), "a partial run never becomes the next run's baseline"
@@ -246,6 +247,7 @@ def test_a_signal_ends_the_run_cleanly_with_a_partial_summary(tmp_path, sig):
     assert ended < 20, f"{ended:.1f} s after the signal"
     assert run.summary["interrupted"] == sig.name
     assert (run.run_dir / "summary.md").exists() and f"interrupted by {sig.name}" in run.err
+    assert "KeyboardInterrupt" not in run.out + run.err and "Traceback" not in run.err
     assert not (reports / "latest").exists(), "a partial run never becomes the next run's baseline"
     time.sleep(1)
     assert not [pid for pid in run.pids if alive(pid)], "a helper outlived the run"
