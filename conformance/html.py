@@ -48,6 +48,7 @@ ALLURE_STATUS = {"passed": "passed", "failed": "failed", "warned": "unknown", "e
                  "skipped": "skipped"}
 NOISE_LABELS = {"host", "thread", "framework", "language", "package", "suite", "subSuite", "parentSuite"}
 NOISE_TAGS = {"syrupy_snapshot"}
+OUTCOME_TAGS = ("warned", "infrastructure")
 OUTCOME_COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "warned": "#9a6700", "skipped": "#6e7781",
                    "error": "#8250df"}
 RESULT_COLOURS = {"success": "#1a7f37", "partial": "#9a6700", "failure": "#cf222e", "not-claimed": "#6e7781",
@@ -397,8 +398,9 @@ def stage_results(run_dir: Path, summary: dict[str, Any], staging: Path) -> int:
             result["fullName"] = f"{record['surface']}/{name}"
             result["descriptionHtml"] = case_html(record, data.get(record["id"]), exchanges_of(source, result))
             result.pop("description", None)
+            # the outcome tags come from the record (under --strict a should finding is a failure), once each
             labels = [lb for lb in result.get("labels", []) if lb.get("name") not in (*NOISE_LABELS, CASE_LABEL)
-                      and not (lb.get("name") == "tag" and lb.get("value") in NOISE_TAGS)]
+                      and not (lb.get("name") == "tag" and lb.get("value") in (*NOISE_TAGS, *OUTCOME_TAGS))]
             if outcome in ("warned", "error"):
                 labels.append({"name": "tag", "value": "warned" if outcome == "warned" else "infrastructure"})
             # a case skipped or errored before its body ran has no labels of its own: grouped and titled the same

@@ -205,3 +205,30 @@ def test_the_first_screen_says_a_partial_strict_or_incomplete_run():
     assert "--strict:</b> warnings" in page
     assert 'title="incomplete: 5 case(s) deselected"' in page and ">why not success</th>" in page
     assert "interrupted" in run_state_html({"interrupted": "SIGTERM"})
+
+
+def test_allure_outcome_tags_follow_the_record_once(tmp_path):
+    """The test body tags a result with only should findings `warned`; the staged result's tags follow the
+    case's outcome in summary.json: once for a warned case, not at all for one --strict failed."""
+    import json as json_module
+
+    from conformance.html import stage_results
+
+    results = tmp_path / "allure-results"
+    results.mkdir()
+    for name, case in (("a", "chat-system-and-user@gpt-5"), ("b", "chat-multi-turn@gpt-5")):
+        (results / f"{name}-result.json").write_text(json_module.dumps(
+            {"name": f"{case.split('@')[0]} @ gpt-5", "status": "passed",
+             "labels": [{"name": "conformance_case", "value": case}, {"name": "tag", "value": "warned"}]}))
+    record = {"model": "gpt-5", "surface": "chat_completions", "model_type": "chat",
+              "findings": [{"check": "usage_total_is_sum", "strength": "should", "message": "$.usage: 3 != 2"}]}
+    summary = {"target": {"name": "t"}, "totals": {}, "cases": [
+        {**record, "id": "chat-system-and-user", "outcome": "warned", "message": "[usage_total_is_sum] $.usage"},
+        {**record, "id": "chat-multi-turn", "outcome": "failed", "message": "[usage_total_is_sum] $.usage"}]}
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    assert stage_results(tmp_path, summary, staging) == 2
+    warned, failed = (json_module.loads((staging / f"{n}-result.json").read_text()) for n in "ab")
+    assert warned["status"] == "unknown" and [lb["value"] for lb in warned["labels"] if lb["name"] == "tag"] == [
+        "warned"]
+    assert failed["status"] == "failed" and not [lb for lb in failed["labels"] if lb["name"] == "tag"]
