@@ -152,6 +152,8 @@ def verdict_block(summary: dict[str, Any], verdict: dict[str, Any], legend: str 
                             ("warned", "warned", "warned"), ("skipped", "skipped", "skipped"),
                             ("errors", "error", "errors")))
     rows, idle = [], []
+    # the "why not success" column only when a profile that ran is not a success
+    why = any(p.get("reason") and any(p.get("statistics", {}).values()) for p in verdict.get("profiles", {}).values())
     for name, profile in verdict.get("profiles", {}).items():
         s = profile.get("statistics", {})
         ran = sum(s.get(k, 0) for k in ("passed", "failed", "warned", "errors", "skipped"))
@@ -170,11 +172,12 @@ def verdict_block(summary: dict[str, Any], verdict: dict[str, Any], legend: str 
             + "".join(f'<td style="{style};text-align:right">{v}</td>'
                       for v in (s.get("passed", 0), failed, s.get("warned", 0), s.get("skipped", 0),
                                 s.get("errors", 0)))
-            + f'<td class="cf-reason" title="{esc(reason)}" style="{style};color:#57606a;font-size:12px">'
-              f"{esc(shown)}</td></tr>")
+            + (f'<td class="cf-reason" title="{esc(reason)}" style="{style};color:#57606a;font-size:12px">'
+               f"{esc(shown)}</td>" if why else "") + "</tr>")
     profiles = (f'<table id="cf-profiles" style="{TABLE}"><tr>' + "".join(
         f'<th style="{TH}">{h}</th>' for h in ("profile", "result", "passed", "failed", "warned", "skipped",
-                                               "errors", "why not success")) + "</tr>" + "".join(rows)
+                                               "errors", *(("why not success",) if why else ()))) + "</tr>"
+        + "".join(rows)
         + "</table>")
     if idle:
         profiles += (f'<div class="cf-idle" style="color:#6e7781;font-size:12px;max-width:560px">no case in this run: '
