@@ -4,6 +4,7 @@ reports are; nothing said twice (pytest's failure sections, syrupy's report bloc
 from __future__ import annotations
 
 from conformance.console import case_lines, state_lines, verdict_table
+from conformance.schemas import validate
 
 
 def test_one_line_per_failed_case_and_the_verdict(run_cli):
@@ -27,6 +28,7 @@ def test_one_line_per_failed_case_and_the_verdict(run_cli):
     assert any(line.startswith("chat_completions") and "failure" in line for line in lines)
     assert any(line.startswith("reports: ") and "summary.md" in line for line in lines)
     assert any(line.startswith("preflight: ") for line in lines)
+    assert validate("summary", result.summary) == []
 
 
 def test_warned_cases_are_not_failures_on_the_console(run_cli):

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conformance.gateway.server import ThreadedGateway
+from conformance.schemas import validate
 from conformance.session import MODEL_NOT_SERVED
 
 TOKEN = "preflight-token-0123456789"
@@ -46,6 +47,7 @@ def _stopped_before_any_case(result, code: int, words: str) -> None:
     assert not (result.reports / "latest").exists(), "a run that judged nothing must not become the baseline"
     summary = result.summary  # the run folder still says why
     assert summary["cases"] == []
+    assert validate("summary", summary) == []
     assert summary["preflight"]["requests"] <= 12  # one request per route and the listing: seconds, not minutes
 
 
