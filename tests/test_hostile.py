@@ -31,9 +31,11 @@ from conformance.client import RetryPolicy
 from conformance.clientcases import judge, load_client_cases
 from conformance.config import TargetOptions, resolve_target
 from conformance.evaluate import evaluate_steps
+from conformance.findings import outcome_of
 from conformance.pacing import Pacer, TokenBudget
 from conformance.redact import REDACTOR
 from conformance.runner import Runtime
+from conformance.suite.bodies import client_findings
 
 LIMIT_RSS = 1 << 30
 RUN_BOUND_S = 150.0  # a whole run, start-up on a loaded 2-core machine included (the hangs were endless)
@@ -47,7 +49,8 @@ CLIENT_CASES = {"client-openai-chat-system-and-user", "client-openai-chat-stream
 
 
 def perform_all(tmp: Path, url: str, timeout: float) -> tuple[dict[str, tuple[str, str]], float]:
-    """Each selected case on every lane at once: id@model -> (outcome, message), and the wall time."""
+    """Each selected case on every lane at once: id@model -> (outcome, message), and the wall time. Judged as the
+    test bodies judge (suite/bodies.py): findings, and the outcome their strengths make."""
     REDACTOR.add(TOKEN)
     (tmp / "hostile.yaml").write_text(PROFILE.format(url=url))
     target = resolve_target(TargetOptions(url=url, token_env="HOSTILE_TOKEN", target_file=str(tmp / "hostile.yaml"),
@@ -63,10 +66,11 @@ def perform_all(tmp: Path, url: str, timeout: float) -> tuple[dict[str, tuple[st
         if performed.infra:
             return "error", performed.infra
         if kind == "case":
-            failures = evaluate_steps(item, performed.exchange)
+            findings = evaluate_steps(item, performed.exchange)
         else:
-            failures = [performed.failure] if performed.failure else judge(item, performed.result)
-        return ("failed" if failures else "passed"), REDACTOR.text("\n".join(failures))
+            findings = client_findings(item, [performed.failure] if performed.failure else
+                                       judge(item, performed.result))
+        return outcome_of(findings), REDACTOR.text("\n".join(f.text() for f in findings))
 
     for runner in clients.RUNNERS.values():
         runner.warm()  # importing the SDKs (the first test of a worker) is not part of any bound
@@ -81,9 +85,20 @@ def perform_all(tmp: Path, url: str, timeout: float) -> tuple[dict[str, tuple[st
     return results, time.monotonic() - started
 
 
-def expect(results: dict[str, tuple[str, str]], outcome: str, *needles: str) -> None:
-    wrong = {name: r for name, r in results.items() if r[0] != outcome or not any(n in r[1] for n in needles)}
+def expect(results: dict[str, tuple[str, str]], outcome: str, *needles: str, by_case: bool = False) -> None:
+    """Every result has the outcome and one of the needles in its message. `by_case`: the broken rule takes the
+    case's own strength (findings.CASE_RULES: a redirect, a 5xx on every attempt, a 501 instead of the expected
+    status), so a case whose rule is `should` warns where a `must` case fails."""
+    def wanted(name: str) -> str:
+        if not by_case or outcome != "failed":
+            return outcome
+        return "failed" if STRENGTH[name.split("@")[0]] == "must" else "warned"
+
+    wrong = {name: r for name, r in results.items() if r[0] != wanted(name) or not any(n in r[1] for n in needles)}
     assert not wrong, wrong
+
+
+STRENGTH = {c.id: c.strength for c in (*case_data.load_cases(), *load_client_cases()) if c.id in CASES | CLIENT_CASES}
 
 
 LANE_MODES = [
@@ -93,7 +108,7 @@ LANE_MODES = [
     ("huge", 60, "failed", ("transport.body-size",)),  # the default 32 MiB cap: read in full, one at a time
     ("gzip-bomb", 60, "failed", ("transport.body-size",)),
     ("invalid-utf8", 3, "failed", ("transport.utf-8",)),
-    ("error-501", 3, "failed", ("HTTP 501",)),
+    ("error-501", 3, "failed", ("HTTP 501",)),  # the status rule: the case's own strength (by_case)
     # error: infrastructure, never a verdict
     ("endless-sse", 3, "error", ("deadline of the exchange", "curl exit 28")),
     ("byte-per-second", 3, "error", ("deadline of the exchange", "curl exit 28")),
@@ -110,7 +125,7 @@ def test_every_lane_ends_on_time_with_the_right_outcome(tmp_path, mode, timeout,
         results, wall = perform_all(tmp_path, server.url, timeout)
         posts = server.count("POST")
     assert wall < LANE_BOUND_S + (timeout if timeout > 3 else 0), f"{mode}: {wall:.1f} s"
-    expect(results, outcome, *needles)
+    expect(results, outcome, *needles, by_case=mode == "error-501")
     if mode == "error-501":  # judged at once, never retried
         assert posts == len(results), f"{posts} POSTs for {len(results)} cases"
     if mode.startswith("retry-after"):  # beyond the cap or unparseable: the retries end at once
@@ -125,9 +140,10 @@ def test_every_lane_ends_on_time_with_the_right_outcome(tmp_path, mode, timeout,
 def test_a_5xx_on_every_attempt_is_the_gateways_failure_on_every_lane(tmp_path):
     with HostileServer("error-500") as server:
         results, _ = perform_all(tmp_path, server.url, 3)
-    negative = results.pop("chat-unknown-model")
-    assert negative[0] == "failed" and "[status] HTTP 500, expected 4xx" in negative[1], negative
-    expect(results, "failed", "transport.server-error")
+    negative = results.pop("chat-unknown-model")  # a should case: a 500 for a bad request warns
+    assert negative[0] == ("failed" if STRENGTH["chat-unknown-model"] == "must" else "warned"), negative
+    assert "[status] HTTP 500, expected 4xx" in negative[1], negative
+    expect(results, "failed", "transport.server-error", by_case=True)
     for name, (_, message) in results.items():
         assert "each of the 2 attempt(s)" in message and "hostile 500" in message, (name, message)
 
@@ -137,7 +153,7 @@ def test_a_redirect_fails_every_lane_and_is_never_followed(tmp_path):
         results, _ = perform_all(tmp_path, server.url, 3)
         followed = sum(other.requests.values())
     assert followed == 0, f"a client followed the redirect to another origin: {other.requests}"
-    expect(results, "failed", "transport.redirect")
+    expect(results, "failed", "transport.redirect", by_case=True)
     for name, (_, message) in results.items():
         assert f"Location {other.url}" in message and "another origin" in message, (name, message)
 

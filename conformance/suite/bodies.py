@@ -8,6 +8,7 @@ case's findings decide its outcome (CONTRACT: outcomes): a broken `must` rule fa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from conformance import cases as case_data
 from conformance import evidence
 from conformance.client import Exchange
 from conformance.evaluate import evaluate_steps
-from conformance.findings import Finding, outcome_of
+from conformance.findings import CASE_RULES, RULES, Finding, outcome_of, strength_of
 from conformance.redact import REDACTOR
 from conformance.runner import Performed
 from conformance.snapshots import ShapeCheck, attach_snapshot
@@ -64,7 +65,25 @@ def run_client_case(client_item: case_data.CaseItem, client_result: Performed,
         failures = client_result.judged
     else:
         failures = judge(client_item, client_result.result)
-    strength = client_item.case.strength  # the client's call is the case itself (findings.CASE_RULES)
-    findings = [Finding("client", strength, message) for message in failures]
+    findings = client_findings(client_item, failures)
     evidence.record_findings(findings)
     conclude(request, findings)
+
+
+# what a client lane says when the transport broke a rule (runner.perform_client: "[client call] [rule] message")
+TRANSPORT_RULE = re.compile(r"^(\[[^\]]*\] )\[(transport\.[a-z0-9-]+)\] ")
+
+
+def client_findings(client_item: case_data.CaseItem, failures: list[str]) -> list[Finding]:
+    """A client case's failures as findings: the client's call is the case itself (`client`, the case's
+    strength), except a transport rule the answer broke (conformance/bounds.py), which is the same rule with the
+    same strength as on the HTTP lane (a 300 MB answer breaks a must rule whichever client read it)."""
+    out = []
+    for message in failures:
+        found = TRANSPORT_RULE.match(message)
+        if found is not None and (found.group(2) in RULES or found.group(2) in CASE_RULES):
+            rule = found.group(2)
+            out.append(Finding(rule, strength_of(client_item.case, rule), found.group(1) + message[found.end():]))
+        else:
+            out.append(Finding("client", client_item.case.strength, message))
+    return out
