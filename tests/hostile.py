@@ -354,7 +354,7 @@ class Run:
     def row(self, mode: str) -> dict[str, Any]:
         try:
             outcomes = dict(self.counts())
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, AssertionError):  # no run folder: nothing ran
             outcomes = {}
         return {"mode": mode, "wall_s": round(self.wall_s, 1), "peak_rss_mb": self.peak_rss >> 20,
                 "exit": self.code, "outcomes": outcomes}
