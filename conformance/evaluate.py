@@ -97,8 +97,9 @@ def evaluate_client(item: CaseItem, performed: Any) -> list[Finding]:
     `client` finding of the case's own strength (findings.CASE_RULES: the client's call is the case itself)."""
     from conformance.clientcases import judge
 
-    if performed.failure:  # a transport rule keeps its own strength (a body over the cap is no answer at all)
-        return [Finding(performed.failure_rule, strength_of(item.case, performed.failure_rule), performed.failure)]
+    if performed.failure:  # a transport rule keeps its strength on every lane (a 300 MB answer is no answer)
+        rule = performed.failure_rule
+        return [Finding(rule, strength_of(item.case, rule), performed.failure.replace(f"[{rule}] ", "", 1))]
     failures = performed.judged if performed.judged is not None else judge(item, performed.result)
     return [Finding("client", strength_of(item.case, "client"), message) for message in failures]
 

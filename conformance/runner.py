@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,13 +48,16 @@ class Runtime:
     pacer and budget must then live in a store they share: pacing.make_store(shared=True))."""
 
     def __init__(self, target: Target, pacer: Pacer, budget: TokenBudget, retry: RetryPolicy,
-                 concurrency: int = 1) -> None:
+                 concurrency: int = 1, spawn: Callable[[Runtime, int], Any] | None = None) -> None:
+        """`spawn(runtime, nice)` starts a read-ahead lane (helper.spawn_helper); without it (as inside a helper)
+        every case is performed inline, one after another."""
         self.target = target
         self.pacer = pacer
         self.budget = budget
         self.retry = retry
         self.client = GatewayClient(target, retry, pacer)
-        self.concurrency = max(1, concurrency)
+        self._spawn = spawn
+        self.concurrency = max(1, concurrency) if spawn is not None else 1
         self._lanes: dict[str, Any] = {}  # "case" or "client:<name>" -> its read-ahead Helper
         self._lane_of: dict[str, str] = {}  # nodeid -> the lane performing it, or QUEUED
         self._queued: OrderedDict[str, tuple[str, case_data.CaseItem]] = OrderedDict()  # HTTP cases not yet handed over
@@ -188,10 +191,8 @@ class Runtime:
             self._lanes["case"] = self._helper(nice=0)
 
     def _helper(self, nice: int) -> Any:
-        from conformance.helper import Helper
-
-        return Helper(self.target, self.retry, self.concurrency, self.pacer.max_rps, self.budget.limit,
-                      self.pacer.store, nice)
+        assert self._spawn is not None
+        return self._spawn(self, nice)
 
     def read_ahead(self, work: Iterable[tuple[str, str, case_data.CaseItem]]) -> None:
         """Start performing (nodeid, kind, item) in helper processes, at most `concurrency` at once per helper
