@@ -6,7 +6,7 @@ from typing import Any
 
 from conformance.client import Exchange
 
-# (prompt field, completion fields) per usage object, in the order the surfaces name them.
+# (usage object, prompt field, completion fields) per surface, in the order the surfaces name them.
 USAGE_FORMS = (
     ("usage", "prompt_tokens", ("completion_tokens",)),
     ("usage", "input_tokens", ("output_tokens",)),
@@ -14,32 +14,43 @@ USAGE_FORMS = (
 )
 
 
-def _from_object(obj: Any) -> tuple[int, int] | None:
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _parts(obj: Any) -> tuple[int | None, int | None]:
+    """(prompt, completion) counts an object carries, each None where it carries none. A stream may give
+    them apart: Anthropic's message_start has input_tokens, its message_delta the final output_tokens."""
     if not isinstance(obj, dict):
-        return None
+        return None, None
     for container, prompt_key, completion_keys in USAGE_FORMS:
         usage = obj.get(container)
-        if isinstance(usage, dict) and isinstance(usage.get(prompt_key), int):
-            completion = sum(usage.get(k) or 0 for k in completion_keys if isinstance(usage.get(k) or 0, int))
-            return usage[prompt_key], completion
+        if not isinstance(usage, dict):
+            continue
+        prompt = _count(usage.get(prompt_key))
+        present = [c for c in map(_count, (usage.get(k) for k in completion_keys)) if c is not None]
+        if prompt is not None or present:
+            return prompt, sum(present) if present else None
     for nested in ("response", "message"):  # Responses and Anthropic stream events wrap the object
-        found = _from_object(obj.get(nested))
-        if found:
+        found = _parts(obj.get(nested))
+        if found != (None, None):
             return found
-    return None
+    return None, None
 
 
 def usage_of(exchange: Exchange) -> tuple[int, int] | None:
-    """(prompt, completion) tokens, or None when the answer reports none."""
-    if exchange.events is not None:
-        found = None
-        for event in exchange.events:
-            if event.is_done:
+    """(prompt, completion) tokens, or None when the answer reports no prompt count. In a stream the last
+    count of each kind wins (counts are running totals: Gemini's on every event, Anthropic's message_delta)."""
+    if exchange.events is None:
+        prompt, completion = _parts(exchange.json)
+    else:
+        prompt = completion = None
+        for event in exchange.payloads:
+            if not event.is_json:
                 continue
-            try:
-                payload = event.json()
-            except ValueError:
-                continue
-            found = _from_object(payload) or found
-        return found
-    return _from_object(exchange.json)
+            p, c = _parts(event.payload)
+            prompt = p if p is not None else prompt
+            completion = c if c is not None else completion
+    if prompt is None:
+        return None
+    return prompt, completion or 0

@@ -51,8 +51,11 @@ class _GateHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # the suite's reachability probe
-        self._answer(200, b"{}", "application/json")
+    def do_GET(self) -> None:  # the suite's reachability probe; no serving-endpoints listing (as Portkey)
+        if self.path.split("?")[0] in ("", "/"):
+            self._answer(200, b"{}", "application/json")
+        else:
+            self._answer(404, json.dumps({"error": {"message": "not found"}}).encode(), "application/json")
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -132,6 +135,8 @@ def test_every_request_carries_its_surface_headers(gate, run_cli, tmp_path):
     expected = {f"{PREFIX}/chat/completions": f"{upstream}/ai-gateway/mlflow/v1",
                 f"{PREFIX}/v1/messages": f"{upstream}/ai-gateway/anthropic"}
     for (path, header), _ in server.seen.items():
+        if not path.startswith(PREFIX):  # the preflight's probe of a default route this profile does not route
+            continue
         assert header, f"{path} was requested without {ROUTE_HEADER}"
         assert header == expected.get(path, f"{upstream}/ai-gateway/gemini"), (path, header)
     assert set(server.secrets_seen) == {SECRET}
@@ -219,7 +224,8 @@ def test_profile_headers_on_the_wire(tmp_path):
     sent: list[httpx.Request] = []
     client = GatewayClient(target)
     client._http = httpx.Client(transport=httpx.MockTransport(
-        lambda request: sent.append(request) or httpx.Response(200, json={})))
+        lambda request: sent.append(request) or httpx.Response(  # a body still to be read, as on a socket
+            200, headers={"content-type": "application/json"}, stream=httpx.ByteStream(b"{}"))))
     client.send("/e", model="m", body={}, headers={"X-Case": "case"}, surface="embeddings")
     client.send("/c", model="m", body={}, surface="chat_completions", auth="none")
     first, second = sent

@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from conformance.clients.base import ClientContext, ClientFailure, ClientInfrastructure, build_value, cached
+from conformance.clients.base import (
+    ClientContext,
+    ClientFailure,
+    ClientInfrastructure,
+    bounded_http_client,
+    build_value,
+    cached,
+)
 from conformance.config import merge_headers
 
 # the documented route is .../v1beta/models/{model}:generateContent; the base URL is what comes before
@@ -23,11 +30,11 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     if match is None:
         raise ClientFailure(f"the target's gemini route {route!r} has no base URL the client can use")
     headers = merge_headers(ctx.target.headers_for(spec["route"]), {"Authorization": f"Bearer {ctx.target.token}"})
-    client = cached(("genai", ctx.target.url + match.group(1), tuple(headers.items())), lambda: genai.Client(
+    client = cached(("genai", ctx.target.url + match.group(1), tuple(headers.items()), ctx.pacer), lambda: genai.Client(
         api_key="databricks", http_options=types.HttpOptions(
-            base_url=ctx.target.url + match.group(1), headers=headers, timeout=int(ctx.target.timeout * 1000))))
+            base_url=ctx.target.url + match.group(1), headers=headers,
+            timeout=int(ctx.target.timeout * 1000), httpx_client=bounded_http_client(ctx))))
     kwargs = build_value(spec.get("kwargs", {}), types, ctx.model)
-    ctx.pacer.wait_turn()
     try:
         if spec["call"] == "models.generate_content_stream":
             return list(client.models.generate_content_stream(**kwargs))
