@@ -24,6 +24,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -218,9 +219,26 @@ def redact_tree(folder: Path, secrets_: Sequence[str]) -> list[str]:
     return touched
 
 
+def portable(text: str, repo: Path) -> str:
+    """Paths of the certifying machine made relative to the checkout: a committed certificate names the spec as
+    `../shared/spec` and the snapshots as `snapshots/<gateway>`, not a folder of whoever made it."""
+    for folder, shown in ((repo.resolve(), ""), (repo.resolve().parent, "../")):
+        text = re.sub(rf"(?<![\w/.-]){re.escape(str(folder))}/", shown, text)
+    return text
+
+
+def portable_tree(folder: Path, repo: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".md", ".yaml"):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if portable(text, repo) != text:
+                path.write_text(portable(text, repo), encoding="utf-8")
+
+
 def write_certificate(run_dir: Path, out: Path, files: dict[str, str], secrets_: Sequence[str],
-                      say: Callable[[str], None] = print) -> list[str]:
-    """The run's summary files and the gateway's own files into `out`; stale copies of them go first."""
+                      say: Callable[[str], None] = print, repo: Path | None = None) -> list[str]:
+    """The run's summary files and the gateway's own files into `out`; stale copies of them go first; with
+    `repo`, its paths (and its parent's) relative (portable)."""
     out.mkdir(parents=True, exist_ok=True)
     for name in (*CERTIFICATE_FILES, *files):
         stale = out / name
@@ -235,6 +253,8 @@ def write_certificate(run_dir: Path, out: Path, files: dict[str, str], secrets_:
         (out / name).write_text(text, encoding="utf-8")
         copied.append(name)
     touched = redact_tree(out, secrets_)
+    if repo is not None:
+        portable_tree(out, repo)
     if touched:
         say(f"warning: generated secrets were found and redacted in {', '.join(touched)}")
     return copied
@@ -342,7 +362,7 @@ def certify_main(peer: PeerGateway, argv: list[str] | None = None, *, repo: Path
         return 0
     out = args.out.resolve() / f"{peer.name}-{version}"
     files = {**files, CERTIFICATION_RECORD: certification_record(peer, version, revision, args.conformance_args)}
-    copied = write_certificate(latest, out, files, generated, say)
+    copied = write_certificate(latest, out, files, generated, say, repo=repo)
     say(f"certificate: {out} ({', '.join(copied)})")
     return 0
 

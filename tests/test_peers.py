@@ -75,6 +75,15 @@ def test_a_certification_end_to_end(tmp_path, capsys):
     assert "peer-key-" not in config and "[REDACTED]" in config  # a generated secret never reaches a certificate
     assert "verdict of selfpeer 0.0.1:" in printed and "listening on 127.0.0.1 only" in printed
     assert "peer-key-" not in printed
+    for name in ("summary.json", "conformance-report.yaml"):  # no path of the machine that made it
+        text = (cert / name).read_text()
+        assert str(REPO.resolve()) not in text and str(REPO.resolve().parent) + "/" not in text, name
+
+
+def test_portable_paths():
+    repo = Path("/w/wt")
+    text = '"dir": "/w/wt/snapshots/x", path: /w/shared/spec, url: http://h/w/wt/x, /w/wt2/y'
+    assert peers.portable(text, repo) == '"dir": "snapshots/x", path: ../shared/spec, url: http://h/w/wt/x, ../wt2/y'
 
 
 def test_a_gateway_that_does_not_start_is_exit_3_and_stops_the_upstream(tmp_path, capsys):
