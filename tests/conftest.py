@@ -77,6 +77,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of the harness in one xdist group (pyproject: --dist loadgroup), so one worker performs the
+    baseline and its SDK imports once, while the other takes the rest of the tests as they come."""
+    for item in items:
+        if "harness" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("harness"))
+
+
 @pytest.fixture(scope="session")
 def harness() -> Iterator[Any]:
     """The in-process judging harness (tests/harness.py): one reference gateway per pytest process (per xdist

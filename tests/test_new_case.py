@@ -19,9 +19,9 @@ from conformance.gateway.behaviours import switches
 from conformance.resources import CASES_DIR
 from conformance.yamlio import load_yaml
 
-# one of each kind: the example (on every chat model), a stream, a refusal, a native API's stream,
+# one of each kind: the example (on every chat model), a reasoning stream, a refusal, a native API's stream,
 # embeddings, an auth refusal, an official client's example
-COPIED = ("chat-system-and-user", "chat-stream-system-and-user", "vision-animated-gif-rejected",
+COPIED = ("chat-system-and-user", "chat-stream-reasoning-effort-high", "vision-animated-gif-rejected",
           "gemini-stream-truncated", "embeddings-list-input", "auth-wrong-token-chat",
           "client-openai-chat-system-and-user")
 SUFFIX = "-contributed"
