@@ -77,12 +77,23 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test of the harness in one xdist group (pyproject: --dist loadgroup), so one worker performs the
-    baseline and its SDK imports once, while the other takes the rest of the tests as they come."""
-    for item in items:
-        if "harness" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("harness"))
+# the test files that judge through the harness (the `harness` fixture): one xdist worker runs them all
+HARNESS_FILES = ("test_deviations.py", "test_new_case.py", "test_reference_run.py", "test_snapshots.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `-n N` (xdist's default `load` distribution): the harness's test files are one unit of work, so one
+    worker performs the baseline and loads the client SDKs once, while the other tests go to whichever worker
+    is free, one by one. (xdist's own `loadgroup` marks do not group under pytest 9's node ids.)"""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HarnessFilesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "harness" if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in HARNESS_FILES else nodeid
+
+    return HarnessFilesTogether(config, log)
 
 
 @pytest.fixture(scope="session")
