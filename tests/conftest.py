@@ -81,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
 HARNESS_FILES = ("test_deviations.py", "test_new_case.py", "test_reference_run.py", "test_snapshots.py")
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist, never called
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under `-n N` (xdist's default `load` distribution): the harness's test files are one unit of work, so one
     worker performs the baseline and loads the client SDKs once, while the other tests go to whichever worker
