@@ -100,3 +100,20 @@ def test_a_real_run_under_a_switch_gives_the_harness_verdicts(run_cli, harness):
     assert result.outcomes() == {test: verdict.outcome for test, verdict in judged.verdicts.items()}
     assert set(result.outcomes().values()) == {"failed", "warned", "passed"}
     assert {c["id"] for c in result.summary["cases"]} >= {"client-curl-chat-bearer", "auth-wrong-token-chat"}
+
+
+def test_behaviours_yaml_names_rules_not_cases(tmp_path):
+    """An expectation list of case ids is refused with the reason; a deviation must name what it breaks."""
+    from conformance.errors import BadInput
+    from conformance.gateway.behaviours import switches
+
+    for text, message in (
+        ("deviations: {x: {rule: r, breaks: [status], expect_failed: [chat-*]}}", "expected cases are derived"),
+        ("deviations: {x: {rule: r}}", "breaks is a non-empty list"),
+        ("deviations: {x: {rule: r, breaks: [status], scope: {colour: red}}}", "a scope is a mapping"),
+        ("drift: {x: {note: n}}", "drifts names"),
+    ):
+        path = tmp_path / f"b{len(list(tmp_path.iterdir()))}.yaml"
+        path.write_text(text)
+        with pytest.raises(BadInput, match=message):
+            switches(path)
