@@ -2,9 +2,9 @@
 and warns exactly those whose broken rule is should/advisory in the case, every other item passing; every
 variation and drift switch leaves every item passed, and a drift switch shows drift on exactly the answers whose
 shape it changes. The expected sets are derived from behaviours.yaml's `breaks` and the case data
-(behaviours.Switch.expected), and every item is performed against the reference gateway and judged through the
-run's own judging path, in this process (tests/harness.py); one real `conformance run` per switch is what
-test_reference_run.py and the README command prove end to end."""
+(behaviours.Switch.expected); every item is performed against the reference gateway and judged through the
+run's own perform and judging path, in this process (tests/harness.py). A real `conformance run --deviation`
+gives the same verdicts (below), and test_reference_run.py runs the whole suite end to end with xdist."""
 
 from __future__ import annotations
 
