@@ -78,7 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # the test files that judge through the harness (the `harness` fixture): one xdist worker runs them all
-HARNESS_FILES = ("test_deviations.py", "test_new_case.py", "test_reference_run.py", "test_snapshots.py")
+HARNESS_FILES = ("test_deviations.py", "test_helper.py", "test_new_case.py", "test_reference_run.py",
+                 "test_snapshots.py")
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist, never called
