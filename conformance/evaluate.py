@@ -58,6 +58,11 @@ def evaluate(item: CaseItem, exchange: Exchange, step: Step | None = None) -> li
     def finding(check: str, message: str) -> Finding:
         return Finding(check, strength_of(case, check), message)
 
+    failure = exchange.transport_failure
+    if failure is not None:
+        # the answer broke the contract before any rule about its body applies (conformance/bounds.py: a
+        # redirect, a body over the cap, not UTF-8, nested too deep; a 5xx on every attempt): that alone is judged
+        return [finding(failure.check, failure.message)]
     if not status_matches(expect["status"], exchange.status):
         return [finding("status", f"HTTP {exchange.status}, expected {expect['status']}; "
                                   f"body: {excerpt(exchange.text)!r}")]
@@ -92,12 +97,10 @@ def evaluate_client(item: CaseItem, performed: Any) -> list[Finding]:
     `client` finding of the case's own strength (findings.CASE_RULES: the client's call is the case itself)."""
     from conformance.clientcases import judge
 
-    if performed.failure:
-        failures = [performed.failure]
-    elif performed.judged is not None:
-        failures = performed.judged
-    else:
-        failures = judge(item, performed.result)
+    if performed.failure:  # a transport rule keeps its strength on every lane (a 300 MB answer is no answer)
+        rule = performed.failure_rule
+        return [Finding(rule, strength_of(item.case, rule), performed.failure.replace(f"[{rule}] ", "", 1))]
+    failures = performed.judged if performed.judged is not None else judge(item, performed.result)
     return [Finding("client", strength_of(item.case, "client"), message) for message in failures]
 
 

@@ -23,7 +23,13 @@ class RunResult:
 
     @property
     def run_dir(self) -> Path:
-        return (self.reports / "latest").resolve()
+        """The run's folder: reports/latest when the run judged something (it is not moved otherwise)."""
+        latest = self.reports / "latest"
+        if latest.exists():
+            return latest.resolve()
+        folders = sorted(p for p in self.reports.iterdir() if p.is_dir() and not p.is_symlink())
+        assert folders, f"no run folder under {self.reports}"
+        return folders[-1]
 
     @property
     def summary(self) -> dict[str, Any]:

@@ -48,6 +48,11 @@ class GatewayState:
     switches: frozenset[str] = field(default_factory=frozenset)
     self_test: bool = False
     consulted: set[str] = field(default_factory=set)
+    # what this gateway offers, for self-tests of the preflight (a workspace rarely serves every catalog model):
+    # catalog models it does not serve (404 as unknown ones, absent from the listing), and whether it has the
+    # serving-endpoints listing at all (conformance/gateway/endpoints.py)
+    not_serving: frozenset[str] = field(default_factory=frozenset)
+    listing: bool = True
 
     def on(self, name: str) -> bool:
         if self.self_test:
@@ -123,6 +128,8 @@ def resolve_model(request: Request, name: Any, capability: str) -> tuple[Model, 
     if not isinstance(name, str) or not name:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "'model' must be a non-empty string.")
     model = load_catalog().get(name)
+    if model is not None and model.name in state_of(request).not_serving:
+        model = None
     if model is None or not (name.startswith("system.ai.") or name.startswith("databricks-")):
         if state_of(request).on("unknown-model-accepted"):
             model = load_catalog().get("claude-sonnet-4-5")

@@ -53,8 +53,9 @@ class ThreadedGateway:
     """The gateway on a free loopback port in a thread of this process: cheap enough for one per test."""
 
     def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None,
-                 self_test: bool = False) -> None:
-        self.state = GatewayState(token=token, switches=frozenset(switches), self_test=self_test)
+                 self_test: bool = False, not_serving: Iterable[str] = (), listing: bool = True) -> None:
+        self.state = GatewayState(token=token, switches=frozenset(switches), self_test=self_test,
+                                  not_serving=frozenset(not_serving), listing=listing)
         self._server = _server(self.state, faults)
         self._sock = bind("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
