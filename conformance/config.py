@@ -20,16 +20,12 @@ from conformance.catalog import NAME_FORMS, load_catalog
 from conformance.errors import BadInput
 from conformance.resources import DATA_DIR
 from conformance.schemas import validate
+from conformance.vocabulary import surfaces
 from conformance.yamlio import load_yaml
 
 DEFAULT_TOKEN_ENV = "DATABRICKS_TOKEN"
 REFERENCE_TOKEN_ENV = "CONFORMANCE_REFERENCE_TOKEN"
 AUTH_SCHEMES = ("bearer", "basic")
-
-
-@cache
-def surfaces() -> dict[str, dict[str, Any]]:
-    return load_yaml(DATA_DIR / "surfaces.yaml")["surfaces"]
 
 
 @cache
@@ -188,7 +184,7 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
             f"no token for {url}: set {token_env} (or --token-env NAME, or --profile NAME from ~/.databrickscfg)"
         )
 
-    routes = {name: s["route"] for name, s in surfaces().items() if "route" in s}
+    routes = {name: s.route for name, s in surfaces().items() if s.route is not None}
     routes.update(profile.get("routes", {}))
     routes = {name: route for name, route in routes.items() if route is not None}  # null: surface not offered
     claimed = profile.get("features", "all")

@@ -29,7 +29,7 @@ from conformance.redact import REDACTOR
 POLL_S = 0.5
 
 
-def perform(runtime: Any, kind: str, item: case_data.CaseItem) -> Any:
+def perform(runtime: Any, kind: str, item: case_data.CaseItem[Any]) -> Any:
     """One case; a client case to its verdict, as the SDK's result object cannot cross to the pytest process."""
     from conformance.clientcases import judge
 
@@ -59,7 +59,7 @@ def _helper_main(target: Target, retry: RetryPolicy, concurrency: int, max_rps: 
     pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="conformance-helper")
     sending = threading.Lock()
 
-    def run(nodeid: str, kind: str, item: case_data.CaseItem) -> None:
+    def run(nodeid: str, kind: str, item: case_data.CaseItem[Any]) -> None:
         try:
             performed = perform(runtime, kind, item)
         except Exception as exc:  # never lost: the pytest process would wait for it
@@ -104,7 +104,7 @@ class Helper:
     def pid(self) -> int | None:
         return self._process.pid
 
-    def submit(self, tasks: list[tuple[str, str, case_data.CaseItem]]) -> None:
+    def submit(self, tasks: list[tuple[str, str, case_data.CaseItem[Any]]]) -> None:
         """Hand over cases, as one message. The helper reads its tasks at all times, so this blocks only while
         the helper's interpreter starts (its pipe holds 64 KB)."""
         if not tasks:

@@ -12,15 +12,16 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 
 from conformance import cases as case_data
+from conformance.casemodel import Case, ClientCase
 from conformance.certify import implementation_of
 from conformance.client import Exchange, RetryPolicy, shorten
-from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
+from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target
 from conformance.errors import BadInput, InfrastructureError
 from conformance.evaluate import evaluate_steps
 from conformance.findings import STRENGTHS, Finding, outcome_of
@@ -31,10 +32,10 @@ from conformance.resources import PACKAGE_DIR
 from conformance.runner import Performed, Runtime
 from conformance.snapshots import SNAPSHOT_DIR_ENV, ShapeCheck, attach_snapshot, report_drift, snapshot_setup
 from conformance.summary import SummaryCollector, new_run_dir, point_latest, write_json
+from conformance.vocabulary import MODEL_TYPES, surfaces
 
 TARGET_KEY = pytest.StashKey[Target]()
 STATE_KEY = pytest.StashKey[dict[str, Any]]()
-MODEL_TYPES = ("chat", "vision", "audio_video", "reasoning", "embeddings")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -201,7 +202,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize(fixture, _params(metafunc.config, loader))
 
 
-def _client_cases() -> tuple[case_data.Case, ...]:
+def _client_cases() -> tuple[ClientCase, ...]:
     from conformance.clientcases import load_client_cases
 
     return load_client_cases()
@@ -227,7 +228,7 @@ def _params(config: pytest.Config, loader: Any) -> list[Any]:
     return params
 
 
-def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
+def case_metadata(item: case_data.CaseItem[Any]) -> dict[str, Any]:
     case = item.case
     return {
         "id": case.id,
@@ -237,7 +238,7 @@ def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
         "features": list(case.features),
         "strength": case.strength,
         "strength_reason": case.strength_reason,
-        "spec": case.spec.get("section"),
+        "spec": case.spec.section,
     }
 
 
@@ -266,7 +267,7 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
     if state is None:
         return
     if hasattr(config, "workerinput"):
-        config.workeroutput.setdefault("conformance_deselected", []).extend(deselected)
+        cast(Any, config).workeroutput.setdefault("conformance_deselected", []).extend(deselected)
     else:
         state["collector"].deselected(deselected)
 
@@ -425,7 +426,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     _runtime(config).read_ahead(work)
 
 
-def _performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseItem) -> Performed:
+def _performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseItem[Any]) -> Performed:
     """Setup phase: a skip skips, an infrastructure problem is an *error* (never a failure)."""
     if request.config.stash.get(TARGET_KEY, None) is None:
         pytest.skip("the conformance suite is not active in this session")
@@ -441,7 +442,7 @@ def _performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseIt
 
 
 @pytest.fixture
-def exchange(case_item: case_data.CaseItem, request: pytest.FixtureRequest) -> Exchange:
+def exchange(case_item: case_data.CaseItem[Case], request: pytest.FixtureRequest) -> Exchange:
     """The answer(s) to the case's request(s), fetched ahead or now."""
     performed = _performed(request, "case", case_item)
     assert performed.exchange is not None
@@ -454,7 +455,7 @@ def shape_check(snapshot: Any, request: pytest.FixtureRequest) -> ShapeCheck:
     return ShapeCheck(snapshot, bool(request.config.option.update_snapshots), request.node)
 
 
-def run_case(case_item: case_data.CaseItem, exchange: Exchange, request: pytest.FixtureRequest,
+def run_case(case_item: case_data.CaseItem[Case], exchange: Exchange, request: pytest.FixtureRequest,
              shape_check: ShapeCheck | None = None) -> None:
     """The body of every conformance test: record the evidence, evaluate, compare the shape, and conclude: a
     broken must rule fails the test; only should/advisory ones leave it passed in pytest's terms but recorded
@@ -491,7 +492,7 @@ def _attach_findings(findings: list[Finding]) -> None:
         allure.dynamic.tag("warned")
 
 
-def _attach(case_item: case_data.CaseItem, exchange: Exchange) -> None:
+def _attach(case_item: case_data.CaseItem[Case], exchange: Exchange) -> None:
     try:
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a dependency
@@ -500,8 +501,8 @@ def _attach(case_item: case_data.CaseItem, exchange: Exchange) -> None:
     allure.dynamic.epic(case.surface)
     allure.dynamic.feature(case.model_type)
     allure.dynamic.story(case_item.model.name if case_item.model else "no model")
-    allure.dynamic.description(f"{case.description}\n\nspec: {case.spec.get('doc')} {case.spec['section']}\n"
-                               f"{case.spec.get('quote', case.spec.get('reason', ''))}")
+    allure.dynamic.description(f"{case.description}\n\nspec: {case.spec.doc} {case.spec.section}\n"
+                               f"{case.spec.words}")
     sent = [*exchange.previous, exchange]
     for index, step_exchange in enumerate(sent):
         label = f"step {index} " if len(sent) > 1 else ""
@@ -525,13 +526,14 @@ def _attach_exchange(allure: Any, exchange: Exchange, label: str) -> None:
 
 
 @pytest.fixture
-def client_result(client_item: case_data.CaseItem, request: pytest.FixtureRequest) -> Performed:
+def client_result(client_item: case_data.CaseItem[ClientCase], request: pytest.FixtureRequest) -> Performed:
     """The documented client example's result (or its verdict, when a helper process judged it), or the
     failure of a client that broke on the answer."""
     return _performed(request, "client", client_item)
 
 
-def run_client_case(client_item: case_data.CaseItem, client_result: Performed, request: pytest.FixtureRequest) -> None:
+def run_client_case(client_item: case_data.CaseItem[ClientCase], client_result: Performed,
+                    request: pytest.FixtureRequest) -> None:
     from conformance.clientcases import judge
 
     if client_result.failure:

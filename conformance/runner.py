@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance import cases as case_data
+from conformance.casemodel import Case, ClientCase
 from conformance.client import Exchange, GatewayClient, RetryPolicy
 from conformance.config import Target
 from conformance.errors import InfrastructureError
@@ -53,19 +54,20 @@ class Runtime:
         self.concurrency = max(1, concurrency)
         self._lanes: dict[str, Any] = {}  # "case" or "client:<name>" -> its read-ahead Helper
         self._lane_of: dict[str, str] = {}  # nodeid -> the lane performing it, or QUEUED
-        self._queued: OrderedDict[str, tuple[str, case_data.CaseItem]] = OrderedDict()  # HTTP cases not yet handed over
+        # HTTP cases not yet handed over
+        self._queued: OrderedDict[str, tuple[str, case_data.CaseItem[Any]]] = OrderedDict()
         self._outstanding = 0  # HTTP cases handed over and not yet taken
 
     # --- one case -------------------------------------------------------------------------------------------
 
-    def perform_case(self, item: case_data.CaseItem) -> Performed:
+    def perform_case(self, item: case_data.CaseItem[Case]) -> Performed:
         case = item.case
         route = self.target.route(case.route_surface)
         if route is None:
             return Performed(skip=f"target has no route for {case.route_surface}")
         if not case.negative and self.budget.exhausted():
             return Performed(skip=f"token budget of {self.budget.limit} spent")
-        if not self.target.token and any(s.request.get("auth") in ("bearer", "basic") for s in case.steps):
+        if not self.target.token and any(s.request.sends_token for s in case.steps):
             # a local target run without a token (allowed) cannot show how a credential is sent
             return Performed(skip="the run has no token, and this case sends one")
         sent: list[Exchange] = []
@@ -73,13 +75,13 @@ class Runtime:
         for step in case.steps:  # one step, or the earlier steps of a multi-step case and then its own
             req = step.request
             try:
-                body = item.body(step, [e.json for e in sent]) if "body" in req else None
+                body = item.body(step, [e.json for e in sent]) if req.body is not None else None
             except case_data.Unresolved as exc:
                 unsent = str(exc)  # the earlier answer is wrong: judged (and failed) in the call phase
                 break
             try:
-                result = self.client.send(route, model=item.served_model, body=body, raw_body=req.get("raw_body"),
-                                          headers=req.get("headers"), auth=req.get("auth", "default"),
+                result = self.client.send(route, model=item.served_model, body=body, raw_body=req.raw_body,
+                                          headers=req.headers, auth=req.auth,
                                           stream=step.stream, retry_server_errors=not step.negative)
             except InfrastructureError as exc:
                 where = f"step {step.index}: " if len(case.steps) > 1 else ""
@@ -93,40 +95,41 @@ class Runtime:
             self.budget.spend(usage[0] + usage[1])
         return Performed(exchange=result, usage=usage)
 
-    def perform_client(self, item: case_data.CaseItem) -> Performed:
+    def perform_client(self, item: case_data.CaseItem[ClientCase]) -> Performed:
         from conformance import clients
         from conformance.clients import ClientContext, ClientFailure, ClientInfrastructure
         from conformance.clients.base import classify_unexpected
 
-        spec = item.case.client
-        reason = clients.unavailable(spec["name"])
+        call = item.case.client
+        spec = call.as_mapping()  # what the client runners read
+        reason = clients.unavailable(call.name)
         if reason:
             return Performed(skip=reason)
-        if self.target.route(spec["route"]) is None:
-            return Performed(skip=f"target has no route for {spec['route']}")
+        if self.target.route(call.route) is None:
+            return Performed(skip=f"target has no route for {call.route}")
         if self.budget.exhausted():
             return Performed(skip=f"token budget of {self.budget.limit} spent")
         ctx = ClientContext(self.target, self.pacer, item.served_model)
-        who = f"{spec['name']} {spec.get('call', spec['route'])}"
+        who = f"{call.name} {call.call or call.route}"
         problem = None
         for attempt in range(self.retry.attempts):
             try:
-                return Performed(result=clients.RUNNERS[spec["name"]].invoke(ctx, spec))
+                return Performed(result=clients.RUNNERS[call.name].invoke(ctx, spec))
             except ClientFailure as exc:
                 return Performed(failure=REDACTOR.text(f"[{who}] {exc}"))
             except ClientInfrastructure as exc:
                 problem = str(exc)
             except Exception as exc:  # any other client exception is classified, never lost
-                classified = classify_unexpected(spec["name"], spec.get("call", spec["route"]), exc)
+                classified = classify_unexpected(call.name, call.call or call.route, exc)
                 if isinstance(classified, ClientFailure):
                     return Performed(failure=REDACTOR.text(str(classified)))
                 problem = str(classified)
             if attempt + 1 < self.retry.attempts:
                 time.sleep(self.retry.delay(attempt, None))
-        return Performed(infra=REDACTOR.text(f"infrastructure: {spec['name']}: no answer after "
+        return Performed(infra=REDACTOR.text(f"infrastructure: {call.name}: no answer after "
                                              f"{self.retry.attempts} attempt(s); last cause: {problem}"))
 
-    def perform(self, kind: str, item: case_data.CaseItem) -> Performed:
+    def perform(self, kind: str, item: case_data.CaseItem[Any]) -> Performed:
         return self.perform_client(item) if kind == "client" else self.perform_case(item)
 
     # --- read-ahead -----------------------------------------------------------------------------------------
@@ -142,7 +145,7 @@ class Runtime:
         return Helper(self.target, self.retry, self.concurrency, self.pacer.max_rps, self.budget.limit,
                       self.pacer.store, nice)
 
-    def read_ahead(self, work: Iterable[tuple[str, str, case_data.CaseItem]]) -> None:
+    def read_ahead(self, work: Iterable[tuple[str, str, case_data.CaseItem[Any]]]) -> None:
         """Start performing (nodeid, kind, item) in helper processes, at most `concurrency` at once per helper
         and, for HTTP cases, a bounded window ahead of the tests that consume them (answers can be megabytes).
         The HTTP cases have one lane; each official client has its own, where its SDK loads (a second or more
@@ -151,10 +154,10 @@ class Runtime:
         if self.concurrency < 2:
             return
         self.start_helpers()
-        clients: dict[str, list[tuple[str, str, case_data.CaseItem]]] = {}
+        clients: dict[str, list[tuple[str, str, case_data.CaseItem[Any]]]] = {}
         for nodeid, kind, item in work:
             if kind == "client":
-                clients.setdefault(f"client:{item.case.client['name']}", []).append((nodeid, kind, item))
+                clients.setdefault(f"client:{item.case.client.name}", []).append((nodeid, kind, item))
             else:
                 self._queued[nodeid] = (kind, item)
                 self._lane_of[nodeid] = QUEUED
@@ -170,7 +173,7 @@ class Runtime:
         free = self.concurrency * 4 - self._outstanding
         if not self._queued or (free < self.concurrency and free < len(self._queued)):
             return
-        batch = []
+        batch: list[tuple[str, str, case_data.CaseItem[Any]]] = []
         while self._queued and len(batch) < free:
             nodeid, (kind, item) = self._queued.popitem(last=False)
             batch.append((nodeid, kind, item))
@@ -178,7 +181,7 @@ class Runtime:
         self._outstanding += len(batch)
         self._lanes["case"].submit(batch)
 
-    def take(self, nodeid: str, kind: str, item: case_data.CaseItem) -> Performed:
+    def take(self, nodeid: str, kind: str, item: case_data.CaseItem[Any]) -> Performed:
         lane = self._lane_of.pop(nodeid, None)
         if lane is None or lane == QUEUED:
             self._queued.pop(nodeid, None)  # not handed over (the tests ran in another order): done here

@@ -4,13 +4,15 @@ trouble never replaces a verdict."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from conformance import plugin
-from conformance.cases import Case, CaseItem, expand, load_cases
+from conformance.casemodel import Case
+from conformance.cases import CaseItem, expand, load_cases
 from conformance.checks import CHECKS, Check, CheckContext
 from conformance.client import Exchange
 from conformance.config import Target
@@ -33,13 +35,13 @@ def chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, obje
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
-def item(case_id: str, **expect: object) -> CaseItem:
+def item(case_id: str, **expect: object) -> CaseItem[Case]:
     """The case on its first model; `expect` overrides fields of its expectation (on a copy)."""
     case = next(c for c in load_cases() if c.id == case_id)
     first = next(i for i in expand((case,), Target(url="http://x", name="t", token=None)) if i.model)
     if not expect:
         return first
-    copy = Case(raw={**case.raw, "expect": {**case.raw["expect"], **expect}}, source=case.source)
+    copy = dataclasses.replace(case, expect=dataclasses.replace(case.expect, **expect))
     return CaseItem(copy, first.model, first.served_model)
 
 
@@ -81,7 +83,7 @@ def test_a_check_that_raises_is_a_finding_with_the_error(monkeypatch):
     ctx = CheckContext({}, stream(chunk({"content": "x"})), None)
     assert run_check("broken_check", ctx) == ["first", "raised KeyError: 'choices'"], "what it found first is kept"
     answer = stream(chunk({"role": "assistant", "content": "x"}, "stop"))
-    found = evaluate(item("chat-stream-system-and-user", checks=["broken_check"]), answer)
+    found = evaluate(item("chat-stream-system-and-user", checks=("broken_check",)), answer)
     assert [f.text() for f in found] == [
         "[broken_check] first", "[broken_check] raised KeyError: 'choices'"]
 
@@ -99,10 +101,10 @@ class _RaisingShapeCheck:
 class _FakeRequest:
     """What run_case reads of pytest's request: the node's user properties and the --strict option."""
 
-    class node:  # noqa: N801
+    class node:
         user_properties: list = []
 
-    class config:  # noqa: N801
+    class config:
         @staticmethod
         def getoption(name: str) -> bool:
             return False
