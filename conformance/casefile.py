@@ -14,8 +14,9 @@ A case file (schemas/case-file.schema.json) is a list of records, `cases`, and m
   - `id`: the records' id pattern, e.g. `auth-{mode}-{route}`;
   - `record`: the template. In its strings `{name}` is the variable's value (a string that is only `{name}`
     takes the value whatever its type, and a mapping entry whose value is that and whose variable is null is
-    left out). `{model}` is not a table variable (it is the served model name, filled in at run time), and
-    variable values are inserted as they are, never interpolated themselves;
+    left out). `{model}` is not a table variable (it is the served model name, filled in at run time). The
+    values of an axis may use the variables of the axes before it (an inner loop sees the outer variables);
+    otherwise a variable's value is inserted as it is, never interpolated itself;
   - `overrides`: generated id -> keys that replace the generated record's (the few records of a family that
     differ), then the file's `defaults` apply as to any record.
 The expansion is all the loader adds to plain YAML: expand() of a file gives the records a runner without this
@@ -27,7 +28,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -102,28 +103,31 @@ def _with_check_sets(record: dict[str, Any], sets: Mapping[str, list[str]], wher
 # --- tables ---------------------------------------------------------------------------------------------------
 
 
-def _combinations(table: Mapping[str, Any], where: str) -> Iterator[dict[str, Any]]:
+def _combinations(table: Mapping[str, Any], where: str, used: set[str]) -> list[dict[str, Any]]:
+    """The variables of each record: a row, or one entry of every axis (the first axis outermost). The values of
+    an axis may use the variables of the axes before it, as the body of an inner loop sees the outer ones."""
     if ("rows" in table) == ("axes" in table):
         raise BadInput(f"{where}: a table has exactly one of rows and axes")
     if "rows" in table:
-        yield from (dict(row) for row in table["rows"])
-        return
-    axes = list(table["axes"].values())
-    for combination in itertools.product(*axes):
+        return [dict(row) for row in table["rows"]]
+    out = []
+    for combination in itertools.product(*table["axes"].values()):
         variables: dict[str, Any] = {}
         for entry in combination:
             clash = sorted(set(variables) & set(entry))
             if clash:
                 raise BadInput(f"{where}: variable(s) {clash} given by more than one axis")
-            variables.update(entry)
-        yield variables
+            variables.update(_fill(entry, variables, where, used, keep_null=True) if variables else entry)
+        out.append(variables)
+    return out
 
 
 def _table(table: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     where = f"{where}: table {table['id']}"
     records: dict[str, dict[str, Any]] = {}
     used: set[str] = set()
-    for variables in _combinations(table, where):
+    combinations = _combinations(table, where, used)
+    for variables in combinations:
         reserved = sorted(set(variables) & RUN_TIME_PLACEHOLDERS)
         if reserved:
             raise BadInput(f"{where}: {reserved} cannot be a table variable (it is filled in at run time)")
@@ -134,7 +138,7 @@ def _table(table: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
             raise BadInput(f"{where}: two rows give the id {case_id}")
         record = _fill(table["record"], variables, f"{where}: {case_id}", used)
         records[case_id] = {"id": case_id, **record}
-    unused = sorted({name for variables in _combinations(table, where) for name in variables} - used)
+    unused = sorted({name for variables in combinations for name in variables} - used)
     if unused:
         raise BadInput(f"{where}: variable(s) {unused} used nowhere (a misspelt name in the template?)")
     for case_id, replacement in (table.get("overrides") or {}).items():
@@ -147,14 +151,15 @@ def _table(table: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
 _DROP = object()  # a mapping entry whose value is a null variable: left out
 
 
-def _fill(value: Any, variables: Mapping[str, Any], where: str, used: set[str]) -> Any:
-    """The template with the row's variables in (see the module docstring)."""
+def _fill(value: Any, variables: Mapping[str, Any], where: str, used: set[str], keep_null: bool = False) -> Any:
+    """The template with the row's variables in (see the module docstring). `keep_null`: a null variable stays
+    null (an inner axis's value, whose key the record template may still leave out)."""
     if isinstance(value, str):
         whole = _VARIABLE.fullmatch(value)
         if whole and whole.group(1) in variables:
             used.add(whole.group(1))
             found = variables[whole.group(1)]
-            return _DROP if found is None else copy.deepcopy(found)
+            return (None if keep_null else _DROP) if found is None else copy.deepcopy(found)
 
         def one(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -171,10 +176,10 @@ def _fill(value: Any, variables: Mapping[str, Any], where: str, used: set[str]) 
 
         return _VARIABLE.sub(one, value)
     if isinstance(value, dict):
-        filled = {key: _fill(item, variables, where, used) for key, item in value.items()}
+        filled = {key: _fill(item, variables, where, used, keep_null) for key, item in value.items()}
         return {key: item for key, item in filled.items() if item is not _DROP}
     if isinstance(value, list):
-        items = [_fill(item, variables, where, used) for item in value]
+        items = [_fill(item, variables, where, used, keep_null) for item in value]
         if any(item is _DROP for item in items):
             raise BadInput(f"{where}: a list item is a null variable")
         return items

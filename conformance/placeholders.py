@@ -17,6 +17,7 @@ import copy
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -101,7 +102,21 @@ def image_problem(spec: Any) -> str | None:
     return None
 
 
-def image_parts(spec: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ImagePlan:
+    """What an `$image` spec asks for on one model, its numbers evaluated: all that its parts depend on."""
+
+    format: str
+    width: int
+    height: int
+    count: int
+    animated: bool
+    file_bytes: int | None  # each file padded to this size; None: as encoded
+    media_type: str
+    payload: str  # image | text
+
+
+def image_plan(spec: dict[str, Any], limits: dict[str, Any]) -> ImagePlan:
     problem = image_problem(spec)
     if problem:
         raise BadInput(f"{problem} ({IMAGE_KEYS})")
@@ -109,14 +124,19 @@ def image_parts(spec: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, 
     count = n.get("count", 1)
     size = n["total_bytes"] // count if "total_bytes" in n else n.get("size_bytes")
     fmt = spec["format"]
-    media_type = spec.get("media_type", f"image/{fmt}")
+    return ImagePlan(fmt, n.get("width", 64), n.get("height", 64), count, bool(spec.get("animated")), size,
+                     spec.get("media_type", f"image/{fmt}"), spec.get("payload", "image"))
+
+
+def image_parts(spec: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
+    plan = image_plan(spec, limits)
     parts = []
-    for i in range(count):
-        if spec.get("payload", "image") == "text":
+    for i in range(plan.count):
+        if plan.payload == "text":
             data = b"This is plain text, not an image. " * 4
         else:
-            data = image_bytes(fmt, n.get("width", 64), n.get("height", 64), i, bool(spec.get("animated")), size)
-        parts.append({"type": "image_url", "image_url": {"url": data_uri(media_type, data)}})
+            data = image_bytes(plan.format, plan.width, plan.height, i, plan.animated, plan.file_bytes)
+        parts.append({"type": "image_url", "image_url": {"url": data_uri(plan.media_type, data)}})
     return parts
 
 
