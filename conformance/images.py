@@ -59,7 +59,7 @@ def _image_bytes(fmt: str, width: int, height: int, colour: int, animated: bool,
         image.putpalette([*rgb, *PALETTE[(colour + 1) % len(PALETTE)]])  # two entries: 1 bit per pixel
         if animated:
             second = Image.new("P", (width, height), 1)
-            second.putpalette(image.getpalette())
+            second.putpalette(image.getpalette() or [])
             image.save(out, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
         else:
             image.save(out, FORMATS[fmt], optimize=True)

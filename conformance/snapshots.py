@@ -286,6 +286,7 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
         def merge() -> None:
             document = dict(cls._read(location))
             for snapshot in snapshot_collection:
+                assert snapshot.data is not None
                 document[snapshot.name] = json.loads(snapshot.data)
             _atomic_write(Path(location), _dump(document))
 

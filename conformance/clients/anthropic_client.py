@@ -26,8 +26,8 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     if spec.get("request_tags"):
         headers["Databricks-Ai-Gateway-Request-Tags"] = json.dumps(spec["request_tags"])
     # (this SDK brings its own HTTP stack, so pacing is applied per call rather than per HTTP request)
-    client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items())),
-                    lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.target.url + prefix,
+    client = cached(("anthropic", ctx.url + prefix, tuple(headers.items())),
+                    lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.url + prefix,
                                                 default_headers=headers, max_retries=0,
                                                 timeout=ctx.target.timeout))
     ctx.pacer.wait_turn()

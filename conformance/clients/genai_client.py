@@ -21,9 +21,9 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     match = _BASE.match(route)
     if match is None:
         raise ClientFailure(f"the target's gemini route {route!r} has no base URL the client can use")
-    client = cached(("genai", ctx.target.url + match.group(1)), lambda: genai.Client(
+    client = cached(("genai", ctx.url + match.group(1)), lambda: genai.Client(
         api_key="databricks", http_options=types.HttpOptions(
-            base_url=ctx.target.url + match.group(1), headers={"Authorization": f"Bearer {ctx.target.token}"},
+            base_url=ctx.url + match.group(1), headers={"Authorization": f"Bearer {ctx.target.token}"},
             timeout=int(ctx.target.timeout * 1000))))
     kwargs = build_value(spec.get("kwargs", {}), types, ctx.model)
     ctx.pacer.wait_turn()

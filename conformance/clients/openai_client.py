@@ -26,9 +26,9 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     prefix = route_prefix(ctx.target, surface, SUFFIX[surface])
     if prefix is None:
         raise ClientFailure(f"the target's {surface} route does not end in {SUFFIX[surface]}: no base_url fits")
-    client = cached(("openai", ctx.target.url + prefix, id(ctx.pacer)), lambda: openai.OpenAI(
-        api_key=ctx.target.token or "none", base_url=ctx.target.url + prefix, max_retries=0,
-        http_client=paced_http_client(ctx)))
+    client = cached(("openai", ctx.url + prefix, id(ctx.pacer)), lambda: openai.OpenAI(
+        api_key=ctx.target.token or "none", base_url=ctx.url + prefix, max_retries=0,
+        http_client=paced_http_client(ctx)))  # type: ignore[arg-type]  # the SDK's vendored httpx: same API
     try:
         method: Any = client
         for part in spec["call"].split("."):

@@ -14,6 +14,7 @@ refused) stay where the request is read: they are decisions, not changes of a fi
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import struct
 from collections.abc import Callable
@@ -56,14 +57,25 @@ def mutator(name: str, *targets: str) -> Callable[[Mutate], Mutate]:
 
 
 def mutate(request: Request, target: str, value: Any, answer: Any = None) -> Any:
-    """The value with every switched-on mutator of the target applied."""
-    switches = request.app.state.gateway.switches  # common.GatewayState (common imports this module)
-    if not switches:
+    """The value with every switched-on mutator of the target applied. A mutator that changed the value is
+    reported to the gateway's state as consulted (GatewayState.on), one that left it as it was is not: the
+    self-tests read that as which answers a switch changed."""
+    state = request.app.state.gateway  # common.GatewayState (common imports this module)
+    if not state.switches:
         return value
     context = Context(request, answer)
     for entry in MUTATORS:
-        if entry.target == target and entry.name in switches:
+        if entry.target != target or entry.name not in state.switches:
+            continue
+        if isinstance(value, dict | list):
+            before = copy.deepcopy(value)
             value = entry.apply(value, context)
+            changed = value != before
+        else:  # a response: a mutator that changes it makes another
+            mutated = entry.apply(value, context)
+            changed, value = mutated is not value, mutated
+        if changed:
+            state.on(entry.name)
     return value
 
 

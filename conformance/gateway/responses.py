@@ -126,7 +126,8 @@ class ResponsesAnswer:
         pieces = [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
         at = 1 if self.on("responses-reasoning-item") else 0  # the message's place in output
         ids = {"item_id": self.message_id, "output_index": at}
-        reasoning_item = {"type": "reasoning", "id": response_id(self.request, "rs_", self.id), "summary": []}
+        reasoning_item: dict[str, Any] = {"type": "reasoning", "id": response_id(self.request, "rs_", self.id),
+                                          "summary": []}
         thinking = [{"type": "response.output_item.added", "output_index": 0, "item": reasoning_item},
                     {"type": "response.output_item.done", "output_index": 0, "item": reasoning_item}] if at else []
         events = [
