@@ -1,7 +1,7 @@
 """Offline image fixtures for vision cases, made at run time (never fetched): PNG written directly, the other
 formats with Pillow.
 
-A case body describes an image with a placeholder (see cases.py, `$image`); this module turns one description
+A case body describes an image with a placeholder (see placeholders.py, `$image`); this module turns one description
 into bytes. Large dimensions stay small in bytes: a flat colour in palette mode compresses to almost nothing
 (an 8001x8000 PNG is ~8 KB). `size_bytes` pads a PNG with a private ancillary chunk to an exact file size,
 which decoders skip, so byte-limit cases can be built without large pixel counts.

@@ -1,8 +1,8 @@
 """The names the whole suite shares: surfaces (data/surfaces.yaml) and model types.
 
-One source for them: the case loader checks case records against it, the JSON Schemas refer to the `vocabulary`
-schema generated here (schemas.py registers it), the pytest plugin registers a marker per name, and summary.json,
-summary.md and the HTML report order their rows by it (the order of the spec, not of the alphabet).
+One source for them: the JSON Schemas of case files, client-case files, summary.json and target profiles refer to
+the `vocabulary` schema generated here (schemas.py registers it), the case loader and the evaluator read the
+surfaces' routes and error forms, and the pytest plugin registers a marker per name.
 """
 
 from __future__ import annotations
@@ -57,16 +57,6 @@ def reported_surface(name: str) -> str:
     """The surface a route's answers are reported (and snapshotted) under."""
     surface = surfaces().get(name)
     return surface.summary_surface or name if surface else name
-
-
-def surface_rank(name: str) -> int:
-    """Sort key: the order of data/surfaces.yaml, unknown names last."""
-    names = list(surfaces())
-    return names.index(name) if name in names else len(names)
-
-
-def model_type_rank(name: str) -> int:
-    return MODEL_TYPES.index(name) if name in MODEL_TYPES else len(MODEL_TYPES)
 
 
 def schema() -> dict[str, Any]:

@@ -225,3 +225,30 @@ def test_a_compact_file_is_validated_record_by_record(tmp_path):
         "cases:\n  - table:\n      id: 'x-{n}'\n      rows: [{n: a}]\n      record: {description: '{n}'}\n")
     with pytest.raises(BadInput, match=r"cases\.yaml: case x-a is invalid"):
         load_cases.__wrapped__(tmp_path)
+
+
+def test_every_shared_check_set_names_registered_checks_only():
+    """A set no case uses yet is still checked: a misspelt name would surface only in the first case using it."""
+    from conformance.checks import CHECKS
+
+    sets = casefile.shared_check_sets()
+    for name in sets:
+        for check in casefile.splice([f"${name}"], sets, "check_sets.yaml"):
+            assert check in CHECKS, f"check set {name}: {check} is not a registered check"
+
+
+def test_surface_and_model_type_names_come_from_one_vocabulary(tmp_path):
+    """The case schema takes its names from the vocabulary (data/surfaces.yaml, MODEL_TYPES): a name outside it
+    is a load error naming the case, and the summary schema allows exactly the same names."""
+    from conformance import vocabulary
+    from conformance.schemas import validate
+
+    source = (CASES_DIR / "embeddings.yaml").read_text(encoding="utf-8")
+    (tmp_path / "cases.yaml").write_text(source.replace("  surface: embeddings\n", "  surface: no_such_api\n", 1))
+    with pytest.raises(BadInput, match="no_such_api"):
+        load_cases.__wrapped__(tmp_path)
+    assert set(vocabulary.case_surfaces()) >= {c.surface for c in load_cases()}
+    assert "gemini_stream_generate_content" not in vocabulary.case_surfaces()  # a route, reported as gemini
+    for surface in (*vocabulary.case_surfaces(), "no_such_api"):
+        errors = [e for e in validate("summary#/properties/cases/items", {"surface": surface}) if "surface" in e]
+        assert bool(errors) == (surface == "no_such_api"), (surface, errors)
