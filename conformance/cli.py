@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -17,6 +18,7 @@ from conformance import __version__
 from conformance.config import REFERENCE_TOKEN_ENV, TargetOptions, resolve_target
 from conformance.errors import BadInput
 from conformance.resources import SUITE_DIR
+from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
 EXIT_BAD_INPUT = 2
 EXIT_SUITE_ERROR = 4  # the suite itself crashed: no verdict about the target
@@ -37,6 +39,18 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+
+
+def _byte_size(text: str) -> int:
+    """65536, 64K, 64KiB, 32M, 32MiB, 1G (powers of 1024)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size in bytes (e.g. 65536, 64K, 32MiB): {text!r}")
+    unit = (match.group(2) or "B")[0].upper()
+    return int(match.group(1)) * {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
 
 
 def _workers(text: str) -> str:
@@ -85,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ceiling on requests per second, all workers together (default: learnt from 429s)")
     run.add_argument("--token-budget", type=int, default=None, metavar="N",
                      help="once N tokens are spent, skip the remaining cases that would call a model")
+    run.add_argument("--max-body-bytes", type=_byte_size, default=None, metavar="SIZE",
+                     help="cap on the decoded bytes of one answer (default 32MiB); over it: a failure "
+                          "(an error when set below the default)")
+    run.add_argument("--max-consecutive-errors", type=int, default=DEFAULT_MAX_CONSECUTIVE_ERRORS, metavar="N",
+                     help="stop the run (exit 3, partial summary) after N consecutive infrastructure errors "
+                          f"(default {DEFAULT_MAX_CONSECUTIVE_ERRORS}; 0: never)")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
 
     serve = sub.add_parser("serve", help="serve the reference gateway on 127.0.0.1")
@@ -183,6 +203,9 @@ def pytest_arguments(args: argparse.Namespace, run_dir: Path) -> list[str]:
         out += ["--gateway-max-rps", str(args.max_rps)]
     if args.token_budget is not None:
         out += ["--gateway-token-budget", str(args.token_budget)]
+    if args.max_body_bytes is not None:
+        out += ["--gateway-max-body-bytes", str(args.max_body_bytes)]
+    out += ["--gateway-max-consecutive-errors", str(args.max_consecutive_errors)]
     for name in args.deviation:
         out += ["--gateway-deviation", name]
     if args.snapshot_update:
@@ -210,9 +233,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadInput(f"--spec {args.spec}: not a folder")
     if args.token_budget is not None and args.token_budget < 0:
         raise BadInput("--token-budget must be >= 0")
+    if args.max_consecutive_errors < 0:
+        raise BadInput("--max-consecutive-errors must be >= 0 (0: never stop)")
     options = TargetOptions(url=args.url, token_env=args.token_env, databricks_profile=args.profile,
                             auth=args.auth, target_file=args.target, insecure=args.insecure,
-                            timeout=args.timeout, name_form=args.name_form)
+                            timeout=args.timeout, name_form=args.name_form, max_body_bytes=args.max_body_bytes)
     target = resolve_target(options)  # bad input fails here, before any work
     behaviours.check_names(args.deviation)
     if args.deviation and not target.reference:
@@ -228,6 +253,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     if summary.get("unreachable"):
         return 3
+    stopped = _stopped_early(summary, run_dir, args)
+    if stopped is not None:
+        return stopped
     if code == pytest.ExitCode.INTERNAL_ERROR:
         print("conformance: error: the suite itself failed (pytest internal error)", file=sys.stderr)
         return EXIT_SUITE_ERROR
@@ -244,6 +272,26 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return status
+
+
+def _stopped_early(summary: dict[str, object], run_dir: Path, args: argparse.Namespace) -> int | None:
+    """A run ended by a signal (exit 128 + its number) or by the circuit breaker (exit 3): the partial summary
+    is rendered (no HTML after a signal: a terminating process should end quickly) and the reason said once."""
+    from conformance.reporting import render_reports
+
+    signal_name, aborted = summary.get("interrupted"), summary.get("aborted")
+    if not signal_name and not aborted:
+        return None
+    import signal
+
+    html = "none" if signal_name else args.html
+    for line in render_reports(run_dir, html=html, spec_dir=args.spec):
+        print(line)
+    if signal_name:
+        print(f"conformance: interrupted by {signal_name}: partial summary in {run_dir}", file=sys.stderr)
+        return 128 + int(getattr(signal, str(signal_name), signal.SIGTERM))
+    print(f"conformance: {aborted}", file=sys.stderr)
+    return 3
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -57,6 +57,11 @@ def evaluate(item: CaseItem[Case], exchange: Exchange, step: Step | None = None)
     def finding(check: str, message: str) -> Finding:
         return Finding(check, strength_of(case, check), message)
 
+    failure = exchange.transport_failure
+    if failure is not None:
+        # the answer broke the contract before any rule about its body applies (conformance/bounds.py: a
+        # redirect, a body over the cap, not UTF-8, nested too deep; a 5xx on every attempt): that alone is judged
+        return [finding(failure.check, failure.message)]
     if not status_matches(expect.status, exchange.status):
         return [finding("status", f"HTTP {exchange.status}, expected {status_text(expect.status)}; "
                                   f"body: {excerpt(exchange.text)!r}")]

@@ -42,6 +42,16 @@ RULES: dict[str, Rule] = {
                            "documented one, as for streams on native APIs)"),
     "error_body": Rule("must", "the errors.json feature a target claims is 'a JSON error body' (features.yaml), "
                                'and every documented request is JSON ("Content-Type: application/json")'),
+    # what conformance/bounds.py refuses to read: the answer cannot be the documented JSON response format
+    "transport.body-size": Rule("must", "the documented answers are a few hundred KB at most; one larger than "
+                                        "--max-body-bytes (or a compressed body inflating past it) cannot be read "
+                                        "as the documented response format"),
+    "transport.content-encoding": Rule("must", "the suite offers gzip and identity only; a body in another "
+                                               "Content-Encoding cannot be read as the documented JSON response"),
+    "transport.json-depth": Rule("must", "the documented response formats nest a few levels; JSON nested deeper "
+                                         "than 64 is no documented response and is refused unparsed"),
+    "transport.utf-8": Rule("must", "the documented responses are JSON (application/json, text/event-stream), "
+                                    "which is UTF-8 between systems (RFC 8259 section 8.1)"),
     "error_form": Rule("should", "the spec defines no error body: the Databricks form and the provider's own "
                                  "(data/surfaces.yaml error_schemas) are what clients of each surface read"),
 }
@@ -53,6 +63,8 @@ CASE_RULES = {
     "status": "the case's expected status: the case's own rule",
     "client": "an official client's documented call: what the example reads must be there",
     "multi_turn": "a later step sends back a value of an earlier answer, as the documented multi-turn examples do",
+    "transport.redirect": "a 3xx instead of the case's expected status (no client follows one to another origin)",
+    "transport.server-error": "a 5xx on every attempt instead of the case's expected status",
 }
 
 

@@ -10,27 +10,26 @@ import json
 import os
 import re
 import secrets
-import time
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
 import pytest
 
 from conformance import cases as case_data
 from conformance.casemodel import Case, ClientCase
 from conformance.certify import implementation_of
-from conformance.client import Exchange, RetryPolicy, shorten
+from conformance.client import Exchange, RetryPolicy, probe_target, shorten
 from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target
 from conformance.errors import BadInput, InfrastructureError
 from conformance.evaluate import evaluate_steps
 from conformance.findings import STRENGTHS, Finding, outcome_of
 from conformance.gateway import behaviours
 from conformance.pacing import Pacer, TokenBudget, make_store
-from conformance.redact import REDACTOR
+from conformance.redact import REDACTOR, redact_report
 from conformance.resources import PACKAGE_DIR
 from conformance.runner import Performed, Runtime
 from conformance.snapshots import SNAPSHOT_DIR_ENV, ShapeCheck, attach_snapshot, report_drift, snapshot_setup
+from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS, RunGuard, stop_reason
 from conformance.summary import SummaryCollector, new_run_dir, point_latest, write_json
 from conformance.vocabulary import MODEL_TYPES, surfaces
 
@@ -58,6 +57,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="ceiling on requests per second for the whole run (all workers together)")
     group.addoption("--gateway-token-budget", type=int, default=None,
                     help="skip cases that would call a model once this many tokens are spent")
+    group.addoption("--gateway-max-body-bytes", type=int, default=None,
+                    help="cap on the decoded bytes of one answer (default 32 MiB; see conformance/bounds.py)")
+    group.addoption("--gateway-max-consecutive-errors", type=int, default=DEFAULT_MAX_CONSECUTIVE_ERRORS,
+                    help="stop the run after this many consecutive infrastructure errors (0: never; default "
+                         f"{DEFAULT_MAX_CONSECUTIVE_ERRORS})")
     group.addoption("--conformance-strict", action="store_true",
                     help="count warnings (broken should/advisory rules) as failures")
     group.addoption("--conformance-reports", help="folder for run folders (default reports/)")
@@ -93,6 +97,7 @@ def _options(config: pytest.Config) -> TargetOptions:
         insecure=config.getoption("gateway_insecure"),
         timeout=config.getoption("gateway_timeout"),
         name_form=config.getoption("gateway_name_form"),
+        max_body_bytes=config.getoption("gateway_max_body_bytes"),
     )
 
 
@@ -143,6 +148,10 @@ def pytest_configure(config: pytest.Config) -> None:
         state["extra"] = {**snapshot_setup(config, target), **implementation_of(target)}
         state["switches"] = sorted(switches)
         config.pluginmanager.register(_Recorder(state["collector"]), "conformance-recorder")
+        guard = RunGuard(config, run_dir, max(0, config.getoption("gateway_max_consecutive_errors")))
+        state["guard"] = guard
+        config.pluginmanager.register(guard, "conformance-run-guard")
+        guard.install_signals()  # SIGTERM/SIGINT: a partial summary, helpers and gateway stopped
     REDACTOR.add(target.token)
     config.stash[TARGET_KEY] = target
 
@@ -175,20 +184,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if state is None or hasattr(config, "workerinput"):
         return
     target = config.stash[TARGET_KEY]
-    retry = RetryPolicy(attempts=max(1, config.getoption("gateway_retries")))
-    problem: Exception | None = None
-    for attempt in range(retry.attempts):  # one reset or timeout is not an unreachable target
-        if attempt:
-            time.sleep(retry.delay(attempt - 1, None))
-        try:
-            httpx.get(str(target.url), timeout=min(target.timeout, 15), verify=target.verify_tls)
-            problem = None
-            break
-        except httpx.HTTPError as exc:
-            problem = exc
+    retry = RetryPolicy.for_timeout(target.timeout, config.getoption("gateway_retries"))
+    # one reset or timeout is not an unreachable target; the probe reads no body (client.probe_target)
+    problem = probe_target(target, retry)
     if problem is not None:
-        reason = REDACTOR.text(f"target {target.url} could not be reached after {retry.attempts} attempt(s): "
-                               f"{type(problem).__name__}: {problem}")
+        reason = REDACTOR.text(problem)
         _write_summary(config, extra={"unreachable": reason})
         _stop_gateway(state)
         pytest.exit(reason, returncode=3)
@@ -307,6 +307,17 @@ class _Recorder:
                            dict(report.user_properties))
 
 
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """pytest's failure text and captured output, redacted where the report is made: the console, junit.xml,
+    summary.json and xdist's transfer to the controller all read this report (innermost wrapper: before the
+    others, Allure's included, look at it)."""
+    outcome = yield
+    report = outcome.get_result()
+    if item.config.stash.get(TARGET_KEY, None) is not None:
+        redact_report(report)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE_KEY, None)
@@ -325,7 +336,10 @@ def _write_summary(config: pytest.Config, extra: dict[str, Any] | None = None) -
 
     info = {"clients": versions(), **({"deviations": state["switches"]} if state.get("switches") else {})}
     info.update(state.get("extra", {}))
-    document = state["collector"].document(public, {**info, **(extra or {})})
+    guard = state.get("guard")
+    if guard is not None:
+        info.update(guard.summary_fields())  # aborted (circuit breaker) / interrupted (a signal)
+    document = REDACTOR.value(state["collector"].document(public, {**info, **(extra or {})}))
     write_json(state["run_dir"] / "summary.json", document)
     point_latest(state["run_dir"])
     state["written"] = True
@@ -346,6 +360,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         + ", ".join(f"{v} {k}" for k, v in totals.items())
         + f" ({failed['must']} must failures; {warned['should']} should, {warned['advisory']} advisory warnings"
         + (", --strict: warnings counted as failures" if summary.get("strict") else "") + ")")
+    for key in ("aborted", "interrupted"):  # the circuit breaker or a signal ended the run (stopping.py)
+        if summary.get(key):
+            terminalreporter.write_line(f"run {key}: {summary[key]} (partial summary)", red=True)
     if summary.get("incomplete"):
         not_run = summary["not_run"]
         terminalreporter.write_line(f"incomplete run: {not_run['deselected']} case(s) deselected, "
@@ -376,6 +393,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is not None:
         _stop_gateway(state)
+        if state.get("guard") is not None:
+            state["guard"].restore_signals()
         if not hasattr(config, "workerinput"):
             os.environ.pop(SNAPSHOT_DIR_ENV, None)
 
@@ -396,9 +415,10 @@ def _runtime(config: pytest.Config) -> Runtime:
         concurrency = config.getoption("gateway_concurrency")
         helpers = concurrency > 1 and _read_ahead_allowed(config)  # read-ahead in helper processes
         store = make_store(shared, shared=helpers)
-        runtime = Runtime(config.stash[TARGET_KEY], Pacer(config.getoption("gateway_max_rps"), store),
+        target = config.stash[TARGET_KEY]
+        runtime = Runtime(target, Pacer(config.getoption("gateway_max_rps"), store),
                           TokenBudget(config.getoption("gateway_token_budget"), store),
-                          RetryPolicy(attempts=max(1, config.getoption("gateway_retries"))),
+                          RetryPolicy.for_timeout(target.timeout, config.getoption("gateway_retries")),
                           concurrency=concurrency if helpers else 1)
         config.stash[RUNTIME_KEY] = runtime
     return runtime
@@ -430,6 +450,10 @@ def _performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseIt
     """Setup phase: a skip skips, an infrastructure problem is an *error* (never a failure)."""
     if request.config.stash.get(TARGET_KEY, None) is None:
         pytest.skip("the conformance suite is not active in this session")
+    if hasattr(request.config, "workerinput"):  # xdist: the controller may have stopped the run (stopping.py)
+        stopped = stop_reason(request.config.stash[STATE_KEY]["run_dir"])
+        if stopped:
+            pytest.skip(f"not run: the run was stopped ({stopped[:200]})")
     performed = _runtime(request.config).take(request.node.nodeid, kind, item)
     if performed.skip:
         pytest.skip(performed.skip)

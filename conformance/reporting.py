@@ -42,6 +42,9 @@ def summary_markdown(summary: dict[str, Any], verdict: dict[str, Any], html_note
              f"{summary.get('suite_version', '')}." + (f" Deviations: {', '.join(summary['deviations'])}."
                                                        if summary.get("deviations") else "")
              + (" `--strict`: warnings are counted as failures." if summary.get("strict") else "")]
+    for key in ("aborted", "interrupted"):  # a run the circuit breaker or a signal ended (stopping.py)
+        if summary.get(key):
+            lines += ["", f"**Partial run, {key}:** {summary[key]}"]
     if summary.get("incomplete"):
         not_run = summary.get("not_run") or {}
         lines += ["", f"**Incomplete run**: {not_run.get('deselected', 0)} case(s) deselected (-k / -m), "

@@ -8,6 +8,7 @@ and under pytest-xdist (workers are the concurrency there), each test performs i
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance import cases as case_data
+from conformance.bounds import Bound, Limits
 from conformance.casemodel import Case, ClientCase
-from conformance.client import Exchange, GatewayClient, RetryPolicy
+from conformance.client import NOT_IMPLEMENTED, TRANSIENT_STATUS, Exchange, GatewayClient, RetryPolicy
 from conformance.config import Target
 from conformance.errors import InfrastructureError
 from conformance.pacing import Pacer, TokenBudget
@@ -25,6 +27,7 @@ from conformance.usage import usage_of
 
 QUEUED = "queued"
 CLIENT_HELPER_NICE = 10  # the client-SDK lane yields the CPU to the lane the tests wait for first
+READ_AHEAD_BYTES = 128 << 20  # answers held ahead of the tests, at most (besides `concurrency` in flight)
 
 
 @dataclass
@@ -97,8 +100,7 @@ class Runtime:
 
     def perform_client(self, item: case_data.CaseItem[ClientCase]) -> Performed:
         from conformance import clients
-        from conformance.clients import ClientContext, ClientFailure, ClientInfrastructure
-        from conformance.clients.base import classify_unexpected
+        from conformance.clients import ClientContext
 
         call = item.case.client
         spec = call.as_mapping()  # what the client runners read
@@ -110,24 +112,40 @@ class Runtime:
         if self.budget.exhausted():
             return Performed(skip=f"token budget of {self.budget.limit} spent")
         ctx = ClientContext(self.target, self.pacer, item.served_model)
-        who = f"{call.name} {call.call or call.route}"
-        problem = None
+        runner, what = clients.RUNNERS[call.name], call.call or call.route
+        runner.warm()  # importing an SDK (seconds of CPU) is not part of any request's budget
+        who = f"{call.name} {what}"
+        limits = Limits.of(self.target)
+        started = time.monotonic()
+        budget_end = math.inf  # set when the first attempt's first request starts (an SDK's set-up is not counted)
+        problem, stop, made = "no attempt made", "", 0
+        server_errors: list[int] = []  # a 5xx other than 501-504 on every attempt: the gateway's failure
         for attempt in range(self.retry.attempts):
-            try:
-                return Performed(result=clients.RUNNERS[call.name].invoke(ctx, spec))
-            except ClientFailure as exc:
-                return Performed(failure=REDACTOR.text(f"[{who}] {exc}"))
-            except ClientInfrastructure as exc:
-                problem = str(exc)
-            except Exception as exc:  # any other client exception is classified, never lost
-                classified = classify_unexpected(call.name, call.call or call.route, exc)
-                if isinstance(classified, ClientFailure):
-                    return Performed(failure=REDACTOR.text(str(classified)))
-                problem = str(classified)
-            if attempt + 1 < self.retry.attempts:
-                time.sleep(self.retry.delay(attempt, None))
-        return Performed(infra=REDACTOR.text(f"infrastructure: {call.name}: no answer after "
-                                             f"{self.retry.attempts} attempt(s); last cause: {problem}"))
+            made = attempt + 1
+            bound = Bound(limits, latest=budget_end)  # armed by the client's first request
+            tried = _client_attempt(runner, ctx, spec, call.name, what, who, bound)
+            if tried.ok:
+                return Performed(result=tried.result)
+            if math.isinf(budget_end):
+                budget_end = (bound.deadline - limits.timeout_s if bound.deadline else time.monotonic()) \
+                    + self.retry.deadline_s
+            final, problem = _after_client_attempt(who, bound, tried, problem, server_errors, attempt)
+            if final is not None:
+                return final
+            if len(server_errors) != made:
+                server_errors.clear()
+            retry_after = bound.retry_after if bound.status is not None and bound.status >= 429 else None
+            plan = self.retry.plan(attempt, retry_after, budget_end - time.monotonic())
+            if isinstance(plan, str):
+                stop = plan
+                break
+            time.sleep(plan)
+        repeated = self.retry.repeated_server_error(server_errors, made)
+        if repeated:
+            return Performed(failure=REDACTOR.text(f"[{who}] [transport.server-error] {repeated}; last: {problem}"))
+        return Performed(infra=REDACTOR.text(f"infrastructure: {call.name}: no answer after {made} attempt(s) in "
+                                             f"{time.monotonic() - started:.1f}s; last cause: {problem}"
+                                             f"{self.retry.why_stopped(stop)}"))
 
     def perform(self, kind: str, item: case_data.CaseItem[Any]) -> Performed:
         return self.perform_client(item) if kind == "client" else self.perform_case(item)
@@ -173,6 +191,8 @@ class Runtime:
         free = self.concurrency * 4 - self._outstanding
         if not self._queued or (free < self.concurrency and free < len(self._queued)):
             return
+        if self._lanes["case"].held_bytes > READ_AHEAD_BYTES:
+            return  # big answers: what is held for the tests is bounded in bytes too (topped up as they are taken)
         batch: list[tuple[str, str, case_data.CaseItem[Any]]] = []
         while self._queued and len(batch) < free:
             nodeid, (kind, item) = self._queued.popitem(last=False)
@@ -197,3 +217,59 @@ class Runtime:
         for helper in lanes.values():
             helper.close()
         self.client.close()
+
+
+@dataclass
+class _ClientAttempt:
+    """One call of an official client: its result (ok: the transport saw nothing wrong either), or what the
+    client failed with (a broken answer) or on (an infrastructure problem)."""
+
+    result: Any = None
+    ok: bool = False
+    failure: str | None = None
+    problem: str | None = None
+
+
+def _client_attempt(runner: Any, ctx: Any, spec: dict[str, Any], name: str, what: str, who: str,
+                    bound: Bound) -> _ClientAttempt:
+    from conformance.clients import ClientFailure, ClientInfrastructure
+    from conformance.clients.base import classify_unexpected
+
+    with bound.active():
+        try:
+            result = runner.invoke(ctx, spec)
+        except ClientFailure as exc:
+            return _ClientAttempt(failure=f"[{who}] {exc}")
+        except ClientInfrastructure as exc:
+            return _ClientAttempt(problem=str(exc))
+        except Exception as exc:  # any other client exception is classified, never lost
+            classified = classify_unexpected(name, what, exc)
+            if isinstance(classified, ClientFailure):
+                return _ClientAttempt(failure=str(classified))
+            return _ClientAttempt(problem=str(classified))
+        return _ClientAttempt(result=result, ok=bound.failure is None)
+
+
+def _after_client_attempt(who: str, bound: Bound, tried: _ClientAttempt, problem: str, server_errors: list[int],
+                          attempt: int) -> tuple[Performed | None, str]:
+    """What an attempt that gave no result means: the case's verdict, or (None) the cause to retry on. What the
+    transport saw outranks what the client made of it (conformance/bounds.py)."""
+    failure, problem = tried.failure, tried.problem if tried.problem is not None else problem
+    status = bound.status
+    if bound.failure is not None:
+        return Performed(failure=REDACTOR.text(f"[{who}] {bound.failure.finding()}")), problem
+    if bound.timed_out or bound.problem:
+        failure, problem = None, bound.problem or bound.timeout_text()
+    elif status == NOT_IMPLEMENTED:
+        return Performed(failure=REDACTOR.text(
+            f"[{who}] HTTP 501, not retried (the gateway does not implement the documented call): "
+            f"{failure or problem}")), problem
+    elif status in TRANSIENT_STATUS:
+        failure, problem = None, f"HTTP {status}: {failure or problem}"
+    elif status is not None and status >= 500:  # retried as the HTTP lane retries it (client.py)
+        if len(server_errors) == attempt:
+            server_errors.append(status)
+        failure, problem = None, f"HTTP {status}: {failure or problem}"
+    if failure is not None:
+        return Performed(failure=REDACTOR.text(failure)), problem
+    return None, problem

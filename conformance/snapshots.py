@@ -28,6 +28,7 @@ from syrupy.data import Snapshot, SnapshotCollection
 from syrupy.extensions.base import AbstractSyrupyExtension
 from syrupy.utils import exclusive_file_lock, snapshot_file_lock_enabled
 
+from conformance.redact import REDACTOR
 from conformance.resources import DATA_DIR, PACKAGE_DIR
 from conformance.yamlio import load_yaml
 
@@ -128,7 +129,9 @@ def normalise(exchange: Any) -> dict[str, Any]:
         shape["body"] = shape_of(exchange.json)
     else:
         shape["body"] = "<text>" if exchange.text.strip() else "<empty>"
-    return shape
+    # keys and enumerated values come from the target: a gateway that echoes a token there must not get it into
+    # a snapshot (committed with the checkout) or a drift line (summary, console, reports)
+    return REDACTOR.value(shape)
 
 
 # --- diffing ----------------------------------------------------------------------------------------------
@@ -359,6 +362,9 @@ class ShapeCheck:
         return result
 
     def _check(self, exchange: Any) -> SnapshotResult:
+        if getattr(exchange, "transport_failure", None) is not None:
+            # a redirect, a cut or undecodable body has no shape worth recording or comparing
+            return SnapshotResult("not-compared", reason=f"{exchange.transport_failure.check}: no shape compared")
         shape = normalise(exchange)
         ext = self.snapshot.extension
         location = ext.get_location(test_location=self.snapshot.test_location, index=0)
@@ -377,7 +383,8 @@ class ShapeCheck:
         # through syrupy, so it counts the snapshot as used (and reports it); drift is not a test failure
         if self.snapshot == shape:
             return SnapshotResult("match")
-        return SnapshotResult("drift", diff_shapes(stored[name], shape) or ["shape differs"])
+        # a baseline recorded before redaction covered keys may hold a token: the lines are redacted too
+        return SnapshotResult("drift", REDACTOR.value(diff_shapes(stored[name], shape)) or ["shape differs"])
 
 
 # --- plugin glue --------------------------------------------------------------------------------------------

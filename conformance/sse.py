@@ -8,9 +8,10 @@ ignored), and a leading byte-order mark.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from conformance.bounds import loads
 
 DONE = "[DONE]"
 BOM = "\ufeff"
@@ -26,7 +27,7 @@ class SSEEvent:
         return self.data.strip() == DONE
 
     def json(self) -> Any:
-        return json.loads(self.data)
+        return loads(self.data)  # never parses JSON nested deeper than bounds.MAX_JSON_DEPTH (ValueError)
 
 
 def parse_sse(text: str) -> list[SSEEvent]:
@@ -72,13 +73,14 @@ class StreamPayload:
 
 def stream_payloads(events: list[SSEEvent]) -> list[StreamPayload]:
     """The payload of every event but the [DONE] terminator, parsed once; an event that is not JSON keeps its
-    place with its parse error (the judge reports it once; the checks read the others)."""
+    place with its parse error (the judge reports it once; the checks read the others). Nothing nested deeper
+    than bounds.MAX_JSON_DEPTH is parsed (a ValueError like any other)."""
     out: list[StreamPayload] = []
     for index, event in enumerate(events):
         if event.is_done:
             continue
         try:
-            out.append(StreamPayload(index, event.event, json.loads(event.data)))
+            out.append(StreamPayload(index, event.event, event.json()))
         except ValueError as exc:
             out.append(StreamPayload(index, event.event, error=str(exc)))
     return out
