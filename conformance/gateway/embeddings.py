@@ -65,7 +65,7 @@ async def embeddings(request: Request) -> Response:
     encoding = body.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "'encoding_format' must be float or base64.")
-    if on("embeddings-base64-ignored"):
+    if encoding == "base64" and on("embeddings-base64-ignored"):
         encoding = "float"
 
     data = []
