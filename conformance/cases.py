@@ -133,11 +133,14 @@ def select_models(case: CaseBase, target: Target) -> list[Model]:
         and not any(m.has(c) for c in selector.exclude_capabilities)
         and all(effective_limits(m, target).get(name) for name in selector.limits)
     ]
+    # where one model stands for many, it is one the target serves (the preflight found the others unserved)
+    chosen.sort(key=lambda m: m.name in target.unserved)
     if selector.one_per_family:
         chosen = [m for i, m in enumerate(chosen) if m.family not in {c.family for c in chosen[:i]}]
     if selector.default and chosen:
         preferred = DEFAULT_EMBEDDINGS_MODEL if "embeddings" in selector.capabilities else DEFAULT_CHAT_MODEL
-        chosen = [next((m for m in chosen if m.name == preferred), chosen[0])]
+        serving = [m for m in chosen if m.name not in target.unserved] or chosen
+        chosen = [next((m for m in serving if m.name == preferred), serving[0])]
     return chosen
 
 

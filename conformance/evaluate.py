@@ -7,7 +7,9 @@ with the strength of its rule (conformance/findings.py), which decides whether t
 
 from __future__ import annotations
 
-from conformance.casemodel import Case, Status, Step, status_text
+from typing import Any
+
+from conformance.casemodel import Case, ClientCase, Status, Step, status_text
 from conformance.cases import CaseItem
 from conformance.checks import CHECKS, CheckContext
 from conformance.client import Exchange
@@ -88,6 +90,19 @@ def evaluate(item: CaseItem[Case], exchange: Exchange, step: Step | None = None)
         ctx.args = expect.args_of(name)
         found += [finding(name, message) for message in run_check(name, ctx)]
     return found
+
+
+def evaluate_client(item: CaseItem[ClientCase], performed: Any) -> list[Finding]:
+    """An official client's verdict as findings: the client broke on the answer (`performed.failure`), a helper
+    process judged its result already (`performed.judged`), or its result is judged here; each failure is a
+    `client` finding of the case's own strength (findings.CASE_RULES: the client's call is the case itself)."""
+    from conformance.clientcases import judge
+
+    if performed.failure:  # a transport rule keeps its strength on every lane (a 300 MB answer is no answer)
+        rule = performed.failure_rule
+        return [Finding(rule, strength_of(item.case, rule), performed.failure.replace(f"[{rule}] ", "", 1))]
+    failures = performed.judged if performed.judged is not None else judge(item, performed.result)
+    return [Finding("client", strength_of(item.case, "client"), message) for message in failures]
 
 
 def run_check(name: str, ctx: CheckContext) -> list[str]:

@@ -31,7 +31,7 @@ def test_every_mutator_is_a_declared_deviation_or_drift_switch():
     for entry in mutators.MUTATORS:
         assert entry.name in declared, f"mutator {entry.name} is no switch of behaviours.yaml"
         switch = declared[entry.name]
-        assert not switch.conformant or switch.expect_drift, f"{entry.name}: a variation is no mutator"
+        assert not switch.conformant or switch.drifts, f"{entry.name}: a variation is no mutator"
 
 
 def test_every_switch_is_implemented_once():
@@ -83,3 +83,39 @@ def test_mutate_applies_only_the_switches_that_are_on_in_definition_order():
     body = json.loads(_answer(_client()))
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
     assert body["choices"][0]["finish_reason"] == "length"
+
+
+def _consulted(state: GatewayState, path: str, body: dict) -> set[str]:
+    """The switches a self-test gateway notes as consulted while answering one request (selftest.py)."""
+    client = TestClient(create_app(state), raise_server_exceptions=False)
+    state.consulted.clear()
+    assert client.post(path, json=body, headers=HEADERS).status_code == 200
+    return set(state.consulted)
+
+
+EMBEDDINGS = "/ai-gateway/mlflow/v1/embeddings"
+
+
+def test_a_switched_off_mutator_is_consulted_exactly_where_it_would_change_the_answer():
+    """The harness performs an item under a switch only where its baseline answer (no switch on) consulted it:
+    a mutator that would change the answer must be noted with its switch off, one that would not must not be."""
+    state = GatewayState(TOKEN, self_test=True)
+    path, body = CHAT
+    chat = _consulted(state, path, body)
+    assert {"usage-sum-wrong", "usage-missing", "wrong-object-name", "finish-reason-stop-when-truncated"} <= chat
+    assert not chat & {"reasoning-summary-empty", "wrong-chunk-object", "stream-not-sse"}  # not this answer
+    stream = _consulted(state, path, {**body, "stream": True})
+    assert {"stream-not-sse", "wrong-chunk-object", "stream-no-done"} <= stream
+    # building the completion a stream-not-sse stream would send is a trial, not a question of that answer
+    assert "wrong-object-name" not in stream
+    one = _consulted(state, EMBEDDINGS, {"model": "system.ai.gte-large-en", "input": ["one"]})
+    two = _consulted(state, EMBEDDINGS, {"model": "system.ai.gte-large-en", "input": ["one", "two"]})
+    assert "embeddings-order-reversed" not in one and "embeddings-vector-lengths-differ" not in one
+    assert {"embeddings-order-reversed", "embeddings-vector-lengths-differ", "embeddings-index-wrong"} <= two
+
+
+def test_a_gateway_not_in_self_test_mode_notes_nothing():
+    state = GatewayState(TOKEN)
+    path, body = CHAT
+    TestClient(create_app(state)).post(path, json=body, headers=HEADERS)
+    assert state.consulted == set()

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance.gateway import anthropic, chat, embeddings, gemini, invocations, responses
+from conformance.gateway import anthropic, chat, embeddings, endpoints, gemini, invocations, responses
 from conformance.gateway.common import ApiError, GatewayState, error_response
 from conformance.gateway.faults import FaultConfig, FaultInjector
 from conformance.gateway.framing import TransportVariations
 
-SURFACE_MODULES = (chat, anthropic, gemini, embeddings, responses, invocations)
+SURFACE_MODULES = (chat, anthropic, gemini, embeddings, responses, invocations, endpoints)
 
 
-def create_app(state: GatewayState, faults: FaultConfig | None = None) -> FaultInjector:
+def create_app(state: GatewayState, faults: FaultConfig | None = None) -> Any:
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error_response(request, exc)
@@ -28,4 +30,9 @@ def create_app(state: GatewayState, faults: FaultConfig | None = None) -> FaultI
     routes = [route for module in SURFACE_MODULES for route in module.routes()]
     app = Starlette(routes=routes, exception_handlers={ApiError: on_api_error, HTTPException: on_http_error})
     app.state.gateway = state
-    return FaultInjector(TransportVariations(app, state), faults or FaultConfig())
+    served = FaultInjector(TransportVariations(app, state), faults or FaultConfig())
+    if state.self_test:  # the self-tests' switch control (gateway/selftest.py); never on a gateway a run starts
+        from conformance.gateway.selftest import SelfTestControl
+
+        return SelfTestControl(served, state)
+    return served

@@ -57,26 +57,52 @@ def mutator(name: str, *targets: str) -> Callable[[Mutate], Mutate]:
 
 
 def mutate(request: Request, target: str, value: Any, answer: Any = None) -> Any:
-    """The value with every switched-on mutator of the target applied. A mutator that changed the value is
-    reported to the gateway's state as consulted (GatewayState.on), one that left it as it was is not: the
-    self-tests read that as which answers a switch changed."""
+    """The value with every switched-on mutator of the target applied.
+
+    A self-test gateway (GatewayState.self_test) notes a mutator's switch as consulted exactly when the mutator
+    changes this answer, whether its switch is on or not: the harness (tests/harness.py) performs an item under a
+    switch only if its baseline answer (no switch on) consulted it, so a mutator that would change an answer must
+    say so with its switch off, and one that leaves the answer as it was (a reversed list of one vector) must not
+    claim it, or the harness would expect a failure the answer cannot show."""
     state = request.app.state.gateway  # common.GatewayState (common imports this module)
-    if not state.switches:
+    if not state.switches and not state.self_test:
         return value
     context = Context(request, answer)
     for entry in MUTATORS:
-        if entry.target != target or entry.name not in state.switches:
+        if entry.target != target:
             continue
-        if isinstance(value, dict | list):
-            before = copy.deepcopy(value)
-            value = entry.apply(value, context)
-            changed = value != before
-        else:  # a response: a mutator that changes it makes another
-            mutated = entry.apply(value, context)
-            changed, value = mutated is not value, mutated
+        if entry.name in state.switches:
+            value, changed = _apply(entry, value, context)
+        else:
+            changed = state.self_test and _would_change(entry, value, context, state.consulted)
         if changed:
             state.on(entry.name)
     return value
+
+
+def _apply(entry: Mutator, value: Any, context: Context) -> tuple[Any, bool]:
+    """The mutated value, and whether the mutator changed it."""
+    if isinstance(value, dict | list):
+        before = copy.deepcopy(value)
+        value = entry.apply(value, context)
+        return value, value != before
+    mutated = entry.apply(value, context)  # a response: a mutator that changes it makes another
+    return mutated, mutated is not value
+
+
+def _would_change(entry: Mutator, value: Any, context: Context, consulted: set[str]) -> bool:
+    """A switched-off mutator tried on a copy of the value. What the trial itself asks the gateway (a stream
+    answered as one JSON completion builds that completion) is forgotten: with the switch off it was not asked.
+    A mutator that raises on this value would make the answer an error when on: that changes it."""
+    kept = set(consulted)
+    try:
+        _, changed = _apply(entry, copy.deepcopy(value) if isinstance(value, dict | list) else value, context)
+    except Exception:  # any error would change the answer
+        changed = True
+    finally:
+        consulted.clear()
+        consulted.update(kept)
+    return changed
 
 
 def names() -> frozenset[str]:
