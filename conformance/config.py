@@ -22,6 +22,7 @@ from conformance.catalog import NAME_FORMS, load_catalog
 from conformance.errors import BadInput
 from conformance.resources import DATA_DIR
 from conformance.schemas import validate
+from conformance.vocabulary import surfaces
 from conformance.yamlio import load_yaml
 
 DEFAULT_TOKEN_ENV = "DATABRICKS_TOKEN"
@@ -36,11 +37,6 @@ CREDENTIAL_HEADER = re.compile(r"(?:^|[-_.])(?:api-?key|apikey|key|token|secret|
                                r"signature|cookie|credentials?|config)(?:$|[-_.])", re.IGNORECASE)
 # headers the suite sets itself: the credential (token_env, auth, auth_header) and the body's framing
 SUITE_HEADERS = frozenset({"authorization", "content-type", "accept", "content-length", "host", "transfer-encoding"})
-
-
-@cache
-def surfaces() -> dict[str, dict[str, Any]]:
-    return load_yaml(DATA_DIR / "surfaces.yaml")["surfaces"]
 
 
 @cache
@@ -258,7 +254,7 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
             f"no token for {url}: set {token_env} (or --token-env NAME, or --profile NAME from ~/.databrickscfg)"
         )
 
-    routes = {name: s["route"] for name, s in surfaces().items() if "route" in s}
+    routes = {name: s.route for name, s in surfaces().items() if s.route is not None}
     routes.update(profile.get("routes", {}))
     routes = {name: route for name, route in routes.items() if route is not None}  # null: surface not offered
     claimed = profile.get("features", "all")

@@ -397,7 +397,8 @@ class Probe:
 
 def family_of(surface: str) -> str:
     """The surface family a route belongs to (Gemini's generate, stream and v1 routes are one)."""
-    return surfaces().get(surface, {}).get("summary_surface", surface)
+    found = surfaces().get(surface)
+    return found.summary_surface if found is not None and found.summary_surface else surface
 
 
 def _missing_reason(answer: Answer) -> str:

@@ -13,11 +13,12 @@ import re
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from conformance import cases as case_data
+from conformance.casemodel import Case, ClientCase
 from conformance.certify import implementation_of
 from conformance.client import RetryPolicy
 from conformance.config import REFERENCE_TOKEN_ENV
@@ -42,7 +43,7 @@ def session_of(config: pytest.Config) -> Session | None:
     return plugin if isinstance(plugin, Session) else None
 
 
-def performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseItem) -> Performed:
+def performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseItem[Any]) -> Performed:
     """The `exchange` / `client_result` fixtures' work: a skip skips, an infrastructure problem is an *error*."""
     session = session_of(request.config)
     if session is None:
@@ -61,21 +62,21 @@ def performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseIte
     return result
 
 
-def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
+def case_metadata(item: case_data.CaseItem[Any]) -> dict[str, Any]:
     case = item.case
     return {"id": case.id, "surface": case.surface, "model": item.model.name if item.model else None,
             "model_type": case.model_type, "features": list(case.features), "strength": case.strength,
-            "strength_reason": case.strength_reason, "spec": case.spec.get("section")}
+            "strength_reason": case.strength_reason, "spec": case.spec.section}
 
 
-def _client_cases() -> tuple[case_data.Case, ...]:
+def _client_cases() -> tuple[ClientCase, ...]:
     from conformance.clientcases import load_client_cases
 
     return load_client_cases()
 
 
-def route_of(case: case_data.Case) -> str:
-    return case.client["route"] if getattr(case, "client", None) else case.route_surface
+def route_of(case: Case | ClientCase) -> str:
+    return case.route_surface
 
 
 # pytest-xdist puts "[gw0] linux -- Python 3.x /path/to/python" before a worker's failure text
@@ -162,12 +163,10 @@ class Session:
 
     def _uses(self) -> list[Use]:
         """The case items this run can perform (claimed features), as the preflight needs them."""
-        uses = []
-        for loader in (case_data.load_cases, _client_cases):
-            for item in case_data.expand(loader(), self.target):
-                if not case_data.unclaimed_features(item.case, self.target):
-                    uses.append(Use(route_of(item.case), item.model))
-        return uses
+        items: list[case_data.CaseItem[Any]] = [*case_data.expand(case_data.load_cases(), self.target),
+                                                 *case_data.expand(_client_cases(), self.target)]
+        return [Use(route_of(item.case), item.model) for item in items
+                if not case_data.unclaimed_features(item.case, self.target)]
 
     def _stop_early(self, line: str, status: int, key: str | None = None, value: str | None = None) -> int:
         """Nothing was judged: record why in the run folder, leave reports/latest alone, say it in one line."""
@@ -243,7 +242,7 @@ class Session:
             params.append(pytest.param(item, id=item.test_id, marks=marks))
         return params
 
-    def skip_reason(self, item: case_data.CaseItem) -> str | None:
+    def skip_reason(self, item: case_data.CaseItem[Any]) -> str | None:
         """Why a case cannot run on this target: a feature it does not claim, a route the preflight found
         missing, a model it does not serve (its route having no route at all is the runner's to say)."""
         missing = case_data.unclaimed_features(item.case, self.target)
@@ -276,7 +275,7 @@ class Session:
         if not deselected:
             return
         if self.worker is not None:
-            items[0].config.workeroutput.setdefault("conformance_deselected", []).extend(deselected)
+            cast(Any, items[0].config).workeroutput.setdefault("conformance_deselected", []).extend(deselected)
         else:
             self.collector.deselected(deselected)
 

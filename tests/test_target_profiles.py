@@ -222,10 +222,10 @@ def test_genai_client_cases_need_the_v1_path_the_client_posts_to(run_cli, tmp_pa
     v1beta failed them with a 405 on a path it never claimed, instead of skipping them as unsupported."""
     from conformance.clientcases import load_client_cases
 
-    genai = [c for c in load_client_cases() if c.client["name"] == "google-genai"]
+    genai = [c for c in load_client_cases() if c.client.name == "google-genai"]
     assert genai
     for case in genai:
-        assert case.client["route"] == "gemini_generate_content_v1", case.id
+        assert case.client.route == "gemini_generate_content_v1", case.id
         assert "gemini_generate_content.v1" in case.features, case.id
     profile = write(tmp_path / "t.yaml", "name: v1beta-only\nroutes: {gemini_generate_content_v1: null}\n")
     result = run_cli("run", "--target", profile, "-k", "client-genai")

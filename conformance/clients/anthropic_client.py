@@ -28,8 +28,8 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     tags = {"Databricks-Ai-Gateway-Request-Tags": json.dumps(spec["request_tags"])} if spec.get("request_tags") else {}
     headers = merge_headers(ctx.target.headers_for("anthropic_messages"),
                             {"Authorization": f"Bearer {ctx.target.token}"}, tags)
-    client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items()), ctx.pacer),
-                    lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.target.url + prefix,
+    client = cached(("anthropic", ctx.url + prefix, tuple(headers.items()), ctx.pacer),
+                    lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.url + prefix,
                                                 default_headers=headers, max_retries=0,
                                                 timeout=ctx.target.timeout,
                                                 http_client=bounded_http_client(ctx, sdk_http("anthropic"))))

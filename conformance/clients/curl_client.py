@@ -67,7 +67,7 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     route = ctx.target.route(spec["route"])
     if route is None:
         raise ClientFailure(f"the target has no {spec['route']} route")
-    url = ctx.target.url + route.replace("{model}", ctx.model or "")
+    url = ctx.url + route.replace("{model}", ctx.model or "")
     body = json.dumps(spec.get("data", {})).replace("{model}", ctx.model or "")
     credential = (f'user = "token:{ctx.target.token}"' if spec.get("auth", "basic") == "basic"
                   else f'header = "Authorization: Bearer {ctx.target.token}"')

@@ -52,7 +52,8 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
         # explicit host and token: ~/.databrickscfg and DATABRICKS_* never redirect the example elsewhere. The
         # SDK's discovery GET is best effort (it falls back on any failure): bounded, its findings not judged.
         with Bound(Limits.of(ctx.target)).active(), _discovery():
-            config = Config(host=ctx.target.url, token=ctx.target.token, auth_type="pat", clock=_DeadlineClock(),
+            clock: Any = _DeadlineClock()  # duck-typed as the SDK's Clock (time and sleep)
+            config = Config(host=ctx.target.url, token=ctx.target.token, auth_type="pat", clock=clock,
                             retry_timeout_seconds=max(1, int(ctx.target.timeout)),
                             http_timeout_seconds=max(1, int(ctx.target.timeout)))
         return WorkspaceClient(config=config)
@@ -120,7 +121,7 @@ def _bound_requests() -> None:
 
     if _ORIGINAL_SEND is None:
         _ORIGINAL_SEND = requests.adapters.HTTPAdapter.send
-        requests.adapters.HTTPAdapter.send = _bounded_send  # type: ignore[method-assign]
+        requests.adapters.HTTPAdapter.send = _bounded_send  # type: ignore[method-assign,assignment]
 
 
 def _bounded_send(adapter: Any, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,

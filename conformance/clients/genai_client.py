@@ -30,9 +30,9 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     if match is None:
         raise ClientFailure(f"the target's gemini route {route!r} has no base URL the client can use")
     headers = merge_headers(ctx.target.headers_for(spec["route"]), {"Authorization": f"Bearer {ctx.target.token}"})
-    client = cached(("genai", ctx.target.url + match.group(1), tuple(headers.items()), ctx.pacer), lambda: genai.Client(
+    client = cached(("genai", ctx.url + match.group(1), tuple(headers.items()), ctx.pacer), lambda: genai.Client(
         api_key="databricks", http_options=types.HttpOptions(
-            base_url=ctx.target.url + match.group(1), headers=headers,
+            base_url=ctx.url + match.group(1), headers=headers,
             timeout=int(ctx.target.timeout * 1000), httpx_client=bounded_http_client(ctx))))
     kwargs = build_value(spec.get("kwargs", {}), types, ctx.model)
     try:
