@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from harness import Harness
+from harness import Harness  # type: ignore[import-not-found]  # tests/harness.py
 
 from conformance.gateway.behaviours import switches
 
