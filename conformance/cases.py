@@ -158,7 +158,8 @@ def expand(cases: Sequence[AnyCase], target: Target) -> list[CaseItem[AnyCase]]:
             items.append(CaseItem(case, None, case.request.model if isinstance(case, Case) else None))
             continue
         for model in select_models(case, target):
-            items.append(CaseItem(case, model, target.served_name(model.name), effective_limits(model, target)))
+            served = target.served_name(model.name, case.route_surface)
+            items.append(CaseItem(case, model, served, effective_limits(model, target)))
     return items
 
 

@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", metavar="FILE", help="YAML target profile (routes, models, features)")
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     run.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds per request (default 60)")
-    run.add_argument("--name-form", choices=("system.ai", "databricks"), help="model name form to send")
+    run.add_argument("--name-form", choices=("system.ai", "databricks"), help="one model name form on every route "
+                     "(default: the form the spec shows for each route)")
     run.add_argument("-k", dest="keyword", metavar="EXPR", help="only cases matching this pytest -k expression")
     run.add_argument("-m", dest="markexpr", metavar="MARKEXPR", help="only cases matching this marker expression")
     run.add_argument("-n", dest="workers", type=_workers, default="0",

@@ -69,7 +69,10 @@ class Target:
     version: str | None = None
     organization: str | None = None
     contact: str | None = None
-    name_form: str = "system.ai"
+    # the model-name form each route is sent (catalog.NAME_FORMS): name_form forces one on every route (--name-form);
+    # else the profile's name_forms for the route, else the form the spec shows for it (data/surfaces.yaml)
+    name_form: str | None = None
+    name_forms: dict[str, str] = field(default_factory=dict)
     routes: dict[str, str] = field(default_factory=dict)
     models: dict[str, str] | None = None
     features: frozenset[str] | None = None
@@ -92,12 +95,23 @@ class Target:
             return False
         return self.features is None or feature in self.features
 
-    def served_name(self, model_name: str) -> str | None:
-        """The name the target serves a catalog model under, or None when it does not serve it."""
+    def served_name(self, model_name: str, surface: str | None = None) -> str | None:
+        """The name the target serves a catalog model under on a surface's route (None: the unified routes'
+        form), or None when it does not serve it. A profile's `models` names it the same on every route."""
         if self.models is not None:
             return self.models.get(model_name)
         model = load_catalog().get(model_name)
-        return model.served_name(self.name_form) if model else None
+        return model.served_name(self.form_for(surface)) if model else None
+
+    def form_for(self, surface: str | None) -> str:
+        """001 shows `system.ai.<name>` on the /ai-gateway routes and the endpoint name (`databricks-<name>`) on
+        /serving-endpoints/responses ("replace the model service name with an endpoint name")."""
+        if self.name_form:
+            return self.name_form
+        if surface is None:
+            return NAME_FORMS[0]
+        default = surfaces()[surface].name_form if surface in surfaces() else None
+        return self.name_forms.get(surface) or default or NAME_FORMS[0]
 
     def route(self, surface: str) -> str | None:
         return self.routes.get(surface)
@@ -271,7 +285,9 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
         version=profile.get("version"),
         organization=profile.get("organization"),
         contact=profile.get("contact"),
-        name_form=opts.name_form or profile.get("name_form") or "system.ai",
+        name_form=opts.name_form,
+        name_forms={**(dict.fromkeys(surfaces(), profile["name_form"]) if "name_form" in profile else {}),
+                    **profile.get("name_forms", {})},
         routes=routes,
         models=dict(profile["models"]) if "models" in profile else None,
         features=None if claimed == "all" else frozenset(claimed),

@@ -6,6 +6,8 @@ A case body may name a fixture of conformance/data/media/ in any string:
   {media:video.mp4:url}      a web URL of the file: the target profile's `media_urls` entry, else (target on
                              loopback only) a URL of a file server on 127.0.0.1 that this process starts on first
                              use and stops at exit; a case that needs a URL the target cannot reach is skipped.
+  {media:youtube:url}        a YouTube video's URL ("For video, YouTube URLs are also supported"): the target
+                             profile's `media_urls: {youtube: ...}`, else a short public video; no file of ours
 The fixtures are small and made by data/media/make_media.py, offline.
 """
 
@@ -27,6 +29,9 @@ MEDIA_DIR = DATA_DIR / "media"
 PLACEHOLDER = re.compile(r"\{media:([A-Za-z0-9][A-Za-z0-9._-]*):(base64|datauri|url)\}")
 # mime types as the documented examples write them (001: "audio/mp3", "video/mp4")
 MIME_TYPES = {".mp3": "audio/mp3", ".wav": "audio/wav", ".mp4": "video/mp4"}
+# media that are web pages, not files of ours: URL form only, reachable by any target; a profile's media_urls entry
+# of the same name replaces the default (a video of the workspace's choosing). "Me at the zoo", 19 s, public since 2005.
+REMOTE_MEDIA = {"youtube": "https://www.youtube.com/watch?v=jNQXAC9IVRw"}
 
 
 class MediaUnavailable(Exception):
@@ -81,9 +86,11 @@ def use_target(target: Target) -> None:
 
 def url_of(name: str, target: Target | None = None) -> str:
     target = target or _state["target"]
-    fixture_bytes(name)
     if target is not None and name in target.media_urls:
         return target.media_urls[name]
+    if name in REMOTE_MEDIA:
+        return REMOTE_MEDIA[name]
+    fixture_bytes(name)
     if target is None or not reachable(name, target):
         raise MediaUnavailable(f"no media_urls entry for {name} in the target profile, and the target is not on "
                                "loopback (a local file server would be unreachable for it)")
@@ -97,6 +104,8 @@ def _replace(match: re.Match[str]) -> str:
     name, form = match.group(1), match.group(2)
     if form == "url":
         return url_of(name)
+    if name in REMOTE_MEDIA:
+        raise BadInput(f"media {name!r} is a web page: only its url form exists, not {form}")
     encoded = base64.standard_b64encode(fixture_bytes(name)).decode("ascii")
     return encoded if form == "base64" else f"data:{mime_type(name)};base64,{encoded}"
 
@@ -118,7 +127,7 @@ def references(value: Any) -> list[tuple[str, str]]:
 
 def reachable(name: str, target: Target) -> bool:
     """Whether url_of can give this target a URL of the fixture (the reference gateway is on loopback)."""
-    return name in target.media_urls or target.url is None or is_local(target.url)
+    return name in target.media_urls or name in REMOTE_MEDIA or target.url is None or is_local(target.url)
 
 
 def unreachable(body: Any, target: Target) -> list[str]:

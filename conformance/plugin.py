@@ -67,7 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gateway-target", help="YAML target profile of a non-Databricks gateway")
     group.addoption("--gateway-insecure", action="store_true", help="do not verify TLS certificates")
     group.addoption("--gateway-timeout", type=float, default=60.0, help="seconds per request (default 60)")
-    group.addoption("--gateway-name-form", help="model name form: system.ai (default) or databricks")
+    group.addoption("--gateway-name-form", help="one model name form on every route: system.ai or databricks "
+                                                "(default: the spec's form per route)")
     group.addoption("--gateway-deviation", action="append", default=[],
                     help="reference gateway only: turn on a deviation or variation switch (repeatable)")
     group.addoption("--gateway-retries", type=int, default=5, help="attempts per request for transient answers")

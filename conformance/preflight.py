@@ -170,7 +170,7 @@ class Probe:
     def _send(self, surface: str | None, model: Model | None, method: str = "POST",
               route: str | None = None) -> Answer:
         self._count += 1
-        served = self.target.served_name(model.name) if model is not None else None
+        served = self.target.served_name(model.name, surface) if model is not None else None
         route = route or self.target.route(surface or "")
         assert route is not None
         body = _expand(probe_data()["probes"].get(surface or "", {}), served or "") if method == "POST" else None

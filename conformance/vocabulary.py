@@ -28,6 +28,7 @@ class Surface:
     route: str | None = None  # the route template on a Databricks workspace; None: the cases name one
     error_schemas: tuple[str, ...] = DEFAULT_ERROR_SCHEMAS
     summary_surface: str | None = None  # another route of that surface: its cases report under that surface
+    name_form: str | None = None  # the model-name form the spec shows on this route (None: system.ai.<name>)
 
     @property
     def case_surface(self) -> bool:
@@ -39,7 +40,8 @@ class Surface:
 def surfaces() -> dict[str, Surface]:
     raw: dict[str, dict[str, Any]] = load_yaml(DATA_DIR / "surfaces.yaml")["surfaces"]
     return {name: Surface(name, str(entry.get("spec", "")), entry.get("route"),
-                          tuple(entry.get("error_schemas", DEFAULT_ERROR_SCHEMAS)), entry.get("summary_surface"))
+                          tuple(entry.get("error_schemas", DEFAULT_ERROR_SCHEMAS)), entry.get("summary_surface"),
+                          entry.get("name_form"))
             for name, entry in raw.items()}
 
 

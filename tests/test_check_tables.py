@@ -1,7 +1,7 @@
 """Every check on small answers, broken and not, as data (tests/check_cases/*.yaml), in the manner of
 JSON-Schema-Test-Suite: a group names a check; each test gives an answer (a JSON body, or a list of SSE events),
-optionally the request it answers and the check's arguments, and the messages the check must give (substrings, in
-order; [] for none). One runner judges them through the judge's own wrapper (evaluate.run_check), and every
+optionally the request it answers, the check's arguments and the answers of earlier steps (`previous`), and the
+messages the check must give (substrings, in order; [] for none). One runner judges them through the judge's own wrapper (evaluate.run_check), and every
 registered check has at least one table test it fails and one it passes."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from conformance.yamlio import load_yaml
 
 TABLES = Path(__file__).with_name("check_cases")
 GROUP_KEYS = {"check", "description", "request", "args", "tests"}
-TEST_KEYS = {"description", "request", "args", "answer", "events", "content_type", "expected"}
+TEST_KEYS = {"description", "request", "args", "answer", "events", "content_type", "expected", "previous"}
 
 
 def tables() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -56,6 +56,10 @@ def context(group: dict[str, Any], test: dict[str, Any]) -> CheckContext:
         stream = isinstance(request, dict) and request.get("stream") is True
     headers = {"content-type": test.get("content_type", content_type)}
     exchange = Exchange("POST", "http://table.invalid", {}, request, None, 200, headers, text, stream)
+    # `previous`: the JSON answers of a multi-step case's earlier steps, in order
+    exchange.previous = [Exchange("POST", "http://table.invalid", {}, None, None, 200,
+                                  {"content-type": "application/json"}, json.dumps(answer), False)
+                         for answer in test.get("previous", [])]
     return CheckContext(request, exchange, None, dict(test.get("args", group.get("args")) or {}))
 
 

@@ -20,12 +20,12 @@ from conformance.gateway.common import (
     digest_id,
     extra,
     positive_int,
+    prompt_tokens,
     read_json,
     resolve_model,
     response_id,
     state_of,
     validate_request_tags,
-    words_of,
 )
 from conformance.gateway.framing import SSEWriter
 from conformance.gateway.mutators import mutate
@@ -77,7 +77,7 @@ class MessageAnswer:
         if self.truncated and not self.on("anthropic-max-tokens-ignored"):
             words = words[:room]
         self.words = words
-        self.input_tokens = words_of([body.get("system"), messages])
+        self.input_tokens = prompt_tokens(request, [body.get("system"), messages])
         self.output_tokens = len(self.thinking_words) + len(words)
         self.id = response_id(request, "msg_", [model_name, messages, thinking])
         self.signature = digest_id("sig_", [self.id, self.thinking_words])

@@ -18,12 +18,12 @@ from conformance.gateway.common import (
     created,
     extra,
     positive_int,
+    prompt_tokens,
     read_json,
     resolve_model,
     response_id,
     state_of,
     validate_request_tags,
-    words_of,
 )
 from conformance.gateway.framing import SSEWriter
 from conformance.gateway.mutators import mutate
@@ -78,7 +78,7 @@ class ChatAnswer:
             words = words[: max_tokens - len(thought)]
         self.words = words
         self.thought = thought
-        self.prompt_tokens = words_of(messages)
+        self.prompt_tokens = prompt_tokens(request, messages)
         self.completion_tokens = len(thought) + len(words)
         # reasoning-budget-spent: an answer whose max_tokens went to reasoning has no text block (GPT OSS), or an
         # empty one (the others, and every model without the variation)

@@ -190,6 +190,60 @@ def words_of(value: Any) -> int:
     return 0
 
 
+# image, audio and video parts of every surface's request: Chat Completions' content parts (and the Anthropic and
+# Responses forms), Gemini's inlineData / fileData parts (camelCase or snake_case)
+MEDIA_PART_TYPES = frozenset({"image_url", "video_url", "audio_url", "image", "input_image", "input_audio"})
+MEDIA_PART_KEYS = ("inlineData", "inline_data", "fileData", "file_data")
+MEDIA_PART_TOKENS = 64  # what one media part costs on the reference gateway (its payload is not read as words)
+
+
+def is_media_part(value: Any) -> bool:
+    return isinstance(value, dict) and (value.get("type") in MEDIA_PART_TYPES
+                                        or any(key in value for key in MEDIA_PART_KEYS))
+
+
+def _split_media(value: Any, media: list[Any]) -> Any:
+    """The value without its media parts, which are collected into `media`."""
+    if isinstance(value, list):
+        kept = []
+        for item in value:
+            if is_media_part(item):
+                media.append(item)
+            else:
+                kept.append(_split_media(item, media))
+        return kept
+    if isinstance(value, dict):
+        return {k: _split_media(v, media) for k, v in value.items()}
+    return value
+
+
+def _chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_chars(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_chars(v) for v in value)
+    return 0
+
+
+def prompt_tokens(request: Request, prompt: Any) -> int:
+    """The prompt token count of a request: its words, plus what each image, audio or video part costs (001 "Each
+    image in a request to a foundation model adds to your token usage"). The switches are asked only for a request
+    with media parts: media-parts-dropped drops them silently (the model never sees them), the media-tokens-weighted
+    variation counts each by its payload's size, as providers count tiles or seconds."""
+    media: list[Any] = []
+    text = _split_media(prompt, media)
+    if not media:
+        return words_of(prompt)
+    on = state_of(request).on
+    if on("media-parts-dropped"):
+        return words_of(text)
+    if on("media-tokens-weighted"):
+        return words_of(text) + sum(1 + _chars(part) // 256 for part in media)
+    return words_of(text) + MEDIA_PART_TOKENS * len(media)
+
+
 def answer_words(request: Request, prompt: Any) -> list[str]:
     """A deterministic answer: the same prompt gets the same words, different prompts different words."""
     on = state_of(request).on

@@ -21,12 +21,12 @@ from conformance.gateway.common import (
     authenticate,
     extra,
     positive_int,
+    prompt_tokens,
     read_json,
     resolve_model,
     response_id,
     state_of,
     validate_request_tags,
-    words_of,
 )
 from conformance.gateway.framing import SSEWriter
 from conformance.gateway.mutators import mutate
@@ -83,7 +83,7 @@ class GeminiAnswer:
         if self.truncated and not self.on("gemini-max-output-tokens-ignored"):
             words = words[:max_output]
         self.words = words
-        self.prompt_tokens = words_of(contents)
+        self.prompt_tokens = prompt_tokens(request, contents)
         self.id = response_id(request, "", [model_name, contents], nullable=True)
 
     def finish_reason(self) -> str:

@@ -25,6 +25,7 @@ MEDIA_PREFIXES = ("audio/", "video/", "image/", "application/pdf", "text/")
 KIND_OF_MIME = {"audio/mp3": "mp3", "audio/mpeg": "mp3", "audio/wav": "wav", "audio/x-wav": "wav",
                 "audio/wave": "wav", "video/mp4": "mp4"}
 CHAT_PART_TYPES = {"video_url": "video/", "audio_url": "audio/"}
+YOUTUBE_HOSTS = frozenset({"youtube.com", "youtu.be"})
 
 
 def sniff(data: bytes) -> str | None:
@@ -84,12 +85,22 @@ def _loopback(host: str) -> bool:
         return False
 
 
-async def check_url(where: str, url: Any, mime: str | None) -> None:
+def is_youtube(host: str) -> bool:
+    host = host.lower()
+    return host in YOUTUBE_HOSTS or host.endswith(".youtube.com")
+
+
+async def check_url(request: Request, where: str, url: Any, mime: str | None) -> None:
     if not isinstance(url, str):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}: the URL must be a string.")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}: {url[:80]!r} is not an http(s) URL.")
+    if is_youtube(parts.hostname):
+        # "For video, YouTube URLs are also supported" (001): a video page, recognised by its host, never fetched
+        if state_of(request).on("youtube-url-refused"):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}: {url[:80]!r} is not a media file.")
+        return
     if not _loopback(parts.hostname):
         return  # a public URL: accepted unfetched (the reference gateway runs offline)
     try:
@@ -139,7 +150,7 @@ async def validate_chat_parts(request: Request, model: Model, messages: Any) -> 
                                    f"{where}: a {kind} data URI must be data:{CHAT_PART_TYPES[kind]}*;base64,...")
                 check_payload(where, match.group(1), decode_base64(request, where, match.group(2)))
             else:
-                await check_url(where, url, None)
+                await check_url(request, where, url, None)
 
 
 async def validate_gemini_part(request: Request, model: Model, where: str, part: dict[str, Any]) -> None:
@@ -165,4 +176,4 @@ async def validate_gemini_part(request: Request, model: Model, where: str, part:
         mime = file_data.get("mimeType", file_data.get("mime_type"))
         if mime is not None and (not isinstance(mime, str) or not mime.startswith(MEDIA_PREFIXES)):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{where}.fileData: unsupported mime type {mime!r}.")
-        await check_url(f"{where}.fileData", file_data.get("fileUri", file_data.get("file_uri")), mime)
+        await check_url(request, f"{where}.fileData", file_data.get("fileUri", file_data.get("file_uri")), mime)
