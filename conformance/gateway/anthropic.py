@@ -19,6 +19,7 @@ from conformance.gateway.common import (
     authenticate,
     digest_id,
     extra,
+    other_provider,
     positive_int,
     prompt_tokens,
     read_json,
@@ -161,8 +162,8 @@ async def messages(request: Request) -> Response:
     validate_request_tags(request)
     body = await read_json(request)
     model, name = resolve_model(request, body.get("model"), "chat")
-    if model.provider != "anthropic":
-        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"model: {name!r} is not served by the Anthropic Messages API.")
+    if model.provider != "anthropic" and not state_of(request).on("anthropic-other-provider-accepted"):
+        raise other_provider(request, f"model: {name!r} is not served by the Anthropic Messages API.")
     if "max_tokens" not in body and state_of(request).on("anthropic-max-tokens-optional"):
         body = {**body, "max_tokens": 4096}
     try:

@@ -93,6 +93,7 @@ def _basic_matches(credential: str, token: str) -> bool:
 
 
 REQUEST_TAGS_HEADER = "databricks-ai-gateway-request-tags"
+CHAT_ROUTE = "/ai-gateway/mlflow/v1/chat/completions"
 
 
 def validate_request_tags(request: Request) -> None:
@@ -109,6 +110,9 @@ def validate_request_tags(request: Request) -> None:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "Request tags header is not valid JSON.") from None
     if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "Request tags must be a JSON object of string to string.")
+    # tags-refused-beyond-chat: a gateway that knows the header on chat completions only, where the examples send it
+    if request.url.path != CHAT_ROUTE and state_of(request).on("tags-refused-beyond-chat"):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unknown header {REQUEST_TAGS_HEADER} on this route.")
 
 
 async def read_json(request: Request) -> dict[str, Any]:
@@ -137,9 +141,38 @@ def resolve_model(request: Request, name: Any, capability: str) -> tuple[Model, 
             assert model is not None
             return model, name
         raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Model service {name!r} does not exist.")
+    check_name_form(request, name)
     if not model.has(capability):
+        if capability == "responses":  # the OpenAI Responses routes: another provider's model
+            raise other_provider(request, f"Model {name!r} does not support {capability}.")
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Model {name!r} does not support {capability}.")
     return model, name
+
+
+SERVING_RESPONSES = "/serving-endpoints/responses"
+
+
+def check_name_form(request: Request, name: str) -> None:
+    """Both documented name forms are served on every route. The switches are asked only where they decide:
+    endpoint-names-refused (databricks-<name> refused, a gateway that knows model-service names only) for an
+    endpoint name; the name-forms-strict variation (each route serves the form the spec shows for it only:
+    databricks-<name> on /serving-endpoints/responses, system.ai.<name> elsewhere) for a request on that route or
+    with an endpoint name."""
+    state = state_of(request)
+    endpoint = name.startswith("databricks-")
+    if endpoint and state.on("endpoint-names-refused"):
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Model service {name!r} does not exist.")
+    serving = request.url.path == SERVING_RESPONSES
+    if (serving or endpoint) and state.on("name-forms-strict") and serving != endpoint:
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"No model {name!r} on {request.url.path}.")
+
+
+def other_provider(request: Request, message: str) -> ApiError:
+    """A native route's refusal of another provider's model: 400, or 404 with the other-provider-404 variation
+    (a gateway that answers "not found here": the spec names no status)."""
+    if state_of(request).on("other-provider-404"):
+        return ApiError(404, "RESOURCE_DOES_NOT_EXIST", message)
+    return ApiError(400, "INVALID_PARAMETER_VALUE", message)
 
 
 def echo(request: Request) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from conformance.gateway.common import (
     answer_words,
     authenticate,
     extra,
+    other_provider,
     positive_int,
     prompt_tokens,
     read_json,
@@ -44,7 +45,7 @@ def resolve_gemini(request: Request, name: str) -> Model:
         return model
     model, _ = resolve_model(request, name, "chat")
     if model.family != "gemini" and not on("gemini-non-gemini-accepted"):
-        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Model {name!r} is not a Gemini model; use its own API.")
+        raise other_provider(request, f"Model {name!r} is not a Gemini model; use its own API.")
     return model
 
 
