@@ -7,9 +7,15 @@ heuristically (the method, so its limits are known):
 2. code-tab labels (Python, REST API, curl, ...) and admonitions (Note, Important, ...) are not sections;
 3. a heading repeated right after itself (tab titles are rendered twice) counts once; the same title later in
    the document is another section, told apart by its line number.
-A case covers the section named by the deepest part of its `spec.section` ("A / B: C" has parts A, B, C) that is
-a heading of its document, searched after the heading its previous part named. Cases with doc `ours` check rules
-of the suite's own making and are listed apart.
+A case (an HTTP case or an official client's) covers the section named by the deepest part of its `spec.section`
+("A / B: C" has parts A, B, C) that is a heading of its document, searched after the heading its previous part
+named. Cases with doc `ours` check rules of the suite's own making and are listed apart.
+
+data/coverage.yaml says the rest: a document that is a duplicate rendering of another (000 of 001, spec/README.md)
+is listed against the original's same-titled sections; sections without a case of their own are prose (an
+introduction, links, a table heading), outside the suite's reach, or a profile's whose cases read something other
+than an HTTP answer (the usage profile: ai_query, the usage system table); statements no HTTP case can check are
+listed with the profile cases that quote them, or why none can. A section with none of these is flagged.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import BadInput
+from conformance.resources import DATA_DIR
+from conformance.yamlio import load_yaml
 
 NOT_SECTIONS = {"note", "important", "tip", "warning", "caution", "python", "rest api", "curl", "sql", "bash",
                 "json", "shell", "python (openai sdk)", "python (anthropic sdk)"}
@@ -42,6 +50,7 @@ class Section:
     title: str
     line: int
     cases: list[str] = field(default_factory=list)
+    scope: dict[str, Any] | None = None  # its data/coverage.yaml entry: kind (prose, outside, profile), why
 
 
 def _clean(text: str) -> str:
@@ -66,9 +75,10 @@ def headings(doc: str, text: str) -> list[Section]:
     return out
 
 
-def coverage(folder: Path | None) -> dict[str, Any]:
-    """Sections of the spec files in `folder`, or of the pinned spec (conformance/spec.py) when None."""
-    from conformance.cases import load_cases
+KINDS = {"prose": "prose", "outside": "outside the suite's reach", "profile": "the {profile} profile's"}
+
+
+def _sections_of(folder: Path | None) -> dict[str, list[Section]]:
     from conformance.spec import pinned
 
     sections: dict[str, list[Section]] = {}
@@ -80,46 +90,135 @@ def coverage(folder: Path | None) -> dict[str, Any]:
         for path in sorted(folder.glob("*.txt")):
             doc = path.name.split("_")[0]
             sections[doc] = headings(doc, path.read_text(encoding="utf-8"))
+    return sections
+
+
+def all_cases() -> list[Any]:
+    """Every case that points at the spec: the HTTP cases and the official clients' examples."""
+    from conformance.cases import load_cases
+    from conformance.clientcases import load_client_cases
+
+    return [*load_cases(), *load_client_cases()]
+
+
+def _place(case: Any, sections: list[Section]) -> Section | None:
+    found = None
+    position = 0
+    for part in re.split(r" / |: ", case.spec.section):
+        part = _clean(part).lower()
+        for index, section in enumerate(sections):
+            if index >= position and section.title.lower() == part:
+                found, position = section, index + 1
+                break
+    return found
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+def profile_cases(cases: list[Any], quote: str) -> list[str]:
+    """The cases whose spec quote is (a fragment of) the statement, or holds it."""
+    statement = _normal(quote)
+    ids = []
+    for case in cases:
+        fragments = [_normal(f) for f in (case.spec.quote or "").split("...") if len(f.strip()) >= 3]
+        if any(f in statement or statement in f for f in fragments):
+            ids.append(case.id)
+    return sorted(ids)
+
+
+def coverage(folder: Path | None) -> dict[str, Any]:
+    """Sections of the spec files in `folder`, or of the pinned spec (conformance/spec.py) when None."""
+    data = load_yaml(DATA_DIR / "coverage.yaml")
+    sections = _sections_of(folder)
+    cases = all_cases()
     ours: list[str] = []
     unplaced: list[str] = []
-    for case in load_cases():
+    for case in cases:
         doc = case.spec.doc
         if doc == "ours":
             ours.append(case.id)
             continue
-        found = None
-        position = 0
-        for part in re.split(r" / |: ", case.spec.section):
-            part = _clean(part).lower()
-            for index, section in enumerate(sections.get(doc, [])):
-                if index >= position and section.title.lower() == part:
-                    found, position = section, index + 1
-                    break
+        found = _place(case, sections.get(doc, []))
         if found is None:
             unplaced.append(case.id)
         else:
             found.cases.append(case.id)
-    return {"sections": sections, "ours": sorted(ours), "unplaced": sorted(unplaced)}
+    for entry in data["sections"]:
+        for section in sections.get(entry["doc"], []):
+            if section.title == entry["title"]:
+                section.scope = entry
+    statements = [{**entry, "cases": profile_cases(cases, entry["quote"]) if entry["kind"] == "profile" else []}
+                  for entry in data["statements"]]
+    return {"sections": sections, "duplicates": dict(data["duplicates"]), "statements": statements,
+            "ours": sorted(set(ours)), "unplaced": sorted(set(unplaced))}
+
+
+def _label(section: Section) -> str:
+    scope = section.scope or {}
+    if section.cases:
+        return f"{len(section.cases)} case(s)"
+    if scope:
+        kind = KINDS[scope["kind"]].format(profile=scope.get("profile"))
+        pending = " (no case of that profile yet: out of scope)" if scope["kind"] == "profile" else ""
+        return f"{kind}{pending}: {scope['why']}"
+    return "NO CASE"
+
+
+def _render_duplicate(doc: str, original: str, result: dict[str, Any], uncovered_only: bool) -> tuple[list[str], int]:
+    """A duplicate rendering: each section against the original's same-titled one (in order)."""
+    lines = [f"spec {doc}: the duplicate rendering of {original} (spec/README.md), checked where {original} is"]
+    flagged = 0
+    targets = result["sections"].get(original, [])
+    position = 0
+    for section in result["sections"][doc]:
+        match = next((i for i in range(position, len(targets)) if targets[i].title.lower() == section.title.lower()),
+                     None)
+        if match is None:
+            flagged += 1
+            lines.append(f"  line {section.line:4}  {section.title}:  NO CASE (no section of {original} has its title)")
+            continue
+        position = match + 1
+        if not uncovered_only:
+            lines.append(f"  line {section.line:4}  {section.title}:  = {original} line {targets[match].line}")
+    return lines, flagged
 
 
 def render(result: dict[str, Any], uncovered_only: bool = False) -> str:
     lines: list[str] = []
-    total = uncovered = 0
+    total = checked = flagged = 0
+    duplicates = result.get("duplicates", {})
     for doc, sections in result["sections"].items():
+        if doc in duplicates:
+            continue
         lines.append(f"spec {doc}:")
         for section in sections:
             total += 1
-            if not section.cases:
-                uncovered += 1
-            if uncovered_only and section.cases:
+            label = _label(section)
+            checked += bool(section.cases)
+            flagged += label == "NO CASE"
+            if uncovered_only and label != "NO CASE":
                 continue
-            mark = "  NO CASE" if not section.cases else f"  {len(section.cases)} case(s)"
-            lines.append(f"  line {section.line:4}  {section.title}:{mark}")
+            lines.append(f"  line {section.line:4}  {section.title}:  {label}")
             for case_id in sorted(section.cases):
                 lines.append(f"      {case_id}")
+    for doc, original in duplicates.items():
+        if doc in result["sections"]:
+            more, missing = _render_duplicate(doc, original, result, uncovered_only)
+            lines += more
+            flagged += missing
     if not uncovered_only:
+        lines.append("statements no HTTP case checks:")
+        for entry in result.get("statements", []):
+            where = (f"the {entry['profile']} profile: {', '.join(entry['cases'])}" if entry["cases"] else
+                     KINDS[entry["kind"]].format(profile=entry.get("profile"))
+                     + (" (no case of that profile yet: out of scope)" if entry["kind"] == "profile" else ""))
+            lines.append(f"  {entry['doc']} \"{entry['quote']}\"")
+            lines.append(f"      {where}: {entry['why']}")
         lines.append(f"suite's own rules (doc ours): {', '.join(result['ours']) or 'none'}")
         if result["unplaced"]:
             lines.append(f"cases whose section matched no heading: {', '.join(result['unplaced'])}")
-    lines.append(f"{total - uncovered} of {total} sections checked by at least one case; {uncovered} flagged")
+    lines.append(f"{checked} of {total} sections checked by at least one case; {total - checked - flagged} need none "
+                 f"(prose, outside the suite's reach, or a profile's); {flagged} flagged")
     return "\n".join(lines)
