@@ -118,3 +118,38 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(argv, tmp_path):
     assert lines[0].startswith("conformance: error: ")
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "reports").exists(), "bad input must fail before any run folder is written"
+
+
+def test_each_route_gets_the_name_form_the_spec_shows_for_it():
+    """001: system.ai.<name> on the /ai-gateway routes, "model": "databricks-gpt-5" on /serving-endpoints/responses
+    ("replace the model service name with an endpoint name"); the SDK's query shows system.ai.<name>."""
+    target = resolve_target(TargetOptions(), {})
+    assert target.served_name("gpt-5", "responses_serving_endpoints") == "databricks-gpt-5"
+    for surface in ("chat_completions", "responses_openai", "responses_supervisor", "invocations", None):
+        assert target.served_name("gpt-5", surface) == "system.ai.gpt-5", surface
+
+
+def test_name_forms_precedence_flag_then_profile_route_then_profile_then_spec(tmp_path):
+    profile = write(tmp_path / "t.yaml", "name: x\nname_form: databricks\n"
+                                         "name_forms: {chat_completions: system.ai}\n")
+    target = resolve_target(TargetOptions(target_file=profile), {})
+    assert target.served_name("gpt-5", "chat_completions") == "system.ai.gpt-5"  # the profile's route entry
+    assert target.served_name("gpt-5", "responses_openai") == "databricks-gpt-5"  # the profile's name_form
+    only_routes = write(tmp_path / "r.yaml", "name: x\nname_forms: {invocations: databricks}\n")
+    target = resolve_target(TargetOptions(target_file=only_routes), {})
+    assert target.served_name("claude-sonnet-4-5", "invocations") == "databricks-claude-sonnet-4-5"
+    assert target.served_name("gpt-5", "responses_serving_endpoints") == "databricks-gpt-5"  # the spec's
+    assert target.served_name("gpt-5", "chat_completions") == "system.ai.gpt-5"
+    forced = resolve_target(TargetOptions(target_file=profile, name_form="system.ai"), {})
+    assert {forced.served_name("gpt-5", s) for s in ("chat_completions", "responses_serving_endpoints")} == {
+        "system.ai.gpt-5"}
+    mapped = write(tmp_path / "m.yaml", "name: x\nmodels: {gpt-5: my-gpt}\n")  # a profile's own names, every route
+    assert resolve_target(TargetOptions(target_file=mapped), {}).served_name("gpt-5", "responses_serving_endpoints") \
+        == "my-gpt"
+
+
+@pytest.mark.parametrize("text", ["name: x\nname_forms: {chat_completions: endpoint}\n",
+                                  "name: x\nname_forms: {no_such_surface: databricks}\n"])
+def test_a_bad_name_forms_entry_is_bad_input(tmp_path, text):
+    with pytest.raises(BadInput, match="is invalid"):
+        resolve_target(TargetOptions(target_file=write(tmp_path / "t.yaml", text)), {})
