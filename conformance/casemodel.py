@@ -213,6 +213,11 @@ class CaseBase:
         """The values that may name media fixtures by URL (a case needing an unreachable URL is skipped)."""
         return None
 
+    @property
+    def route_surface(self) -> str:
+        """The surface whose route the case's requests go to."""
+        return self.surface
+
 
 @dataclass(frozen=True, kw_only=True)
 class Case(CaseBase):

@@ -1,8 +1,8 @@
 """Every check on small answers, broken and not, as data (tests/check_cases/*.yaml), in the manner of
 JSON-Schema-Test-Suite: a group names a check; each test gives an answer (a JSON body, or a list of SSE events),
 optionally the request it answers, the check's arguments and the answers of earlier steps (`previous`), and the
-messages the check must give (substrings, in order; [] for none). One runner judges them through the judge's own wrapper (evaluate.run_check), and every
-registered check has at least one table test it fails and one it passes."""
+messages the check must give (substrings, in order; [] for none). One runner judges them through the judge's own
+wrapper (evaluate.run_check), and every registered check has at least one table test it fails and one it passes."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Payloads are decoded strictly and their first bytes must match the declared mime type (for the types the
 gateway knows: MP3, WAV, MP4). URL parts are fetched only when they point at a loopback address (the suite's
-local fixture server); any other http(s) URL is accepted unfetched: the gateway must run offline.
+local fixture server); a YouTube URL is recognised by its host as a video ("For video, YouTube URLs are also
+supported"), never fetched; any other http(s) URL is accepted unfetched: the gateway must run offline.
 """
 
 from __future__ import annotations
