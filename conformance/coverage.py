@@ -101,10 +101,16 @@ def all_cases() -> list[Any]:
     return [*load_cases(), *load_client_cases()]
 
 
+def spec_of(case: Any, key: str) -> Any:
+    """A case's spec reference field (a typed SpecRef, or the plain mapping of a profile's own case files)."""
+    spec = case.spec
+    return spec.get(key) if isinstance(spec, dict) else getattr(spec, key, None)
+
+
 def _place(case: Any, sections: list[Section]) -> Section | None:
     found = None
     position = 0
-    for part in re.split(r" / |: ", case.spec.section):
+    for part in re.split(r" / |: ", spec_of(case, "section") or ""):
         part = _clean(part).lower()
         for index, section in enumerate(sections):
             if index >= position and section.title.lower() == part:
@@ -122,7 +128,7 @@ def profile_cases(cases: list[Any], quote: str) -> list[str]:
     statement = _normal(quote)
     ids = []
     for case in cases:
-        fragments = [_normal(f) for f in (case.spec.quote or "").split("...") if len(f.strip()) >= 3]
+        fragments = [_normal(f) for f in (spec_of(case, "quote") or "").split("...") if len(f.strip()) >= 3]
         if any(f in statement or statement in f for f in fragments):
             ids.append(case.id)
     return sorted(ids)
@@ -136,7 +142,7 @@ def coverage(folder: Path | None) -> dict[str, Any]:
     ours: list[str] = []
     unplaced: list[str] = []
     for case in cases:
-        doc = case.spec.doc
+        doc = spec_of(case, "doc")
         if doc == "ours":
             ours.append(case.id)
             continue
