@@ -24,8 +24,8 @@ from conformance.findings import STRENGTHS
 from conformance.resources import PACKAGE_DIR, SUITE_DIR
 from conformance.settings import HTML_MODES, RunSettings, from_pytest_options
 from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
+from conformance.vocabulary import MODEL_TYPES
 
-MODEL_TYPES = ("chat", "vision", "audio_video", "reasoning", "embeddings")
 EXIT_BAD_INPUT = 2
 # pytest plugins a conformance run has no use for (no log capture, Python warnings or thread exceptions to
 # report about the suite's own code); their per-test wrappers were a quarter of the pytest process's CPU. Nor
