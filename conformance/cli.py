@@ -39,6 +39,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
 def _workers(text: str) -> str:
     if text == "auto" or (text.isdigit() and int(text) >= 0):
         return text
@@ -82,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ceiling on requests per second, all workers together (default: learnt from 429s)")
     run.add_argument("--token-budget", type=int, default=None, metavar="N",
                      help="once N tokens are spent, skip the remaining cases that would call a model")
+    run.add_argument("--usage-wait", type=_seconds, default=30.0, metavar="S",
+                     help="seconds the usage cases poll system.ai_gateway.usage for the run's rows (default 30; "
+                          "rows still missing are pending: see verify-usage)")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
 
     serve = sub.add_parser("serve", help="serve the reference gateway on 127.0.0.1")
@@ -100,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
                             f"unset: the development token {DEV_TOKEN!r})")
 
     sub.add_parser("models", help="print the model catalog")
+
+    verify = sub.add_parser("verify-usage", help="look again for the usage rows a finished run's pending usage cases "
+                                                 "wait for; update its summary and certificate")
+    verify.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (reports/<run>, or reports/latest)")
+    verify.add_argument("--url", help="gateway URL (default: the run's own)")
+    verify.add_argument("--token-env", metavar="NAME", help="env variable with the token (default DATABRICKS_TOKEN)")
+    verify.add_argument("--profile", metavar="NAME", help="host and token from this ~/.databrickscfg profile")
+    verify.add_argument("--auth", choices=("bearer", "basic"), help="auth scheme (default bearer)")
+    verify.add_argument("--target", metavar="FILE", help="YAML target profile (its url and token_env)")
+    verify.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    verify.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds per request (default 60)")
+    verify.add_argument("--usage-wait", type=_seconds, default=30.0, metavar="S",
+                        help="seconds to poll for rows still missing (default 30)")
+    verify.add_argument("--html", choices=HTML_MODES, default="auto", help="as for `run` (default auto)")
+    verify.add_argument("--spec", metavar="DIR", help="spec documents to digest (default ../shared/spec)")
 
     report = sub.add_parser("report", help="re-render summary.md, conformance-report.yaml and the HTML of a run")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (reports/<run>, or reports/latest)")
@@ -173,7 +201,7 @@ def pytest_arguments(args: argparse.Namespace, run_dir: Path) -> list[str]:
             out += [flag, value]
     if args.insecure:
         out.append("--gateway-insecure")
-    out += ["--gateway-concurrency", str(args.concurrency)]
+    out += ["--gateway-concurrency", str(args.concurrency), "--gateway-usage-wait", str(args.usage_wait)]
     if args.max_rps:
         out += ["--gateway-max-rps", str(args.max_rps)]
     if args.token_budget is not None:
@@ -253,6 +281,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_usage(args: argparse.Namespace) -> int:
+    from conformance.reporting import load_run, render_reports
+    from conformance.summary import exit_status
+    from conformance.usage_tracking import verify_usage
+
+    run_dir = Path(args.run_dir)
+    summary = load_run(run_dir)  # bad input before any work
+    if args.spec and not Path(args.spec).is_dir():
+        raise BadInput(f"--spec {args.spec}: not a folder")
+    ran_against = summary.get("target") or {}
+    if ran_against.get("reference") and not args.url:
+        raise BadInput(f"{run_dir} ran against the embedded reference gateway, whose usage table ended with the run "
+                       "(give --url of a gateway that still holds it)")
+    options = TargetOptions(url=args.url or (None if args.profile else ran_against.get("url")),
+                            token_env=args.token_env, databricks_profile=args.profile, auth=args.auth,
+                            target_file=args.target, insecure=args.insecure, timeout=args.timeout)
+    target = resolve_target(options)
+    if target.url is None:
+        raise BadInput(f"{run_dir}: no gateway URL (the run recorded none; give --url)")
+    summary = verify_usage(run_dir, target, args.usage_wait)
+    for line in render_reports(run_dir, html=args.html, spec_dir=args.spec):
+        print(line)
+    return exit_status(summary)
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from conformance.diff import compare, render
     from conformance.reporting import load_run
@@ -282,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return {"run": cmd_run, "serve": cmd_serve, "models": cmd_models, "report": cmd_report,
-                "diff": cmd_diff, "coverage": cmd_coverage, "html-setup": cmd_html_setup}[args.command](args)
+                "diff": cmd_diff, "verify-usage": cmd_verify_usage, "coverage": cmd_coverage,
+                "html-setup": cmd_html_setup}[args.command](args)
     except BadInput as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

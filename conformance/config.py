@@ -25,6 +25,11 @@ from conformance.yamlio import load_yaml
 DEFAULT_TOKEN_ENV = "DATABRICKS_TOKEN"
 REFERENCE_TOKEN_ENV = "CONFORMANCE_REFERENCE_TOKEN"
 AUTH_SCHEMES = ("bearer", "basic")
+# The SQL warehouse of the reference gateway (conformance/gateway/sql.py), and how long rows take to appear in
+# its usage table at most; the usage features are claimed only by a target that names a warehouse.
+REFERENCE_WAREHOUSE_ID = "0123456789abcdef"
+REFERENCE_SQL = {"warehouse_id": REFERENCE_WAREHOUSE_ID, "max_lag_s": 2}
+USAGE_FEATURES = ("usage.request_tags", "usage.ai_query")
 
 
 @cache
@@ -68,6 +73,7 @@ class Target:
     unsupported_features: frozenset[str] = frozenset()
     limits: dict[str, Any] = field(default_factory=dict)
     media_urls: dict[str, str] = field(default_factory=dict)  # media fixture file name -> public URL of a copy
+    sql: dict[str, Any] | None = None  # the SQL warehouse of the usage features: {warehouse_id, max_lag_s, ...}
     verify_tls: bool = True
     timeout: float = 60.0
     reference: bool = False  # the suite started its own reference gateway for this run
@@ -192,6 +198,10 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
     routes.update(profile.get("routes", {}))
     routes = {name: route for name, route in routes.items() if route is not None}  # null: surface not offered
     claimed = profile.get("features", "all")
+    sql = profile.get("sql") or (dict(REFERENCE_SQL) if url is None else None)
+    unsupported = set(profile.get("unsupported_features", []))
+    if sql is None:  # the usage table is read through a SQL warehouse: without one, nothing to claim
+        unsupported |= set(USAGE_FEATURES)
     return Target(
         url=url,
         name=profile.get("name") or ("reference" if url is None else urlsplit(url).hostname or "target"),
@@ -205,9 +215,10 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
         routes=routes,
         models=dict(profile["models"]) if "models" in profile else None,
         features=None if claimed == "all" else frozenset(claimed),
-        unsupported_features=frozenset(profile.get("unsupported_features", [])),
+        unsupported_features=frozenset(unsupported),
         limits=dict(profile.get("limits", {})),
         media_urls=dict(profile.get("media_urls", {})),
+        sql=dict(sql) if sql else None,
         verify_tls=not opts.insecure,
         timeout=float(opts.timeout),
         reference=url is None,

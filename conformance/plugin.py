@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from conformance import cases as case_data
+from conformance import usage_plugin
 from conformance.certify import implementation_of
 from conformance.client import Exchange, RetryPolicy, shorten
 from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
@@ -56,6 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="ceiling on requests per second for the whole run (all workers together)")
     group.addoption("--gateway-token-budget", type=int, default=None,
                     help="skip cases that would call a model once this many tokens are spent")
+    group.addoption("--gateway-usage-wait", type=float, default=30.0,
+                    help="seconds the usage cases poll system.ai_gateway.usage for the run's rows (default 30)")
     group.addoption("--conformance-reports", help="folder for run folders (default reports/)")
     group.addoption("--conformance-run-dir", help="write this run into exactly this (existing) folder")
     group.addoption("--conformance-snapshots", help="root of the shape snapshots (default: the checkout's "
@@ -97,6 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "expensive: sends many images or megabytes; a live run may leave it out")
     for name in [*surfaces(), *MODEL_TYPES, "must", "should"]:
         config.addinivalue_line("markers", f"{name}: conformance cases of {name}")
+    config.pluginmanager.register(usage_plugin, "conformance-usage")  # usage cases (usage_plugin.py)
     if not _is_active(config):
         return
     state: dict[str, Any] = {}
@@ -141,6 +145,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_Recorder(state["collector"]), "conformance-recorder")
     REDACTOR.add(target.token)
     config.stash[TARGET_KEY] = target
+    usage_plugin.activate(config, target, state["run_dir"], None if worker is not None else state,
+                          lambda: _runtime(config))
 
 
 def _lean_allure(config: pytest.Config, report_dir: str | None) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from conformance.client import Exchange
+from conformance.sse import SSEEvent
 
 # (prompt field, completion fields) per usage object, in the order the surfaces name them.
 USAGE_FORMS = (
@@ -32,14 +34,24 @@ def _from_object(obj: Any) -> tuple[int, int] | None:
 def usage_of(exchange: Exchange) -> tuple[int, int] | None:
     """(prompt, completion) tokens, or None when the answer reports none."""
     if exchange.events is not None:
-        found = None
-        for event in exchange.events:
-            if event.is_done:
-                continue
-            try:
-                payload = event.json()
-            except ValueError:
-                continue
-            found = _from_object(payload) or found
-        return found
+        return usage_of_events(exchange.events)
     return _from_object(exchange.json)
+
+
+def usage_of_events(events: Iterable[SSEEvent]) -> tuple[int, int] | None:
+    """The last usage a stream's events report (the reference gateway's usage table reads its own streams so)."""
+    found = None
+    for event in events:
+        if event.is_done:
+            continue
+        try:
+            payload = event.json()
+        except ValueError:
+            continue
+        found = _from_object(payload) or found
+    return found
+
+
+def usage_of_json(payload: Any) -> tuple[int, int] | None:
+    """(prompt, completion) tokens of one JSON answer, or None."""
+    return _from_object(payload)

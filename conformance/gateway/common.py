@@ -40,6 +40,7 @@ class ApiError(Exception):
 class GatewayState:
     token: str
     switches: frozenset[str] = field(default_factory=frozenset)
+    warehouse: Any = field(default=None, repr=False, compare=False)  # SQL warehouse and usage table (sql.py)
 
     def on(self, name: str) -> bool:
         return name in self.switches

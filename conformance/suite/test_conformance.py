@@ -1,6 +1,8 @@
-"""Two test functions; the case records and the catalog decide what runs (conformance/cases/, client_cases/)."""
+"""Three test functions; the case records and the catalog decide what runs (conformance/cases/, client_cases/,
+usage_cases/)."""
 
 from conformance.plugin import run_case, run_client_case, shape_check
+from conformance.usage_plugin import run_usage_case
 
 
 def test_case(case_item, exchange, snapshot, request):
@@ -9,3 +11,7 @@ def test_case(case_item, exchange, snapshot, request):
 
 def test_client_case(client_item, client_result):
     run_client_case(client_item, client_result)
+
+
+def test_usage_case(usage_item, usage_verdict):
+    run_usage_case(usage_item, usage_verdict)
