@@ -66,6 +66,7 @@ def headings(doc: str, text: str) -> list[Section]:
 
 def coverage(folder: Path) -> dict[str, Any]:
     from conformance.cases import load_cases
+    from conformance.usage_tracking import load_usage_cases
 
     sections: dict[str, list[Section]] = {}
     for path in sorted(folder.glob("*.txt")):
@@ -73,7 +74,7 @@ def coverage(folder: Path) -> dict[str, Any]:
         sections[doc] = headings(doc, path.read_text(encoding="utf-8"))
     ours: list[str] = []
     unplaced: list[str] = []
-    for case in load_cases():
+    for case in [*load_cases(), *load_usage_cases()]:
         doc = case.spec.get("doc")
         if doc == "ours":
             ours.append(case.id)

@@ -272,7 +272,8 @@ class Begin:
                     until = parse_time(clock.records()[0].get("now") or "")
             except (StatementRefused, InfrastructureError, ValueError):
                 until = None  # no window: the capture cannot be looked for
-        ran = result.outcome == "passed" and until is not None
+        # the request was made when the statement succeeded, whatever its answer is worth: capture is judged apart
+        ran = statement is not None and statement.state == "SUCCEEDED" and until is not None
         self.record["ai_query"] = {"endpoint": endpoint, "since": iso(since), "until": iso(until) if until else None,
                                    "ran": ran, "sent_at": iso(utc_now()), "usage": None}
         if ran:  # on a table without lag the row is there already; else the lookup at the end accounts for it
@@ -288,7 +289,7 @@ class Begin:
                 self._decide(item, Verdict("error", self.record["table_problem"]))
             elif ran:
                 self._decide(item, Verdict("pending"), sent_at=self.record["ai_query"]["sent_at"])
-            elif until is None and result.outcome == "passed":
+            elif until is None and statement is not None and statement.state == "SUCCEEDED":
                 self._decide(item, Verdict("error", "the warehouse's clock could not be read after the ai_query "
                                                     "statement: no window to look in"))
             else:

@@ -1,0 +1,240 @@
+"""The usage profile: tagged requests and ai_query read back from system.ai_gateway.usage, pending rows and
+`conformance verify-usage`, and every way the warehouse can be unusable (one line, nothing else affected).
+The deviations that prove each check fails are in behaviours.yaml (tests/test_deviations.py runs them)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conformance import usage_tracking
+from conformance.cli import main
+from conformance.client import RetryPolicy
+from conformance.config import REFERENCE_WAREHOUSE_ID, TargetOptions, resolve_target
+from conformance.errors import InfrastructureError
+from conformance.gateway.server import ThreadedGateway
+from conformance.gateway.sql import translate, warehouse_of
+from conformance.statements import Statement, StatementClient
+
+TOKEN = "usage-test-token-0123456789"
+USAGE_IDS = {c.id for c in usage_tracking.load_usage_cases()}
+TAGS_IDS = {c.id for c in usage_tracking.load_usage_cases() if c.kind == "tags"}
+READING_TABLE = TAGS_IDS | {"usage-ai-query-captured"}
+
+
+def write_profile(tmp_path: Path, url: str, **sql: object) -> str:
+    path = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}.yaml"
+    path.write_text(yaml.safe_dump({"name": "reference-sql", "url": url, "token_env": "T",
+                                    "sql": {"warehouse_id": REFERENCE_WAREHOUSE_ID, **sql}}))
+    return str(path)
+
+
+def by_id(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    return {c["id"]: c for c in result.summary["cases"]}
+
+
+def test_reference_run_passes_the_usage_profile_and_records_what_it_sent(run_cli):
+    result = run_cli("run", "-k", "usage")
+    assert result.code == 0, result.out[-2000:]
+    cases = by_id(result)
+    assert set(cases) == USAGE_IDS and {c["outcome"] for c in cases.values()} == {"passed"}
+    assert all(c["surface"] == "usage" for c in cases.values())
+    record = result.summary[usage_tracking.SUMMARY_KEY]
+    run_tag = record["run_tag"]
+    sent = [c["tags"] for c in record["cases"].values() if c["kind"] == "tags"]
+    assert len(sent) == len(TAGS_IDS) and all(t["conformance_run"] == run_tag for t in sent)
+    assert {t["conformance_case"].split("@")[0] for t in sent} == TAGS_IDS
+    assert record["requester"] and record["ai_query"]["ran"]
+    tokens = result.summary["tokens"]["per_surface"]["usage"]
+    ai_query = cases["usage-ai-query-result"]["usage"]
+    assert ai_query["prompt"] > 0 and ai_query["completion"] > 0  # accounted from its usage row
+    assert tokens["completion"] >= ai_query["completion"] + sum(cases[i]["usage"]["completion"] for i in TAGS_IDS)
+    report = yaml.safe_load((result.run_dir / "conformance-report.yaml").read_text())
+    assert report["profiles"]["usage"]["result"] == "success"
+    assert report["profiles"]["usage"]["supported_features"] == ["usage.ai_query", "usage.request_tags"]
+    evidence = [p for p in (result.run_dir / "allure-results").glob("*-attachment.json")
+                if '"verdict"' in p.read_text()]
+    assert len(evidence) == len(USAGE_IDS)
+    phase = json.loads((result.run_dir / usage_tracking.PHASE_FILE).read_text())
+    assert phase["evidence"]["ai_query"][0]["request"]["url"].endswith("/api/2.0/sql/statements")
+
+
+def test_usage_cases_under_xdist_read_the_controllers_record(run_cli):
+    result = run_cli("run", "-n", "2", "-k", "usage or chat-system-and-user")
+    assert result.code == 0, result.out[-2000:]
+    assert {c["outcome"] for c in result.summary["cases"]} == {"passed"}
+    assert set(by_id(result)) >= USAGE_IDS
+
+
+def test_a_target_without_a_warehouse_does_not_claim_the_usage_features(run_cli):
+    with ThreadedGateway(TOKEN) as gateway:
+        result = run_cli("run", "--url", gateway.url, "--token-env", "T", "-k", "usage", env={"T": TOKEN})
+    assert result.code == 0
+    assert {c["outcome"] for c in result.summary["cases"]} == {"skipped"}
+    assert all("sql: {warehouse_id" in c["message"] for c in result.summary["cases"])
+    report = yaml.safe_load((result.run_dir / "conformance-report.yaml").read_text())
+    assert report["profiles"]["usage"]["result"] == "not-claimed"
+
+
+def test_pending_rows_are_errors_until_verify_usage_finds_them(run_cli, tmp_path, capsys):
+    with ThreadedGateway(TOKEN) as gateway:
+        log = warehouse_of(gateway.state).log
+        log.lag_s = 3600  # a live table's lag, longer than the run
+        result = run_cli("run", "--target", write_profile(tmp_path, gateway.url, max_lag_s=600), "--usage-wait", "0",
+                         "-k", "usage", "--html", "builtin", env={"T": TOKEN})
+        assert result.code == 0  # pending is not a failure, and the rest passed
+        cases = by_id(result)
+        assert {i for i, c in cases.items() if c["outcome"] == "error"} == READING_TABLE
+        assert all("verify-usage RUN_DIR" in cases[i]["message"] for i in READING_TABLE)
+        report = yaml.safe_load((result.run_dir / "conformance-report.yaml").read_text())
+        assert report["profiles"]["usage"]["result"] == "partial"
+
+        log.release()  # the table catches up
+        capsys.readouterr()
+        code = main(["verify-usage", str(result.run_dir), "--token-env", "T", "--usage-wait", "5", "--html", "builtin"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        summary = json.loads((result.run_dir / "summary.json").read_text())
+        assert {c["outcome"] for c in summary["cases"]} == {"passed"}
+        assert summary["totals"]["errors"] == 0 and summary["totals"]["passed"] == len(USAGE_IDS)
+        assert "usage-tags-chat-completions@claude-sonnet-4-5: error -> passed" in out
+        assert summary["tokens"]["per_surface"]["usage"]["completion"] > 0
+        report = yaml.safe_load((result.run_dir / "conformance-report.yaml").read_text())
+        assert report["profiles"]["usage"]["result"] == "success"
+        assert "| usage | success |" in (result.run_dir / "summary.md").read_text()
+
+        assert main(["verify-usage", str(result.run_dir), "--token-env", "T", "--html", "none"]) == 0
+        assert "no usage case" in capsys.readouterr().out
+
+
+def test_rows_still_missing_after_the_max_lag_fail_when_verified(run_cli, tmp_path, capsys, monkeypatch):
+    with ThreadedGateway(TOKEN) as gateway:
+        warehouse_of(gateway.state).log.lag_s = 3600
+        result = run_cli("run", "--target", write_profile(tmp_path, gateway.url, max_lag_s=600), "--usage-wait", "0",
+                         "-k", "usage-tags-chat", "--html", "none", env={"T": TOKEN})
+        assert by_id(result)["usage-tags-chat-completions"]["outcome"] == "error"
+        later = usage_tracking.utc_now() + timedelta(seconds=700)
+        monkeypatch.setattr(usage_tracking, "utc_now", lambda: later)
+        capsys.readouterr()
+        assert main(["verify-usage", str(result.run_dir), "--token-env", "T", "--usage-wait", "0",
+                     "--html", "none"]) == 1
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    case = next(c for c in summary["cases"] if c["id"] == "usage-tags-chat-completions")
+    assert case["outcome"] == "failed" and "lags at most 600s" in case["message"]
+    assert summary["failures_by_strength"]["must"] == 1
+
+
+def test_verify_usage_bad_input_is_one_line(run_cli, tmp_path, capsys):
+    reference = run_cli("run", "-k", "usage-tags-chat", "--html", "none")
+    plain = run_cli("run", "-k", "chat-system-and-user", "--html", "none")
+    for args, text in ((["verify-usage", str(reference.run_dir)], "reference gateway"),
+                       (["verify-usage", str(plain.run_dir), "--url", "http://127.0.0.1:9"], "no usage-tracking"),
+                       (["verify-usage", str(tmp_path / "nope")], "does not exist")):
+        capsys.readouterr()
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert text in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("condition, line", [
+    ("unknown-warehouse", "HTTP 404 RESOURCE_DOES_NOT_EXIST: SQL warehouse 'feedfacefeedface' does not exist."),
+    ("api_absent", "HTTP 404 ENDPOINT_NOT_FOUND"),
+    ("forbidden", "HTTP 403 PERMISSION_DENIED"),
+    ("table_missing", "TABLE_OR_VIEW_NOT_FOUND"),
+])
+def test_an_unusable_warehouse_is_one_line_and_nothing_else_is_affected(run_cli, tmp_path, condition, line):
+    with ThreadedGateway(TOKEN) as gateway:
+        warehouse = warehouse_of(gateway.state)
+        sql = {"warehouse_id": "feedfacefeedface"} if condition == "unknown-warehouse" else {}
+        if condition != "unknown-warehouse":
+            setattr(warehouse, condition, True)
+        result = run_cli("run", "--target", write_profile(tmp_path, gateway.url, **sql), "--html", "none",
+                         "-k", "usage or chat-system-and-user", env={"T": TOKEN})
+        tagged = [e for e in warehouse.log.take_visible() if e.request_tags]
+    assert result.code == 0, result.out[-2000:]
+    cases = by_id(result)
+    assert cases["chat-system-and-user"]["outcome"] == "passed"
+    unusable = READING_TABLE if condition == "table_missing" else USAGE_IDS
+    assert {i for i, c in cases.items() if c["outcome"] == "error"} == unusable
+    assert all(line in cases[i]["message"] for i in unusable)
+    assert {c["outcome"] for i, c in cases.items() if i not in unusable} == {"passed"}
+    announced = [text for text in result.out.splitlines() if text.startswith("usage: ")]
+    assert len(announced) == 1 and line in announced[0], result.out[-2000:]
+    assert "Traceback" not in result.out + result.err
+    assert tagged == []  # no tagged request was sent (nor paid for) when the table cannot be read
+
+
+def test_bad_usage_options_are_bad_input(run_cli, tmp_path):
+    result = run_cli("run", "--usage-wait", "-1")
+    assert result.code == 2 and "--usage-wait" in result.err
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: x\nurl: http://127.0.0.1:9\nsql: {max_lag_s: 5}\n")
+    result = run_cli("run", "--target", str(profile))
+    assert result.code == 2 and "warehouse_id" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+# --- units --------------------------------------------------------------------------------------------------
+
+def test_databricks_spellings_are_translated_outside_literals_only():
+    sql = ("SELECT `request_tags`['a:b'], x::int FROM system.ai_gateway.usage "
+           "WHERE request_tags['k'] = :run AND event_time >= :since AND note = ':not_a_marker'")
+    assert translate(sql, {"since": "TIMESTAMP"}) == (
+        "SELECT \"request_tags\"['a:b'], x::int FROM databricks_system.ai_gateway.usage "
+        "WHERE request_tags['k'] = $run AND event_time >= CAST($since AS TIMESTAMP) AND note = ':not_a_marker'")
+
+
+@pytest.mark.parametrize("text", ["2026-12-01T10:00:00.5Z", "2026-12-01 10:00:00.500",
+                                  "2026-12-01T10:00:00.500000+00:00", "2026-12-01T11:00:00.5+01:00"])
+def test_warehouse_timestamps_parse_as_utc(text):
+    assert usage_tracking.iso(usage_tracking.parse_time(text)) == "2026-12-01T10:00:00.500Z"
+
+
+def test_tag_judgement_allows_extra_tags_and_catches_lost_or_changed_ones():
+    sent = {"conformance_run": "r1", "conformance_case": "c1", "project": "chatbot", "team": "ml-platform"}
+    record = {"run_tag": "r1", "cases": {"c1": {"tags": sent}, "c2": {"tags": {**sent, "conformance_case": "c2"}}}}
+    assert usage_tracking.judge_tags("c1", sent, [{**sent, "added_by_gateway": "x"}], record).outcome == "passed"
+    changed = usage_tracking.judge_tags("c1", sent, [{**sent, "team": "ML-PLATFORM"}], record)
+    assert changed.outcome == "failed" and "team='ml-platform' (recorded 'ML-PLATFORM')" in changed.message
+    lost = usage_tracking.judge_tags("c1", sent, [sent, {k: v for k, v in sent.items() if k != "project"}], record)
+    assert lost.outcome == "failed" and "project='chatbot' (missing)" in lost.message
+    stray = usage_tracking.judge_tags("c1", sent, [{"conformance_run": "r1", "conformance_case": "c?"}], record)
+    assert stray.outcome == "failed" and "other tags" in stray.message
+    assert usage_tracking.judge_tags("c1", sent, [{**sent, "conformance_case": "c2"}, None], record) is None
+
+
+def test_capture_judgement_needs_the_runs_identity_outside_its_tagged_rows():
+    record = {"run_tag": "r1", "requester": "me", "max_lag_s": 60}
+    mine = {"requester": "me", "request_tags": None}
+    tagged = {"requester": "me", "request_tags": json.dumps({"conformance_run": "r1"})}
+    other = {"requester": "someone", "request_tags": None}
+    assert usage_tracking.judge_capture([mine], record, "conformance_run", 0).outcome == "passed"
+    assert usage_tracking.judge_capture([tagged], record, "conformance_run", 120) is None
+    assert usage_tracking.judge_capture([other], record, "conformance_run", 10) is None
+    ambiguous = usage_tracking.judge_capture([other], record, "conformance_run", 120)
+    assert ambiguous.outcome == "error" and "cannot tell" in ambiguous.message
+
+
+def test_a_statement_still_running_at_the_deadline_is_infrastructure(monkeypatch):
+    target = resolve_target(TargetOptions(url="http://127.0.0.1:9"), environ={})
+    client = StatementClient(target, "w", RetryPolicy(attempts=1), deadline_s=0.3)
+    monkeypatch.setattr(client, "_send", lambda statement, method, url, body: {
+        "statement_id": "s1", "status": {"state": "RUNNING"}})
+    monkeypatch.setattr("conformance.statements.POLL_S", (0.05, 0.05))
+    with pytest.raises(InfrastructureError, match="still RUNNING after"):
+        client.execute("SELECT 1")
+    client.close()
+
+
+def test_the_statement_client_polls_a_pending_statement():
+    with ThreadedGateway(TOKEN, ["statements-pending-first"]) as gateway:
+        target = resolve_target(TargetOptions(url=gateway.url, token_env="T"), environ={"T": TOKEN})
+        client = StatementClient(target, REFERENCE_WAREHOUSE_ID)
+        statement: Statement = client.execute("SELECT :a AS a, 2 AS b", {"a": "x"})
+        client.close()
+    assert statement.succeeded and statement.records() == [{"a": "x", "b": "2"}]
+    assert [e["request"]["method"] for e in statement.exchanges] == ["POST", "GET"]
+    assert TOKEN not in json.dumps(statement.exchanges)
