@@ -115,7 +115,10 @@ def expand_usage(target: Target) -> list[UsageItem]:
             items.append(UsageItem(case, None, None, skip))
             continue
         for model in select_models(case, target):
-            served = target.served_name(model.name) if case.kind == "tags" else model.endpoint_name
+            if case.kind == "tags" or target.models is not None:  # a profile's own names are the names
+                served = target.served_name(model.name)
+            else:  # ai_query names Databricks-provided model services as endpoints (003: databricks-gpt-5-4)
+                served = model.endpoint_name
             items.append(UsageItem(case, model, served, skip))
     return items
 
@@ -188,7 +191,7 @@ class Begin:
             "max_lag_s": float(sql.get("max_lag_s", self.data["table"]["default_max_lag_s"])),
             "clock_slack_s": float(self.data["table"]["clock_slack_s"]),
             "run_tag": f"conformance-{utc_now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}",
-            "requester": None, "problem": None, "table_problem": None, "ai_query": None, "cases": {},
+            "requester": None, "since": None, "problem": None, "table_problem": None, "ai_query": None, "cases": {},
         }
         self.evidence: dict[str, list[Any]] = {}
 
@@ -227,6 +230,7 @@ class Begin:
             if identity.succeeded and identity.records():
                 self.record["requester"] = identity.records()[0].get("requester")
                 since = parse_time(identity.records()[0].get("now") or "")
+                self.record["since"] = iso(since - timedelta(seconds=self.record["clock_slack_s"]))
             else:
                 problem = _statement_problem(identity, f"the warehouse could not run {self.queries['identity']!r}")
         except StatementRefused as exc:
@@ -242,9 +246,11 @@ class Begin:
         ai_query = by_kind.get("ai_query_result", []) + by_kind.get("ai_query_captured", [])
         if ai_query:
             self._ai_query(client, ai_query, since)
-        self._tags(by_kind.get("tags", []))
-        for item in by_kind.get("ai_query_refused", []):
-            self._refused(client, item)
+        with ThreadPoolExecutor(2, thread_name_prefix="usage") as pool:  # after the window: side by side
+            refusals = [pool.submit(self._refused, client, item) for item in by_kind.get("ai_query_refused", [])]
+            self._tags(by_kind.get("tags", []))
+            for refusal in refusals:
+                refusal.result()
 
     def _ai_query(self, client: StatementClient, items: list[UsageItem], since: datetime) -> None:
         endpoint = items[0].served_model
@@ -466,7 +472,8 @@ def settle(record: dict[str, Any], client: StatementClient, wait_s: float, only:
         try:
             tag_rows: list[dict[str, Any] | None] = []
             if any(c["kind"] == "tags" for c in pending.values()):
-                rows = client.execute(queries["run_rows"], {"run": record["run_tag"]})
+                rows = client.execute(queries["run_rows"], {"run": record["run_tag"],
+                                                             "since": (record["since"], "TIMESTAMP")})
                 if not rows.succeeded:
                     raise _TableTrouble(rows, record["table"], ())
                 tag_rows = [_tags_of(r.get("request_tags")) for r in rows.records()]

@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -18,7 +19,7 @@ from conformance.config import REFERENCE_WAREHOUSE_ID, TargetOptions, resolve_ta
 from conformance.errors import InfrastructureError
 from conformance.gateway.server import ThreadedGateway
 from conformance.gateway.sql import translate, warehouse_of
-from conformance.statements import Statement, StatementClient
+from conformance.statements import COLUMN_NOT_FOUND, TABLE_NOT_FOUND, Statement, StatementClient, StatementRefused
 
 TOKEN = "usage-test-token-0123456789"
 USAGE_IDS = {c.id for c in usage_tracking.load_usage_cases()}
@@ -238,3 +239,50 @@ def test_the_statement_client_polls_a_pending_statement():
     assert statement.succeeded and statement.records() == [{"a": "x", "b": "2"}]
     assert [e["request"]["method"] for e in statement.exchanges] == ["POST", "GET"]
     assert TOKEN not in json.dumps(statement.exchanges)
+
+
+def test_the_reference_warehouse_answers_unsupported_sql_in_the_apis_failure_form():
+    with ThreadedGateway(TOKEN) as gateway:
+        target = resolve_target(TargetOptions(url=gateway.url, token_env="T"), environ={"T": TOKEN})
+        client = StatementClient(target, REFERENCE_WAREHOUSE_ID, RetryPolicy(attempts=1))
+        answers = {sql: client.execute(sql) for sql in (
+            "DROP TABLE system.ai_gateway.usage", "SELECT 1; SELECT 2", "SELEC 1",
+            "SELECT nope FROM system.ai_gateway.usage", "SELECT * FROM system.ai_gateway.nope")}
+        with pytest.raises(StatementRefused) as refused:
+            client.execute("SELECT :a", {"a": ("1", "ARRAY<INT>")})  # a type the API does not take
+        client.close()
+        wrong_warehouse = StatementClient(target, "feedfacefeedface", RetryPolicy(attempts=1))
+        with pytest.raises(StatementRefused) as missing:
+            wrong_warehouse.execute("SELECT 1")
+        wrong_warehouse.close()
+    for sql, statement in answers.items():
+        assert statement.form_errors == [] and statement.state == "FAILED", sql
+        assert statement.response["status"]["error"]["error_code"] == "BAD_REQUEST", sql
+    assert answers["SELECT nope FROM system.ai_gateway.usage"].failed_with(COLUMN_NOT_FOUND)
+    assert answers["SELECT * FROM system.ai_gateway.nope"].failed_with(TABLE_NOT_FOUND)
+    assert "databricks_system" not in json.dumps([s.response for s in answers.values()])
+    assert refused.value.status == 400 and "INVALID_PARAMETER_VALUE" in refused.value.message
+    assert missing.value.status == 404 and "does not exist" in missing.value.message
+
+
+def test_every_answered_model_service_request_is_a_usage_row():
+    with ThreadedGateway(TOKEN, ["usage-chunk"]) as gateway:  # its streams end with a usage chunk
+        headers = {"Authorization": f"Bearer {TOKEN}", "Databricks-Ai-Gateway-Request-Tags": '{"k": "v"}'}
+        body = {"model": "system.ai.claude-sonnet-4-5", "max_tokens": 8,
+                "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(base_url=gateway.url) as http:
+            assert http.post("/ai-gateway/mlflow/v1/chat/completions", json=body, headers=headers).status_code == 200
+            stream = http.post("/ai-gateway/mlflow/v1/chat/completions", json={**body, "stream": True}, headers=headers)
+            assert stream.status_code == 200
+            refused = http.post("/ai-gateway/mlflow/v1/chat/completions", json=body)  # no token
+            assert refused.status_code == 401
+        target = resolve_target(TargetOptions(url=gateway.url, token_env="T"), environ={"T": TOKEN})
+        client = StatementClient(target, REFERENCE_WAREHOUSE_ID)
+        rows = client.execute("SELECT requester, status_code, request_tags, input_tokens, output_tokens, api_type "
+                              "FROM system.ai_gateway.usage ORDER BY event_time").records()
+        client.close()
+    assert [(r["status_code"], r["request_tags"]) for r in rows] == [("200", '{"k":"v"}'), ("200", '{"k":"v"}'),
+                                                                      ("401", None)]
+    assert rows[0]["requester"] == rows[1]["requester"] and rows[2]["requester"] is None
+    assert int(rows[0]["output_tokens"]) > 0 and int(rows[1]["output_tokens"]) > 0  # the stream's usage too
+    assert rows[0]["api_type"] == "mlflow/v1/chat/completions"
