@@ -39,6 +39,7 @@ from conformance.gateway.usage_log import AI_QUERY_HEADER, REQUESTER, UsageEvent
 
 STATEMENTS_PATH = "/api/2.0/sql/statements"
 CATALOG = "databricks_system"  # what `system` is called inside DuckDB
+UNSUPPORTED_ENDPOINT = "AI_FUNCTION_UNSUPPORTED_ENDPOINT"
 KEPT_STATEMENTS = 256  # answers GET can still fetch
 WAIT_TIMEOUT = re.compile(r"^(\d+)s$")
 PARAMETER_TYPES = {"STRING": "VARCHAR", "TIMESTAMP": "TIMESTAMP", "DATE": "DATE", "INT": "INTEGER",
@@ -229,7 +230,7 @@ class Warehouse:
         if not provided(endpoint):
             if not self.state.on("ai-query-any-model"):
                 self._udf_failure = SqlFailure(
-                    f"[AI_FUNCTION_UNSUPPORTED_ENDPOINT] ai_query supports only Databricks-provided model services;"
+                    f"[{UNSUPPORTED_ENDPOINT}] ai_query supports only Databricks-provided model services;"
                     f" {endpoint!r} is not one", "0A000")
                 raise ValueError(self._udf_failure.message)
             model = f"databricks-{DEFAULT_CHAT_MODEL}"  # answered anyway, by a stand-in
@@ -319,6 +320,9 @@ async def execute_statement(request: Request) -> Response:
                        f"'parameters' must be a list of {{name, value, type}}; types: {sorted(PARAMETER_TYPES)}")
     token = anyio.lowlevel.current_token()
     answer = await run_in_threadpool(warehouse.run, statement, parameters, token)
+    error = answer["status"].get("error") or {}
+    if state_of(request).on("ai-query-refused-by-api") and UNSUPPORTED_ENDPOINT in error.get("message", ""):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", error["message"])  # refused as a request, not a statement
     if state_of(request).on("statements-pending-first"):
         return JSONResponse({"statement_id": answer["statement_id"], "status": {"state": "PENDING"}})
     return JSONResponse(answer)
