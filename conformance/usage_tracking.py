@@ -403,6 +403,14 @@ def _window(record: dict[str, Any]) -> dict[str, tuple[str, str]]:
             "until": (iso(parse_time(window["until"])), "TIMESTAMP")}
 
 
+def _since(record: dict[str, Any]) -> str:
+    """When the run's requests began, by the warehouse's clock (else the run's own, less an hour of slack)."""
+    if record.get("since"):
+        return str(record["since"])
+    sent = [parse_time(c["sent_at"]) for c in record["cases"].values() if c.get("sent_at")]
+    return iso(min(sent) - timedelta(hours=1))
+
+
 def _not_run_tagged(tags: dict[str, Any] | None, record: dict[str, Any], run_key: str) -> bool:
     return not tags or tags.get(run_key) != record["run_tag"]
 
@@ -473,7 +481,7 @@ def settle(record: dict[str, Any], client: StatementClient, wait_s: float, only:
             tag_rows: list[dict[str, Any] | None] = []
             if any(c["kind"] == "tags" for c in pending.values()):
                 rows = client.execute(queries["run_rows"], {"run": record["run_tag"],
-                                                             "since": (record["since"], "TIMESTAMP")})
+                                                             "since": (_since(record), "TIMESTAMP")})
                 if not rows.succeeded:
                     raise _TableTrouble(rows, record["table"], ())
                 tag_rows = [_tags_of(r.get("request_tags")) for r in rows.records()]

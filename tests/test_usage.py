@@ -67,7 +67,7 @@ def test_reference_run_passes_the_usage_profile_and_records_what_it_sent(run_cli
 def test_usage_cases_under_xdist_read_the_controllers_record(run_cli):
     result = run_cli("run", "-n", "2", "-k", "usage or chat-system-and-user")
     assert result.code == 0, result.out[-2000:]
-    assert {c["outcome"] for c in result.summary["cases"]} == {"passed"}
+    assert [(c["id"], c["message"]) for c in result.summary["cases"] if c["outcome"] != "passed"] == []
     assert set(by_id(result)) >= USAGE_IDS
 
 
