@@ -286,3 +286,15 @@ def test_every_answered_model_service_request_is_a_usage_row():
     assert rows[0]["requester"] == rows[1]["requester"] and rows[2]["requester"] is None
     assert int(rows[0]["output_tokens"]) > 0 and int(rows[1]["output_tokens"]) > 0  # the stream's usage too
     assert rows[0]["api_type"] == "mlflow/v1/chat/completions"
+
+
+def test_transport_faults_on_the_warehouse_never_become_failures(run_cli, tmp_path):
+    from conformance.gateway.faults import FaultConfig
+
+    with ThreadedGateway(TOKEN, faults=FaultConfig(fault_rate=0.25, seed=11)) as gateway:
+        result = run_cli("run", "--target", write_profile(tmp_path, gateway.url), "-k", "usage", "--html", "none",
+                         env={"T": TOKEN})
+        stats = httpx.get(gateway.url + "/_reference/stats").json()
+    assert sum(stats["faults"].values()) > 0
+    outcomes = {c["id"]: c["outcome"] for c in result.summary["cases"]}
+    assert set(outcomes) == USAGE_IDS and "failed" not in outcomes.values(), result.summary["cases"]
