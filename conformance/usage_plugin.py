@@ -162,7 +162,9 @@ def _settled(config: pytest.Config, ctx: UsageContext) -> dict[str, usage.Verdic
         if record and any(c["outcome"] == "pending" for c in record["cases"].values()):
             from conformance.statements import StatementClient
 
-            client = StatementClient(ctx.target, record["warehouse_id"], ctx.runtime().retry)
+            runtime = ctx.runtime()
+            client = StatementClient(ctx.target, record["warehouse_id"], runtime.retry,
+                                     auth_headers=runtime.client.auth_headers("default"))
             try:
                 ctx.settled = usage.settle(record, client, ctx.wait_s)
             finally:

@@ -199,7 +199,8 @@ class Begin:
         items = [i for i in items if i.skip is None]
         if not items:
             return self.record
-        client = StatementClient(self.target, self.record["warehouse_id"], self.runtime.retry)
+        client = StatementClient(self.target, self.record["warehouse_id"], self.runtime.retry,
+                                 auth_headers=self.runtime.client.auth_headers("default"))
         try:
             self._run(items, client)
         finally:
