@@ -234,6 +234,12 @@ def _placeholders(value: Any) -> list[tuple[str, Any]]:
 
 
 def _check_references(case: dict[str, Any], where: str, known_checks: set[str]) -> None:
+    from conformance.findings import RULES
+
+    for name in case.get("check_strengths") or {}:
+        if name not in known_checks and name not in RULES:
+            raise BadInput(f"{where}: check_strengths names {name!r}, neither a check nor a rule of "
+                           f"{sorted(RULES)} (the status takes the case's own strength)")
     for name in case["expect"].get("checks", []):
         if name not in known_checks:
             raise BadInput(f"{where}: unknown check {name!r}")

@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -17,6 +18,7 @@ from conformance import __version__
 from conformance.config import REFERENCE_TOKEN_ENV, TargetOptions, resolve_target
 from conformance.errors import BadInput
 from conformance.resources import SUITE_DIR
+from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
 EXIT_BAD_INPUT = 2
 EXIT_SUITE_ERROR = 4  # the suite itself crashed: no verdict about the target
@@ -47,6 +49,18 @@ def _seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
     return value
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+
+
+def _byte_size(text: str) -> int:
+    """65536, 64K, 64KiB, 32M, 32MiB, 1G (powers of 1024)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size in bytes (e.g. 65536, 64K, 32MiB): {text!r}")
+    unit = (match.group(2) or "B")[0].upper()
+    return int(match.group(1)) * {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
 
 
 def _workers(text: str) -> str:
@@ -82,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--snapshot-update", action="store_true",
                      help="record the shape snapshots of this target as its new baseline")
     run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: snapshots/)")
+    run.add_argument("--strict", action="store_true",
+                     help="count warnings (broken should/advisory rules) as failures: such cases are recorded "
+                          "failed and the exit status is 1")
     run.add_argument("--fail-on-drift", action="store_true",
                      help="exit 1 when a response shape drifted from the baseline (for nightly jobs)")
     run.add_argument("--html", choices=HTML_MODES, default="auto",
@@ -95,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--usage-wait", type=_seconds, default=30.0, metavar="S",
                      help="seconds the usage cases poll system.ai_gateway.usage for the run's rows (default 30; "
                           "rows still missing are pending: see verify-usage)")
+    run.add_argument("--max-body-bytes", type=_byte_size, default=None, metavar="SIZE",
+                     help="cap on the decoded bytes of one answer (default 32MiB); over it: a failure "
+                          "(an error when set below the default)")
+    run.add_argument("--max-consecutive-errors", type=int, default=DEFAULT_MAX_CONSECUTIVE_ERRORS, metavar="N",
+                     help="stop the run (exit 3, partial summary) after N consecutive infrastructure errors "
+                          f"(default {DEFAULT_MAX_CONSECUTIVE_ERRORS}; 0: never)")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
 
     serve = sub.add_parser("serve", help="serve the reference gateway on 127.0.0.1")
@@ -201,11 +224,16 @@ def pytest_arguments(args: argparse.Namespace, run_dir: Path) -> list[str]:
             out += [flag, value]
     if args.insecure:
         out.append("--gateway-insecure")
+    if args.strict:
+        out.append("--conformance-strict")
     out += ["--gateway-concurrency", str(args.concurrency), "--gateway-usage-wait", str(args.usage_wait)]
     if args.max_rps:
         out += ["--gateway-max-rps", str(args.max_rps)]
     if args.token_budget is not None:
         out += ["--gateway-token-budget", str(args.token_budget)]
+    if args.max_body_bytes is not None:
+        out += ["--gateway-max-body-bytes", str(args.max_body_bytes)]
+    out += ["--gateway-max-consecutive-errors", str(args.max_consecutive_errors)]
     for name in args.deviation:
         out += ["--gateway-deviation", name]
     if args.snapshot_update:
@@ -233,9 +261,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadInput(f"--spec {args.spec}: not a folder")
     if args.token_budget is not None and args.token_budget < 0:
         raise BadInput("--token-budget must be >= 0")
+    if args.max_consecutive_errors < 0:
+        raise BadInput("--max-consecutive-errors must be >= 0 (0: never stop)")
     options = TargetOptions(url=args.url, token_env=args.token_env, databricks_profile=args.profile,
                             auth=args.auth, target_file=args.target, insecure=args.insecure,
-                            timeout=args.timeout, name_form=args.name_form)
+                            timeout=args.timeout, name_form=args.name_form, max_body_bytes=args.max_body_bytes)
     target = resolve_target(options)  # bad input fails here, before any work
     behaviours.check_names(args.deviation)
     if args.deviation and not target.reference:
@@ -251,6 +281,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     if summary.get("unreachable"):
         return 3
+    stopped = _stopped_early(summary, run_dir, args)
+    if stopped is not None:
+        return stopped
     if code == pytest.ExitCode.INTERNAL_ERROR:
         print("conformance: error: the suite itself failed (pytest internal error)", file=sys.stderr)
         return EXIT_SUITE_ERROR
@@ -267,6 +300,26 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return status
+
+
+def _stopped_early(summary: dict[str, object], run_dir: Path, args: argparse.Namespace) -> int | None:
+    """A run ended by a signal (exit 128 + its number) or by the circuit breaker (exit 3): the partial summary
+    is rendered (no HTML after a signal: a terminating process should end quickly) and the reason said once."""
+    from conformance.reporting import render_reports
+
+    signal_name, aborted = summary.get("interrupted"), summary.get("aborted")
+    if not signal_name and not aborted:
+        return None
+    import signal
+
+    html = "none" if signal_name else args.html
+    for line in render_reports(run_dir, html=html, spec_dir=args.spec):
+        print(line)
+    if signal_name:
+        print(f"conformance: interrupted by {signal_name}: partial summary in {run_dir}", file=sys.stderr)
+        return 128 + int(getattr(signal, str(signal_name), signal.SIGTERM))
+    print(f"conformance: {aborted}", file=sys.stderr)
+    return 3
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -1,54 +1,135 @@
-"""The HTTP client the suite talks to a target with: auth schemes, SSE reading, bounded retries.
+"""The HTTP client the suite talks to a target with: auth schemes, bounded exchanges, bounded retries.
 
-Retries exist so that a verdict is about the gateway, not the network: 429/502/503/504, resets and
-timeouts are retried with exponential backoff and jitter (Retry-After honoured), bounded in attempts and
-total time; when they run out the case is an infrastructure *error*, never a conformance failure.
+Every exchange is bounded (conformance/bounds.py): `--timeout` is the deadline of one attempt, connect, headers
+and the whole body (every socket read is clamped to what is left of it, so an endless stream or a body sent a
+byte a second ends on time); decoded body bytes are capped; nothing is followed or decompressed by httpx.
+
+Retries exist so that a verdict is about the gateway, not the network: 429/502/503/504, resets and timeouts are
+retried with exponential backoff and jitter, bounded in attempts and in a budget for the whole request
+(RetryPolicy.deadline_s, 1.5 x --timeout; pacer waits and Retry-After waits count in it). A Retry-After is
+honoured up to RetryPolicy.max_retry_after_s; a longer or unparseable one ends the retries at once. When they
+run out the case is an infrastructure *error*, never a conformance failure. Two answers are not retried as
+infrastructure: 501 (the gateway says it does not implement the request; judged at once) and a 5xx other than
+502/503/504 that comes back on every attempt to a valid request: that is the gateway's failure
+(`transport.server-error`, with the statuses, attempts and body as evidence).
 """
 
 from __future__ import annotations
 
 import base64
 import email.utils
+import importlib
 import json
+import math
 import random
 import re
 import secrets
 import socket
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, cached_property, lru_cache
 from typing import Any
 
 import httpx
 
+from conformance.bounds import (
+    ACCEPT_ENCODING,
+    Bound,
+    DeadlineExceeded,
+    Limits,
+    OverOwnCap,
+    TransportFailure,
+    clamp,
+    inspect,
+    loads,
+    read_body,
+)
 from conformance.config import Target
 from conformance.errors import InfrastructureError
 from conformance.pacing import Pacer
 from conformance.redact import map_strings
-from conformance.sse import SSEEvent, parse_sse
+from conformance.sse import SSEEvent, StreamPayload, parse_sse, stream_payloads
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+NOT_IMPLEMENTED = 501  # never retried: the gateway says it does not implement the request
 WRONG_TOKEN = "conformance-wrong-token-0000"
+BUDGET_FACTOR = 1.5  # a request with its retries gets 1.5 x --timeout
 
 
 @dataclass
 class RetryPolicy:
     attempts: int = 5
-    deadline_s: float = 90.0
+    deadline_s: float = 90.0  # every attempt of one request, pacer and backoff waits included
     base_delay_s: float = 0.25
     max_delay_s: float = 8.0
     max_retry_after_s: float = 30.0
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after_s)
-        backoff = min(self.max_delay_s, self.base_delay_s * 2**attempt)
-        return backoff * random.uniform(0.5, 1.0)
+    @classmethod
+    def for_timeout(cls, timeout_s: float, attempts: int) -> RetryPolicy:
+        return cls(attempts=max(1, attempts), deadline_s=BUDGET_FACTOR * timeout_s)
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_delay_s, self.base_delay_s * 2**attempt) * random.uniform(0.5, 1.0)
+
+    def plan(self, attempt: int, retry_after: str | None, remaining: float) -> float | str:
+        """The wait before attempt `attempt + 1`, or why there is none (the retries end at once)."""
+        if attempt + 1 >= self.attempts:
+            return f"{self.attempts} attempt(s) allowed (--retries)"
+        if retry_after is not None and retry_after.strip():
+            seconds = parse_retry_after(retry_after)
+            if seconds is None:
+                return f"Retry-After {retry_after[:60]!r} is neither seconds nor an HTTP date: not retried"
+            if seconds > self.max_retry_after_s:
+                return (f"Retry-After {retry_after[:60]!r} asks for {seconds:.0f} s, beyond the "
+                        f"{self.max_retry_after_s:g} s the suite waits: not retried")
+            delay = seconds
+        else:
+            delay = self.backoff(attempt)
+        if delay >= remaining:
+            return (f"a next attempt (after {delay:.1f} s) would end beyond the request's {self.deadline_s:g} s "
+                    f"budget (1.5 x --timeout)")
+        return delay
 
 
-@dataclass
+    def repeated_server_error(self, statuses: list[int], made: int) -> str | None:
+        """The finding when every attempt made got a 5xx other than 501-504 (one attempt counts only when one was
+        all --retries allowed), else None: that is the gateway's failure, not infrastructure."""
+        if not statuses or len(statuses) != made or (made == 1 and self.attempts > 1):
+            return None
+        return (f"HTTP {', '.join(map(str, statuses))} on each of the {made} attempt(s) to a valid request: a 5xx "
+                f"other than 502/503/504 that repeats is the gateway's failure, not infrastructure")
+
+    @staticmethod
+    def why_stopped(stop: str) -> str:
+        """What ended the retries, for the message (nothing when they simply ran out)."""
+        return f"; {stop}" if stop and not stop.endswith("(--retries)") else ""
+
+
+def parse_retry_after(value: str) -> float | None:
+    """Seconds to wait, from delta-seconds or an HTTP date (RFC 9110 10.2.3); None when it is neither."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if parsed is None:
+            return None
+        if parsed.tzinfo is None:
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+@dataclass(repr=False)
 class Exchange:
-    """One request and its answer, as sent and received (redaction happens when it is written out)."""
+    """One request and its answer, as sent and received (redaction happens when it is written out).
+
+    `transport_failure`: the answer broke the contract at the transport level (conformance/bounds.py: a redirect,
+    a body over the cap, not UTF-8, nested too deep, a 5xx on every attempt); evaluate.py judges it first."""
 
     method: str
     url: str
@@ -62,25 +143,38 @@ class Exchange:
     attempts: int = 1
     elapsed_s: float = 0.0
     events: list[SSEEvent] | None = None
-    _json: Any = field(default=None, repr=False)
+    _json: Any = None
     json_error: str | None = None
     # multi-step cases: the exchanges of the earlier steps, and why a later step could not be sent
-    previous: list[Exchange] = field(default_factory=list, repr=False)
+    previous: list[Exchange] = field(default_factory=list)
     unsent: str | None = None
+    transport_failure: TransportFailure | None = None
 
     def __post_init__(self) -> None:
         if self.stream and "text/event-stream" in self.response_headers.get("content-type", ""):
             self.events = parse_sse(self.text)
         try:
-            self._json = json.loads(self.text) if self.text.strip() else None
+            self._json = loads(self.text) if self.text.strip() else None
             if self._json is None:
                 self.json_error = "empty body"
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             self.json_error = str(exc)
+
+    def __repr__(self) -> str:
+        # never headers or bodies: a traceback (pytest -vvvv, --showlocals) must not print credentials
+        failure = f", {self.transport_failure.check}" if self.transport_failure else ""
+        return (f"Exchange({self.method} {self.url} -> HTTP {self.status}, {len(self.text)} characters, "
+                f"attempts={self.attempts}{failure})")
 
     @property
     def json(self) -> Any:
         return self._json
+
+    @cached_property
+    def payloads(self) -> list[StreamPayload]:
+        """Every event of a stream but [DONE], with its JSON payload or its parse error: the one reading of a
+        stream that the judge, every check, the usage reader and the shape normaliser share ([] if no stream)."""
+        return stream_payloads(self.events) if self.events is not None else []
 
     @property
     def content_type(self) -> str:
@@ -101,6 +195,11 @@ LIGHT_LIMIT = 1 << 16
 def shorten(value: Any, limit: int) -> Any:
     """Strings longer than `limit` cut to their start and their length: a report need not carry megabytes."""
     return map_strings(value, lambda s: f"{s[:200]}... ({len(s)} characters)" if len(s) > limit else s)
+
+
+def excerpt(text: str, limit: int = 200) -> str:
+    text = " ".join(text[: limit * 4].split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # --- request bodies -------------------------------------------------------------------------------------------
@@ -132,14 +231,127 @@ def _encoded(text: str) -> bytes:
     return json.dumps(text).encode()
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
+# --- the bounded transport (shared with the httpx-based SDK lanes) ----------------------------------------
+
+
+def _clamped(timeout: float | None, error: type[Exception]) -> float | None:
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        return clamp(timeout)
+    except DeadlineExceeded as exc:
+        raise error(str(exc)) from None
+
+
+@cache
+def _deadline_backend(core: Any) -> type:
+    """A network backend of the httpcore module `core` (httpcore, or httpcore2 under httpx2, the fork some SDKs
+    moved to) whose connections clamp every read and write to the active bound's deadline: httpx's own timeouts
+    limit each read, not the exchange, so a body sent a byte a second would never end."""
+
+    class DeadlineStream(core.NetworkStream):  # type: ignore[misc, name-defined]
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return self._inner.read(max_bytes, _clamped(timeout, core.ReadTimeout))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self._inner.write(buffer, _clamped(timeout, core.WriteTimeout))
+
+        def close(self) -> None:
+            self._inner.close()
+
+        def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                      timeout: float | None = None) -> Any:
+            return DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                        _clamped(timeout, core.ConnectTimeout)))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self._inner.get_extra_info(info)
+
+    class DeadlineBackend(core.NetworkBackend):  # type: ignore[misc, name-defined]
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                        socket_options: Iterable[Any] | None = None) -> Any:
+            return DeadlineStream(self._inner.connect_tcp(host, port, _clamped(timeout, core.ConnectTimeout),
+                                                          local_address, socket_options))
+
+        def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                socket_options: Iterable[Any] | None = None) -> Any:
+            return DeadlineStream(self._inner.connect_unix_socket(path, _clamped(timeout, core.ConnectTimeout),
+                                                                  socket_options))
+
+        def sleep(self, seconds: float) -> None:
+            self._inner.sleep(seconds)
+
+    return DeadlineBackend
+
+
+def http_transport(target: Target, http: Any = httpx) -> Any:
+    """The HTTP transport of `http` (httpx, or httpx2) with every socket operation clamped to the active bound
+    (conformance/bounds.py)."""
+    # headers and body go out as separate writes; without NODELAY each request can wait ~40 ms on the peer's
+    # delayed ACK
+    transport = http.HTTPTransport(verify=target.verify_tls,
+                                   socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    pool = getattr(transport, "_pool", None)
+    if pool is None or not hasattr(pool, "_network_backend"):  # pragma: no cover - an httpcore we do not know
+        raise RuntimeError(f"{http.__name__} changed: cannot bound the exchanges (no connection pool backend)")
+    core = importlib.import_module(http.__name__.replace("httpx", "httpcore", 1))
+    pool._network_backend = _deadline_backend(core)(pool._network_backend)
+    return transport
+
+
+@dataclass
+class Answer:
+    """One complete, bounded answer: decoded text, and the transport rule it broke (None: none)."""
+
+    status: int
+    headers: dict[str, str]
+    text: str
+    data: bytes
+    failure: TransportFailure | None = None
+    over_cap: bool = False
+
+
+class Unanswered(Exception):
+    """No answer within the bound (timeout, reset, a body over the user's own cap): infrastructure."""
+
+
+def judged_status(status: int) -> bool:
+    """Whether an answer's body is judged (a 429 or 5xx is retried or judged by its status alone)."""
+    return status not in TRANSIENT_STATUS and status < 500
+
+
+def read_answer(status: int, headers: Mapping[str, str], chunks: Iterable[bytes], bound: Bound, url: str) -> Answer:
+    """The one reading path of every lane: bounded body, capped decoding, then the transport rules. An answer
+    that is retried or judged by its status only (429, 5xx) is read up to the cap and kept as evidence."""
+    heads = {k.lower(): v for k, v in headers.items()}
+    bound.observe(status, heads)
+    judged = judged_status(status)
+    try:
+        body = read_body(chunks, heads, bound)
+    except OverOwnCap as exc:
+        if judged:
+            bound.problem = str(exc)
+            raise Unanswered(str(exc)) from None
+        return Answer(status, heads, "", b"", over_cap=True)
+    text, failure = inspect(status, heads, body.data, url)
+    failure = body.failure or failure
+    if not judged and not 300 <= status < 400:
+        failure = None  # a 503's odd body is no finding: the status decides
+    return Answer(status, heads, text, body.data, failure, body.over_cap)
+
+
+def timeout_cause(bound: Bound, exc: Exception) -> str:
+    if bound.timed_out or bound.remaining() <= 0.05:
+        bound.timed_out = True
+        cause = bound.timeout_text()
+    else:
+        cause = f"timeout ({type(exc).__name__})"
+    bound.problem = bound.problem or cause
+    return cause
 
 
 class GatewayClient:
@@ -147,18 +359,15 @@ class GatewayClient:
 
     def __init__(self, target: Target, retry: RetryPolicy | None = None, pacer: Pacer | None = None) -> None:
         self.target = target
-        self.retry = retry or RetryPolicy()
+        self.limits = Limits.of(target)
+        self.retry = retry or RetryPolicy.for_timeout(target.timeout, 5)
         self.pacer = pacer or Pacer()
         self._http = httpx.Client(
             verify=target.verify_tls,
             timeout=httpx.Timeout(target.timeout),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
             follow_redirects=False,
-            # headers and body go out as separate writes; without NODELAY each request can wait ~40 ms on
-            # the peer's delayed ACK
-            transport=httpx.HTTPTransport(
-                verify=target.verify_tls, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-            ),
+            transport=http_transport(target),
         )
 
     def close(self) -> None:
@@ -182,6 +391,26 @@ class GatewayClient:
         assert self.target.url is not None
         return self.target.url + route.replace("{model}", model or "")
 
+    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                content: bytes | None = None, bound: Bound | None = None, read_body: bool = True) -> Answer:
+        """One bounded attempt, no retry: the answer (with the transport rule it broke, if any), or Unanswered.
+        `read_body=False` returns once the status line and headers are in (a reachability probe)."""
+        bound = bound or Bound(self.limits)
+        heads = {"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})}
+        with bound.active():
+            try:
+                timeout = httpx.Timeout(clamp(None))
+                with self._http.stream(method, url, content=content, headers=heads, timeout=timeout) as response:
+                    if not read_body:
+                        bound.observe(response.status_code, response.headers)
+                        return Answer(response.status_code, dict(response.headers.items()), "", b"")
+                    return read_answer(response.status_code, response.headers, response.iter_raw(), bound, url)
+            except (httpx.TimeoutException, DeadlineExceeded) as exc:
+                raise Unanswered(timeout_cause(bound, exc)) from None
+            except httpx.TransportError as exc:
+                bound.problem = f"connection error ({type(exc).__name__}: {exc})"
+                raise Unanswered(bound.problem) from None
+
     def send(
         self,
         route: str,
@@ -202,35 +431,87 @@ class GatewayClient:
         request_headers.update(headers or {})
         content = raw_body.encode() if raw_body is not None else encode_json(body)
         started = time.monotonic()
-        last_cause = "no attempt made"
+        budget_end = started + self.retry.deadline_s
+        last_cause, stop = "no attempt made", ""
+        made = 0
+        server_errors: list[Answer] = []  # a 5xx other than 501-504 on every attempt: the gateway's failure
+
+        def exchange(answer: Answer, failure: TransportFailure | None = None) -> Exchange:
+            return Exchange("POST", url, request_headers, body, raw_body, answer.status, answer.headers,
+                            answer.text, stream, made, time.monotonic() - started,
+                            transport_failure=failure or answer.failure)
+
         for attempt in range(self.retry.attempts):
-            self.pacer.wait_turn()
+            if not self.pacer.wait_turn(max_wait=budget_end - time.monotonic()):
+                stop = (f"the run's learnt request rate has no turn for it within the request's "
+                        f"{self.retry.deadline_s:g} s budget")
+                break
+            made = attempt + 1
+            bound = Bound(self.limits, deadline=min(time.monotonic() + self.limits.timeout_s, budget_end))
+            retry_after = None
             try:
-                with self._http.stream("POST", url, content=content, headers=request_headers) as response:
-                    text = response.read().decode("utf-8", errors="replace")
-                status, response_headers = response.status_code, dict(response.headers)
-            except httpx.TimeoutException as exc:
-                last_cause, retry_after = f"timeout ({type(exc).__name__})", None
-            except httpx.TransportError as exc:
-                last_cause, retry_after = f"connection error ({type(exc).__name__}: {exc})", None
+                answer = self.request("POST", url, headers=request_headers, content=content, bound=bound)
+            except Unanswered as exc:
+                last_cause = str(exc)
+                server_errors.clear()
             else:
+                status = answer.status
                 if status == 429:
                     self.pacer.throttled()
                 elif status < 500:
                     self.pacer.succeeded()
-                transient = status in TRANSIENT_STATUS or (status >= 500 and retry_server_errors)
-                if not transient:
-                    return Exchange("POST", url, request_headers, body, raw_body, status, response_headers,
-                                    text, stream, attempt + 1, time.monotonic() - started)
-                last_cause = f"HTTP {status}: {text[:200]}"
-                retry_after = parse_retry_after(response_headers.get("retry-after"))
-            if attempt + 1 == self.retry.attempts:
+                server_error = retry_server_errors and status >= 500 and status not in TRANSIENT_STATUS \
+                    and status != NOT_IMPLEMENTED
+                if status not in TRANSIENT_STATUS and not server_error:
+                    return exchange(answer)
+                if server_error and len(server_errors) == attempt:
+                    server_errors.append(answer)
+                else:
+                    server_errors.clear()
+                last_cause = f"HTTP {status}: {excerpt(answer.text)}"
+                retry_after = answer.headers.get("retry-after")
+            plan = self.retry.plan(attempt, retry_after, budget_end - time.monotonic())
+            if isinstance(plan, str):
+                stop = plan
                 break
-            delay = self.retry.delay(attempt, retry_after)
-            if time.monotonic() - started + delay > self.retry.deadline_s:
-                break
-            time.sleep(delay)
+            time.sleep(plan)
+        repeated = self.retry.repeated_server_error([a.status for a in server_errors], made)
+        if repeated:
+            return exchange(server_errors[-1], TransportFailure(
+                "transport.server-error", f"{repeated}; body: {excerpt(server_errors[-1].text, 300)!r}"))
         raise InfrastructureError(
-            f"{url}: no answer after {attempt + 1} attempt(s) in {time.monotonic() - started:.1f}s; "
-            f"last cause: {last_cause}"
+            f"{url}: no answer after {made} attempt(s) in {time.monotonic() - started:.1f}s; "
+            f"last cause: {last_cause}{self.retry.why_stopped(stop)}"
         )
+
+
+def bounded_request(target: Target, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                    content: bytes | None = None, timeout_s: float | None = None,
+                    read_body: bool = True) -> Answer:
+    """One bounded request outside a case (the start-up probe, a preflight): the same deadline, caps and
+    transport rules as every case, on a pool of its own. Raises Unanswered when there is no answer in time."""
+    client = GatewayClient(target)
+    try:
+        limits = Limits(timeout_s or client.limits.timeout_s, client.limits.max_body_bytes)
+        return client.request(method, url, headers=headers, content=content, bound=Bound(limits),
+                              read_body=read_body)
+    finally:
+        client.close()
+
+
+def probe_target(target: Target, retry: RetryPolicy, timeout_s: float = 15.0) -> str | None:
+    """Whether the target answers HTTP at all: GET of its URL until the status line and headers are in, the body
+    never read (an endless or huge body, a gzip bomb cannot hold the start-up). Any status counts as reachable.
+    Returns None, or why it could not be reached after `retry.attempts` attempts."""
+    assert target.url is not None
+    problem = "no attempt made"
+    for attempt in range(retry.attempts):
+        if attempt:
+            time.sleep(retry.backoff(attempt - 1))
+        try:
+            bounded_request(target, "GET", target.url, headers={"Accept-Encoding": "identity"},
+                            timeout_s=min(target.timeout, timeout_s), read_body=False)
+            return None
+        except Unanswered as exc:
+            problem = str(exc)
+    return f"target {target.url} could not be reached after {retry.attempts} attempt(s): {problem}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from conformance.bounds import DEFAULT_MAX_BODY_BYTES
 from conformance.catalog import NAME_FORMS, load_catalog
 from conformance.errors import BadInput
 from conformance.resources import DATA_DIR
@@ -54,6 +55,7 @@ class TargetOptions:
     insecure: bool = False
     timeout: float = 60.0
     name_form: str | None = None
+    max_body_bytes: int | None = None  # None: bounds.DEFAULT_MAX_BODY_BYTES
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Target:
     sql: dict[str, Any] | None = None  # the SQL warehouse of the usage features: {warehouse_id, max_lag_s, ...}
     verify_tls: bool = True
     timeout: float = 60.0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # decoded bytes of one answer (conformance/bounds.py)
     reference: bool = False  # the suite started its own reference gateway for this run
 
     def claims(self, feature: str) -> bool:
@@ -160,6 +163,8 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
         raise BadInput(f"--name-form must be one of {', '.join(NAME_FORMS)}, not {opts.name_form!r}")
     if not opts.timeout or opts.timeout <= 0:
         raise BadInput(f"--timeout must be a positive number of seconds, not {opts.timeout!r}")
+    if opts.max_body_bytes is not None and opts.max_body_bytes < 1024:
+        raise BadInput(f"--max-body-bytes must be at least 1024, not {opts.max_body_bytes!r}")
 
     cfg_host = cfg_token = None
     if opts.databricks_profile:
@@ -221,5 +226,6 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
         sql=dict(sql) if sql else None,
         verify_tls=not opts.insecure,
         timeout=float(opts.timeout),
+        max_body_bytes=opts.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         reference=url is None,
     )

@@ -1,8 +1,8 @@
 """`conformance diff RUN_A RUN_B`: what changed between two runs (the nightly "since yesterday?").
 
-Cases are keyed by case id and model. regressed: passed (or skipped) in A, failed or errored in B;
-recovered: failed or errored in A, passed in B; appeared / vanished: in only one run. Shape drift that is new in
-B (a case drifting in B that did not in A) is listed too, apart from regressions.
+Cases are keyed by case id and model. regressed: passed, warned (or skipped) in A, failed or errored in B;
+recovered: failed or errored in A, passed or warned (conformant) in B; appeared / vanished: in only one run.
+Shape drift that is new in B (a case drifting in B that did not in A) is listed too, apart from regressions.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             if after in BAD and before not in BAD:
                 out["regressed"].append({"case": name, "from": before, "to": after,
                                          "message": new[name].get("message", "").splitlines()[:1]})
-            elif before in BAD and after == "passed":
+            elif before in BAD and after in ("passed", "warned"):
                 out["recovered"].append({"case": name, "from": before, "to": after})
             drift = new[name].get("snapshot", {})
             if drift.get("status") == "drift" and old[name].get("snapshot", {}).get("status") != "drift":

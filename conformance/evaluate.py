@@ -1,7 +1,8 @@
 """Judge one exchange against a case's expectation: status, body form, schema, named checks.
 
 The order matters: a wrong status makes the body checks meaningless, so they are not run; a body that
-is not JSON fails once, with the evidence, instead of once per check.
+is not JSON is reported once, with the evidence, instead of once per check. Every broken rule is a Finding
+with the strength of its rule (conformance/findings.py), which decides whether the case failed or warned.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from conformance.cases import CaseItem, Step
 from conformance.checks import CHECKS, CheckContext
 from conformance.client import Exchange
 from conformance.config import surfaces
+from conformance.findings import Finding, ordered, strength_of
 from conformance.schemas import validate
 
 EXCERPT = 300
@@ -34,66 +36,95 @@ def error_forms(item: CaseItem) -> list[str]:
     return surfaces()[item.case.route_surface].get("error_schemas", ["error.databricks"])
 
 
-def evaluate_steps(item: CaseItem, exchange: Exchange) -> list[str]:
-    """Every step of a case is judged by its own expect; a multi-step case prefixes each message with its step."""
+def evaluate_steps(item: CaseItem, exchange: Exchange) -> list[Finding]:
+    """Every step of a case is judged by its own expect; a multi-step case prefixes each message with its step.
+    The findings come most specific first (findings.ordered)."""
     steps, sent = item.case.steps, [*exchange.previous, exchange]
     if len(steps) == 1:
-        return evaluate(item, exchange)
-    failures = [f"[step {i}] {m}" for i, ex in enumerate(sent) for m in evaluate(item, ex, steps[i])]
-    if exchange.unsent and not failures:
-        failures.append(f"[step {len(sent) - 1}] {exchange.unsent}")
-    return failures
+        return ordered(evaluate(item, exchange))
+    found = [Finding(f.check, f.strength, f"[step {i}] {f.message}")
+             for i, ex in enumerate(sent) for f in evaluate(item, ex, steps[i])]
+    if exchange.unsent and not any(f.strength == "must" for f in found):
+        found.append(Finding("multi_turn", strength_of(item.case, "multi_turn"),
+                             f"[step {len(sent) - 1}] {exchange.unsent}"))
+    return ordered(found)
 
 
-def evaluate(item: CaseItem, exchange: Exchange, step: Step | None = None) -> list[str]:
-    step = step or item.case.steps[-1]
+def evaluate(item: CaseItem, exchange: Exchange, step: Step | None = None) -> list[Finding]:
+    case = item.case
+    step = step or case.steps[-1]
     expect = step.expect
-    if not status_matches(expect["status"], exchange.status):
-        return [f"[status] HTTP {exchange.status}, expected {expect['status']}; body: {excerpt(exchange.text)!r}"]
 
-    failures: list[str] = []
+    def finding(check: str, message: str) -> Finding:
+        return Finding(check, strength_of(case, check), message)
+
+    failure = exchange.transport_failure
+    if failure is not None:
+        # the answer broke the contract before any rule about its body applies (conformance/bounds.py: a
+        # redirect, a body over the cap, not UTF-8, nested too deep; a 5xx on every attempt): that alone is judged
+        return [finding(failure.check, failure.message)]
+    if not status_matches(expect["status"], exchange.status):
+        return [finding("status", f"HTTP {exchange.status}, expected {expect['status']}; "
+                                  f"body: {excerpt(exchange.text)!r}")]
+    found: list[Finding] = []
+    preferred = expect.get("preferred_status")
+    if preferred and not status_matches(preferred["status"], exchange.status):
+        found.append(Finding("status", preferred["strength"], f"HTTP {exchange.status}, {preferred['status']} "
+                                                              f"preferred; body: {excerpt(exchange.text)!r}"))
+
     schema = expect.get("schema")
     if step.stream:
-        failures += _stream_body(exchange, schema)
-    elif exchange.json_error is not None:
-        return [f"[json] the {exchange.status} body is not JSON ({exchange.json_error}): {excerpt(exchange.text)!r}"]
+        found += [finding(check, message) for check, message in _stream_body(exchange, schema)]
+    elif exchange.json_error is not None and not expect.get("error_body"):  # an error body: error_body says
+        return [*found, finding("json", f"the {exchange.status} body is not JSON ({exchange.json_error}): "
+                                        f"{excerpt(exchange.text)!r}")]
     elif schema:
-        failures += [f"[schema {schema}] {e}" for e in validate(schema, exchange.json)]
+        found += [finding("schema", f"{schema} {e}") for e in validate(schema, exchange.json)]
 
     if expect.get("error_body"):
-        failures += _error_body(item, exchange)
+        found += [finding(check, message) for check, message in _error_body(item, exchange)]
 
     ctx = CheckContext(exchange.request_body, exchange, item.model)
     for name in expect.get("checks", []):
         ctx.args = expect.get("check_args", {}).get(name, {})
-        failures += [f"[{name}] {message}" for message in CHECKS[name].fn(ctx)]
-    return failures
+        found += [finding(name, message) for message in run_check(name, ctx)]
+    return found
 
 
-def _stream_body(exchange: Exchange, schema: str | None) -> list[str]:
+def run_check(name: str, ctx: CheckContext) -> list[str]:
+    """A check's messages; a check that raises on an answer it did not foresee is a finding with the error,
+    never a traceback that loses the case's verdict and evidence."""
+    messages: list[str] = []
+    try:
+        for message in CHECKS[name].fn(ctx):
+            messages.append(message)
+    except Exception as exc:
+        messages.append(f"raised {type(exc).__name__}: {excerpt(str(exc))}")
+    return messages
+
+
+def _stream_body(exchange: Exchange, schema: str | None) -> list[tuple[str, str]]:
     if exchange.events is None:
         return []  # stream_is_sse says so, with the content type as evidence
-    failures = []
-    for index, event in enumerate(exchange.events):
-        if event.is_done:
-            continue
-        try:
-            payload = event.json()
-        except ValueError as exc:
-            failures.append(f"[json] event[{index}] data is not JSON ({exc}): {excerpt(event.data)!r}")
-            continue
-        if schema:
-            failures += [f"[schema {schema}] event[{index}] {e}" for e in validate(schema, payload)]
-    return failures
+    problems = []
+    for event in exchange.payloads:
+        if not event.is_json:
+            data = exchange.events[event.index].data
+            problems.append(("json", f"event[{event.index}] data is not JSON ({event.error}): {excerpt(data)!r}"))
+        elif schema:
+            problems += [("schema", f"{schema} event[{event.index}] {e}") for e in validate(schema, event.payload)]
+    return problems
 
 
-def _error_body(item: CaseItem, exchange: Exchange) -> list[str]:
+def _error_body(item: CaseItem, exchange: Exchange) -> list[tuple[str, str]]:
+    """Two rules: the error body is JSON (error_body), and it has a form clients of the surface read
+    (error_form, one of the surface's error_schemas)."""
     if exchange.json_error is not None:
-        return [f"[error_body] the {exchange.status} body is not JSON ({exchange.json_error}): "
-                f"{excerpt(exchange.text)!r}"]
+        return [("error_body", f"the {exchange.status} body is not JSON ({exchange.json_error}): "
+                               f"{excerpt(exchange.text)!r}")]
     forms = error_forms(item)
     problems = {form: validate(form, exchange.json) for form in forms}
     if any(not errors for errors in problems.values()):
         return []
     detail = "; ".join(f"{form}: {errors[0]}" for form, errors in problems.items())
-    return [f"[error_body] the error body has none of the accepted forms ({detail}): {excerpt(exchange.text)!r}"]
+    return [("error_form", f"the error body has none of the accepted forms ({detail}): {excerpt(exchange.text)!r}")]

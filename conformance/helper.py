@@ -8,16 +8,22 @@ the other core: it receives (nodeid, kind, case item) in batches, performs each 
 case comes back with its exchange (plain data, megabyte request strings cut); a client case is judged in the
 helper with the same `judge` and comes back as verdict strings (SDK objects stay there). The pacer and the
 token budget live in shared memory, so the run keeps one request rate and one budget. If a helper dies, its
-pending cases end as infrastructure errors naming that cause.
+pending cases end as infrastructure errors naming that cause; the wait for a helper is bounded too (every case
+is, by its requests' budgets: a helper silent for longer is stopped, see Helper.stall_s). A helper exits as soon
+as the pytest process is gone, however it went.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from conformance import cases as case_data
@@ -27,6 +33,9 @@ from conformance.pacing import Pacer, Store, TokenBudget
 from conformance.redact import REDACTOR
 
 POLL_S = 0.5
+STALL_STEPS = 4  # a case's requests (steps, or a client's build and call), each within its budget
+STALL_SLACK_S = 20.0
+STARTUP_S = 120.0
 
 
 def perform(runtime: Any, kind: str, item: case_data.CaseItem) -> Any:
@@ -45,10 +54,32 @@ def perform(runtime: Any, kind: str, item: case_data.CaseItem) -> Any:
     return performed
 
 
+def _exit_with_parent() -> None:
+    """A helper must not outlive the pytest process (killed, or ended by a signal without cleaning up): a
+    thread waits on the parent's sentinel and ends this process at once, curl children included."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        _exit_now()
+
+    threading.Thread(target=watch, name="conformance-parent-watch", daemon=True).start()
+
+
+def _exit_now() -> None:
+    curl = sys.modules.get("conformance.clients.curl_client")
+    if curl is not None:
+        curl.kill_running()
+    os._exit(0)  # not sys.exit: the request threads are not waited for
+
+
 def _helper_main(target: Target, retry: RetryPolicy, concurrency: int, max_rps: float | None,
                  budget_limit: int | None, store: Store, tasks: Any, results: Any, nice: int) -> None:
     from conformance import media
 
+    _exit_with_parent()
     if nice:
         os.nice(nice)
     from conformance.runner import Performed, Runtime
@@ -65,11 +96,22 @@ def _helper_main(target: Target, retry: RetryPolicy, concurrency: int, max_rps: 
         except Exception as exc:  # never lost: the pytest process would wait for it
             performed = Performed(infra=REDACTOR.text(
                 f"infrastructure: the read-ahead helper raised {type(exc).__name__}: {exc}"))
-        with sending:  # pickled and written by the thread that has it: no hand-over to a feeder thread
-            results.send((nodeid, performed))
+        try:
+            with sending:  # pickled and written by the thread that has it: no hand-over to a feeder thread
+                results.send((nodeid, performed))
+        except (BrokenPipeError, EOFError, OSError):
+            _exit_now()  # the pytest process is gone
+        except Exception as exc:  # the answer would not pickle: say so rather than leave pytest waiting
+            with sending:
+                results.send((nodeid, Performed(infra=REDACTOR.text(
+                    f"infrastructure: the answer could not be sent from the read-ahead helper "
+                    f"({type(exc).__name__}: {str(exc)[:200]})"))))
 
     while True:
-        batch = tasks.recv()
+        try:
+            batch = tasks.recv()
+        except (EOFError, OSError):
+            _exit_now()
         if batch is None:
             break
         for nodeid, kind, item in batch:
@@ -85,8 +127,15 @@ class Helper:
     a switch of the interpreter lock, and at zero latency those were a large part of the suite's time."""
 
     def __init__(self, target: Target, retry: RetryPolicy, concurrency: int, max_rps: float | None,
-                 budget_limit: int | None, store: Store, nice: int = 0) -> None:
+                 budget_limit: int | None, store: Store, nice: int = 0, stall_s: float | None = None) -> None:
         context = multiprocessing.get_context("spawn")
+        # every case is bounded (its requests' budgets), so a helper that sends nothing for longer than a case
+        # can take is stuck: the wait for it ends, its pending cases become infrastructure errors
+        self.stall_s = stall_s if stall_s is not None else STALL_STEPS * retry.deadline_s + STALL_SLACK_S
+        self._last_progress = time.monotonic()
+        self._answered = False
+        self.held_bytes = 0  # answers read and not yet taken (the read-ahead window is bounded in bytes too)
+        self._sizes: dict[str, int] = {}
         self._store = store  # its semaphore must outlive the helper's start, which unpickles it
         task_reader, self._tasks = context.Pipe(duplex=False)
         self._results, result_writer = context.Pipe(duplex=False)
@@ -110,6 +159,8 @@ class Helper:
         if not tasks:
             return
         with self._lock:
+            if not self._pending:
+                self._last_progress = time.monotonic()
             self._pending.update(nodeid for nodeid, _, _ in tasks)
         with contextlib.suppress(OSError):  # the helper is gone: result() says so for each of them
             self._tasks.send(tasks)
@@ -123,10 +174,18 @@ class Helper:
                 if nodeid not in self._pending:
                     raise KeyError(nodeid)
                 cause = self._read_one()
+                # its first answer includes starting an interpreter and importing a client SDK, unbounded by
+                # any request budget under a loaded machine: that wait gets STARTUP_S more
+                limit = self.stall_s + (0 if self._answered else STARTUP_S)
+                if cause is None and time.monotonic() - self._last_progress > limit:
+                    cause = (f"the read-ahead helper sent no answer for {limit:.0f} s, longer than a case "
+                             f"can take (its requests' budgets): stopped")
+                    self._process.kill()
                 if cause is not None:
                     for pending in self._pending:
                         self._answers[pending] = Performed(infra=f"infrastructure: {cause}")
                     self._pending.clear()
+            self.held_bytes -= self._sizes.pop(nodeid, 0)
             return self._answers.pop(nodeid)
 
     def _read_one(self) -> str | None:
@@ -136,11 +195,16 @@ class Helper:
                 if self._process.is_alive() or self._results.poll(0):
                     return None
                 return f"the read-ahead helper process exited (code {self._process.exitcode})"
-            nodeid, performed = self._results.recv()
+            message = self._results.recv_bytes()
+            nodeid, performed = ForkingPickler.loads(message)
         except (EOFError, OSError):
             return f"the read-ahead helper process exited (code {self._process.exitcode})"
+        self._last_progress = time.monotonic()
+        self._answered = True
         self._pending.discard(nodeid)
         self._answers[nodeid] = performed
+        self._sizes[nodeid] = len(message)
+        self.held_bytes += len(message)
         return None
 
     def close(self) -> None:

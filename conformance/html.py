@@ -117,7 +117,7 @@ def exchange_blocks(step: str, text: str, esc: Any) -> list[str]:
 
 CSS = """body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.passed{color:#176f2c}.failed{color:#b00020}
-.skipped{color:#777}.error{color:#a15c00}pre{background:#f6f6f6;padding:8px;overflow:auto;max-height:400px}
+.skipped{color:#777}.error{color:#a15c00}.warned{color:#8a6d00}pre{background:#f6f6f6;padding:8px;overflow:auto;max-height:400px}
 details{margin:4px 0}summary{cursor:pointer}.note{background:#fff4ce;padding:8px;border:1px solid #e0c060}"""
 
 
@@ -134,15 +134,18 @@ def builtin_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any]
              ". Run <code>conformance html-setup</code> for the Allure report.</p>",
              f"<p>target {esc(str(target.get('url')))}, started {esc(summary.get('started_at', ''))}, "
              f"suite {esc(summary.get('suite_version', ''))}</p>",
+             *(["<p class='note' id='incomplete'>Incomplete run: cases were deselected or skipped for the token "
+                "budget; the verdict covers only what ran.</p>"] if summary.get("incomplete") else []),
              "<h2>Totals</h2><table id='totals'><tr>"
              + "".join(f"<th>{esc(k)}</th>" for k in summary["totals"]) + "</tr><tr>"
              + "".join(f"<td>{v}</td>" for v in summary["totals"].values()) + "</tr></table>",
              "<h2>Profiles</h2><table id='profiles'><tr><th>profile</th><th>result</th><th>passed</th>"
-             "<th>failed</th><th>skipped</th><th>errors</th></tr>"]
+             "<th>failed</th><th>warned</th><th>skipped</th><th>errors</th><th>why not success</th></tr>"]
     for name, profile in verdict["profiles"].items():
         st = profile["statistics"]
         parts.append(f"<tr><td>{esc(name)}</td><td>{esc(profile['result'])}</td><td>{st['passed']}</td>"
-                     f"<td>{st['failed']}</td><td>{st['skipped']}</td><td>{st['errors']}</td></tr>")
+                     f"<td>{st['failed']}</td><td>{st.get('warned', 0)}</td><td>{st['skipped']}</td>"
+                     f"<td>{st['errors']}</td><td>{esc(profile.get('reason') or '')}</td></tr>")
     parts.append("</table><h2>Cases</h2>")
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for record in summary["cases"]:
@@ -161,7 +164,13 @@ def builtin_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any]
             parts.append(f"<p><b>spec</b> {esc(str(record.get('spec')))}</p>")
             if ev.get("description"):
                 parts.append(f"<pre class='spec'>{esc(ev['description'])}</pre>")
-            if record.get("message"):
+            findings = record.get("findings") or []
+            if findings:
+                warned = record["outcome"] == "warned"
+                label, css = ("warnings", "warnings") if warned else ("failed checks", "failures")
+                text = "\n".join(f"({f['strength']}) [{f['check']}] {f['message']}" for f in findings)
+                parts.append(f"<p><b>{label}</b></p><pre class='{css}'>{esc(text)}</pre>")
+            elif record.get("message"):
                 parts.append(f"<p><b>failed checks</b></p><pre class='failures'>{esc(record['message'])}</pre>")
             if snap:
                 lines = snap.get("drift") or [snap.get("reason") or snap["status"]]

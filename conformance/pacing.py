@@ -107,23 +107,31 @@ class Pacer:
         learnt = math.inf if rate is None else rate
         return min(learnt, self.max_rps) if self.max_rps else learnt
 
-    def wait_turn(self) -> None:
-        def claim(state: dict[str, Any]) -> float:
+    def wait_turn(self, max_wait: float | None = None) -> bool:
+        """Wait for this request's slot of the run's rate. With `max_wait` (what is left of a request's budget:
+        pacer waits count in it), a slot further away is not claimed and False comes back at once."""
+
+        def claim(state: dict[str, Any]) -> float | None:
             now = time.time()
+            rate = self._rate(state)
+            slot = now if math.isinf(rate) else max(now, state.get("next_at", now))
+            if max_wait is not None and slot - now > max_wait:
+                return None
             if now - state.get("window_start", 0) > WINDOW_S:  # a sliding 1 s count of what was sent
                 state["prev_window"] = [state.get("window_start", now), state.get("window_count", 0)]
                 state["window_start"], state["window_count"] = now, 0
             state["window_count"] = state.get("window_count", 0) + 1
-            rate = self._rate(state)
             if math.isinf(rate):
                 return 0.0
-            slot = max(now, state.get("next_at", now))
             state["next_at"] = slot + 1 / rate
             return slot - now
 
         delay = self.store.update(claim)
+        if delay is None:
+            return False
         if delay > 0:
             time.sleep(delay)
+        return True
 
     def throttled(self) -> None:
         def decrease(state: dict[str, Any]) -> None:

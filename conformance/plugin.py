@@ -10,26 +10,26 @@ import json
 import os
 import re
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from conformance import cases as case_data
 from conformance import usage_plugin
 from conformance.certify import implementation_of
-from conformance.client import Exchange, RetryPolicy, shorten
+from conformance.client import Exchange, RetryPolicy, probe_target, shorten
 from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
 from conformance.errors import BadInput, InfrastructureError
 from conformance.evaluate import evaluate_steps
+from conformance.findings import STRENGTHS, Finding, outcome_of
 from conformance.gateway import behaviours
 from conformance.pacing import Pacer, TokenBudget, make_store
-from conformance.redact import REDACTOR
+from conformance.redact import REDACTOR, redact_report
 from conformance.resources import PACKAGE_DIR
 from conformance.runner import Performed, Runtime
 from conformance.snapshots import SNAPSHOT_DIR_ENV, ShapeCheck, attach_snapshot, report_drift, snapshot_setup
+from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS, RunGuard, stop_reason
 from conformance.summary import SummaryCollector, new_run_dir, point_latest, write_json
 
 TARGET_KEY = pytest.StashKey[Target]()
@@ -59,6 +59,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="skip cases that would call a model once this many tokens are spent")
     group.addoption("--gateway-usage-wait", type=float, default=30.0,
                     help="seconds the usage cases poll system.ai_gateway.usage for the run's rows (default 30)")
+    group.addoption("--gateway-max-body-bytes", type=int, default=None,
+                    help="cap on the decoded bytes of one answer (default 32 MiB; see conformance/bounds.py)")
+    group.addoption("--gateway-max-consecutive-errors", type=int, default=DEFAULT_MAX_CONSECUTIVE_ERRORS,
+                    help="stop the run after this many consecutive infrastructure errors (0: never; default "
+                         f"{DEFAULT_MAX_CONSECUTIVE_ERRORS})")
+    group.addoption("--conformance-strict", action="store_true",
+                    help="count warnings (broken should/advisory rules) as failures")
     group.addoption("--conformance-reports", help="folder for run folders (default reports/)")
     group.addoption("--conformance-run-dir", help="write this run into exactly this (existing) folder")
     group.addoption("--conformance-snapshots", help="root of the shape snapshots (default: the checkout's "
@@ -92,13 +99,14 @@ def _options(config: pytest.Config) -> TargetOptions:
         insecure=config.getoption("gateway_insecure"),
         timeout=config.getoption("gateway_timeout"),
         name_form=config.getoption("gateway_name_form"),
+        max_body_bytes=config.getoption("gateway_max_body_bytes"),
     )
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "expensive: sends many images or megabytes; a live run may leave it out")
-    for name in [*surfaces(), *MODEL_TYPES, "must", "should"]:
+    for name in [*surfaces(), *MODEL_TYPES, *STRENGTHS]:
         config.addinivalue_line("markers", f"{name}: conformance cases of {name}")
     config.pluginmanager.register(usage_plugin, "conformance-usage")  # usage cases (usage_plugin.py)
     if not _is_active(config):
@@ -139,10 +147,14 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(str(exc)) from None
             state["gateway"] = gateway
             target.url = gateway.url
-        state["collector"] = SummaryCollector()
+        state["collector"] = SummaryCollector(strict=config.getoption("conformance_strict"))
         state["extra"] = {**snapshot_setup(config, target), **implementation_of(target)}
         state["switches"] = sorted(switches)
         config.pluginmanager.register(_Recorder(state["collector"]), "conformance-recorder")
+        guard = RunGuard(config, run_dir, max(0, config.getoption("gateway_max_consecutive_errors")))
+        state["guard"] = guard
+        config.pluginmanager.register(guard, "conformance-run-guard")
+        guard.install_signals()  # SIGTERM/SIGINT: a partial summary, helpers and gateway stopped
     REDACTOR.add(target.token)
     config.stash[TARGET_KEY] = target
     usage_plugin.activate(config, target, state["run_dir"], None if worker is not None else state,
@@ -177,20 +189,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if state is None or hasattr(config, "workerinput"):
         return
     target = config.stash[TARGET_KEY]
-    retry = RetryPolicy(attempts=max(1, config.getoption("gateway_retries")))
-    problem: Exception | None = None
-    for attempt in range(retry.attempts):  # one reset or timeout is not an unreachable target
-        if attempt:
-            time.sleep(retry.delay(attempt - 1, None))
-        try:
-            httpx.get(str(target.url), timeout=min(target.timeout, 15), verify=target.verify_tls)
-            problem = None
-            break
-        except httpx.HTTPError as exc:
-            problem = exc
+    retry = RetryPolicy.for_timeout(target.timeout, config.getoption("gateway_retries"))
+    # one reset or timeout is not an unreachable target; the probe reads no body (client.probe_target)
+    problem = probe_target(target, retry)
     if problem is not None:
-        reason = REDACTOR.text(f"target {target.url} could not be reached after {retry.attempts} attempt(s): "
-                               f"{type(problem).__name__}: {problem}")
+        reason = REDACTOR.text(problem)
         _write_summary(config, extra={"unreachable": reason})
         _stop_gateway(state)
         pytest.exit(reason, returncode=3)
@@ -239,6 +242,7 @@ def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
         "model_type": case.model_type,
         "features": list(case.features),
         "strength": case.strength,
+        "strength_reason": case.strength_reason,
         "spec": case.spec.get("section"),
     }
 
@@ -250,6 +254,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         case_item = params.get("case_item") or params.get("client_item")
         if isinstance(case_item, case_data.CaseItem):
             test.user_properties.append(("conformance_case", case_metadata(case_item)))
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Cases left out by -k / -m: the run is incomplete, and the certificate must say so. Under xdist each
+    worker collects (and deselects) the same items; the first worker's list reaches the controller."""
+    deselected = []
+    for test in items:
+        params = getattr(getattr(test, "callspec", None), "params", {})
+        case_item = params.get("case_item") or params.get("client_item")
+        if isinstance(case_item, case_data.CaseItem):
+            deselected.append(case_metadata(case_item))
+    if not deselected:
+        return
+    config = items[0].config
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    if hasattr(config, "workerinput"):
+        config.workeroutput.setdefault("conformance_deselected", []).extend(deselected)
+    else:
+        state["collector"].deselected(deselected)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    state = node.config.stash.get(STATE_KEY, None)
+    deselected = getattr(node, "workeroutput", {}).get("conformance_deselected")
+    if state is not None and deselected and not state.get("deselected_from_worker"):
+        state["deselected_from_worker"] = True
+        state["collector"].deselected(deselected)
 
 
 # pytest-xdist puts "[gw0] linux -- Python 3.x /path/to/python" before a worker's failure text
@@ -278,6 +312,17 @@ class _Recorder:
                            dict(report.user_properties))
 
 
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """pytest's failure text and captured output, redacted where the report is made: the console, junit.xml,
+    summary.json and xdist's transfer to the controller all read this report (innermost wrapper: before the
+    others, Allure's included, look at it)."""
+    outcome = yield
+    report = outcome.get_result()
+    if item.config.stash.get(TARGET_KEY, None) is not None:
+        redact_report(report)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE_KEY, None)
@@ -296,7 +341,10 @@ def _write_summary(config: pytest.Config, extra: dict[str, Any] | None = None) -
 
     info = {"clients": versions(), **({"deviations": state["switches"]} if state.get("switches") else {})}
     info.update(state.get("extra", {}))
-    document = state["collector"].document(public, {**info, **(extra or {})})
+    guard = state.get("guard")
+    if guard is not None:
+        info.update(guard.summary_fields())  # aborted (circuit breaker) / interrupted (a signal)
+    document = REDACTOR.value(state["collector"].document(public, {**info, **(extra or {})}))
     write_json(state["run_dir"] / "summary.json", document)
     point_latest(state["run_dir"])
     state["written"] = True
@@ -307,15 +355,34 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(STATE_KEY, None)
     if not state or "summary" not in state:
         return
-    totals = state["summary"]["totals"]
+    from conformance.findings import group
+
+    summary = state["summary"]
+    totals, failed, warned = summary["totals"], summary["failures_by_strength"], summary["warnings_by_strength"]
     terminalreporter.write_sep("=", "conformance")
     terminalreporter.write_line(
-        f"target {state['summary']['target']['name']} ({state['summary']['target']['url']}): "
+        f"target {summary['target']['name']} ({summary['target']['url']}): "
         + ", ".join(f"{v} {k}" for k, v in totals.items())
-        + " ({must} must, {should} should failures)".format(**state["summary"]["failures_by_strength"])
-    )
+        + f" ({failed['must']} must failures; {warned['should']} should, {warned['advisory']} advisory warnings"
+        + (", --strict: warnings counted as failures" if summary.get("strict") else "") + ")")
+    for key in ("aborted", "interrupted"):  # the circuit breaker or a signal ended the run (stopping.py)
+        if summary.get(key):
+            terminalreporter.write_line(f"run {key}: {summary[key]} (partial summary)", red=True)
+    if summary.get("incomplete"):
+        not_run = summary["not_run"]
+        terminalreporter.write_line(f"incomplete run: {not_run['deselected']} case(s) deselected, "
+                                    f"{not_run['budget_skipped']} skipped for the token budget")
+    for outcome, title in (("failed", "failures"), ("warned", "warnings")):
+        groups = group(summary["cases"], outcome)
+        if groups:
+            cases = sum(len(g.cases) for g in groups)
+            terminalreporter.write_line(f"{title}: {cases} case(s), {len(groups)} root cause(s)")
+            for entry in groups[:10]:
+                terminalreporter.write_line(f"  {entry.line(limit=160, names=3)}")
+            if len(groups) > 10:
+                terminalreporter.write_line(f"  ... and {len(groups) - 10} more (summary.md)")
     terminalreporter.write_line(f"summary: {state['run_dir'] / 'summary.json'}")
-    report_drift(terminalreporter, state["summary"])
+    report_drift(terminalreporter, summary)
 
 
 def _stop_gateway(state: dict[str, Any]) -> None:
@@ -331,6 +398,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is not None:
         _stop_gateway(state)
+        if state.get("guard") is not None:
+            state["guard"].restore_signals()
         if not hasattr(config, "workerinput"):
             os.environ.pop(SNAPSHOT_DIR_ENV, None)
 
@@ -351,9 +420,10 @@ def _runtime(config: pytest.Config) -> Runtime:
         concurrency = config.getoption("gateway_concurrency")
         helpers = concurrency > 1 and _read_ahead_allowed(config)  # read-ahead in helper processes
         store = make_store(shared, shared=helpers)
-        runtime = Runtime(config.stash[TARGET_KEY], Pacer(config.getoption("gateway_max_rps"), store),
+        target = config.stash[TARGET_KEY]
+        runtime = Runtime(target, Pacer(config.getoption("gateway_max_rps"), store),
                           TokenBudget(config.getoption("gateway_token_budget"), store),
-                          RetryPolicy(attempts=max(1, config.getoption("gateway_retries"))),
+                          RetryPolicy.for_timeout(target.timeout, config.getoption("gateway_retries")),
                           concurrency=concurrency if helpers else 1)
         config.stash[RUNTIME_KEY] = runtime
     return runtime
@@ -385,6 +455,10 @@ def _performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseIt
     """Setup phase: a skip skips, an infrastructure problem is an *error* (never a failure)."""
     if request.config.stash.get(TARGET_KEY, None) is None:
         pytest.skip("the conformance suite is not active in this session")
+    if hasattr(request.config, "workerinput"):  # xdist: the controller may have stopped the run (stopping.py)
+        stopped = stop_reason(request.config.stash[STATE_KEY]["run_dir"])
+        if stopped:
+            pytest.skip(f"not run: the run was stopped ({stopped[:200]})")
     performed = _runtime(request.config).take(request.node.nodeid, kind, item)
     if performed.skip:
         pytest.skip(performed.skip)
@@ -410,19 +484,44 @@ def shape_check(snapshot: Any, request: pytest.FixtureRequest) -> ShapeCheck:
     return ShapeCheck(snapshot, bool(request.config.option.update_snapshots), request.node)
 
 
-def run_case(case_item: case_data.CaseItem, exchange: Exchange, shape_check: ShapeCheck | None = None) -> None:
-    """The body of every conformance test: evaluate, compare the shape, record evidence, fail with every
-    broken rule (shape drift is recorded, never a failure of the case)."""
-    failures = evaluate_steps(case_item, exchange)
+def run_case(case_item: case_data.CaseItem, exchange: Exchange, request: pytest.FixtureRequest,
+             shape_check: ShapeCheck | None = None) -> None:
+    """The body of every conformance test: record the evidence, evaluate, compare the shape, and conclude: a
+    broken must rule fails the test; only should/advisory ones leave it passed in pytest's terms but recorded
+    as `warned` with its findings (shape drift is recorded, never a failure of the case). The evidence comes
+    first, so whatever happens while judging, the answer is in the report."""
+    _attach(case_item, exchange)
+    findings = evaluate_steps(case_item, exchange)
+    if findings:
+        _attach_findings(findings)
     snapshot = shape_check.check(exchange) if shape_check is not None else None
-    _attach(case_item, exchange, failures)
     if snapshot is not None:
         attach_snapshot(snapshot)
-    if failures:
-        pytest.fail(REDACTOR.text("\n".join(failures)), pytrace=False)
+    conclude(request, findings)
 
 
-def _attach(case_item: case_data.CaseItem, exchange: Exchange, failures: list[str]) -> None:
+def conclude(request: pytest.FixtureRequest, findings: list[Finding]) -> None:
+    """Record the findings on the test (a user property: xdist workers forward it with the report) and fail
+    the test if they amount to a failure (CONTRACT outcomes; --conformance-strict fails on any finding)."""
+    findings = [Finding(f.check, f.strength, REDACTOR.text(f.message)) for f in findings]
+    request.node.user_properties.append(("conformance_findings", [f.as_dict() for f in findings]))
+    if outcome_of(findings, bool(request.config.getoption("conformance_strict"))) == "failed":
+        pytest.fail("\n".join(f.text() for f in findings), pytrace=False)
+
+
+def _attach_findings(findings: list[Finding]) -> None:
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return
+    text = "\n".join(f"({f.strength}) {f.text()}" for f in findings)
+    name = "failed checks" if any(f.strength == "must" for f in findings) else "warnings"
+    allure.attach(REDACTOR.text(text), name, allure.attachment_type.TEXT)
+    if name == "warnings":
+        allure.dynamic.tag("warned")
+
+
+def _attach(case_item: case_data.CaseItem, exchange: Exchange) -> None:
     try:
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a dependency
@@ -437,8 +536,6 @@ def _attach(case_item: case_data.CaseItem, exchange: Exchange, failures: list[st
     for index, step_exchange in enumerate(sent):
         label = f"step {index} " if len(sent) > 1 else ""
         _attach_exchange(allure, step_exchange, label)
-    if failures:
-        allure.attach(REDACTOR.text("\n".join(failures)), "failed checks", allure.attachment_type.TEXT)
 
 
 EVIDENCE_LIMIT = 2000  # characters of one request string (a base64 image) kept in the evidence
@@ -464,7 +561,7 @@ def client_result(client_item: case_data.CaseItem, request: pytest.FixtureReques
     return _performed(request, "client", client_item)
 
 
-def run_client_case(client_item: case_data.CaseItem, client_result: Performed) -> None:
+def run_client_case(client_item: case_data.CaseItem, client_result: Performed, request: pytest.FixtureRequest) -> None:
     from conformance.clientcases import judge
 
     if client_result.failure:
@@ -473,5 +570,5 @@ def run_client_case(client_item: case_data.CaseItem, client_result: Performed) -
         failures = client_result.judged
     else:
         failures = judge(client_item, client_result.result)
-    if failures:
-        pytest.fail(REDACTOR.text("\n".join(failures)), pytrace=False)
+    strength = client_item.case.strength  # the client's call is the case itself (findings.CASE_RULES)
+    conclude(request, [Finding("client", strength, message) for message in failures])

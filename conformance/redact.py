@@ -1,8 +1,15 @@
-"""Secret redaction in one place: everything the suite writes passes through here."""
+"""Secret redaction in one place: everything the suite writes or prints passes through here.
+
+The exits, each through this Redactor: pytest's reports (failure text, captured output: the console, junit.xml,
+summary.json messages, xdist's transfer), every Allure file (allure_lean's writer), summary.json as a whole,
+shape snapshots and their drift lines (keys and enumerated values too: a gateway may echo a token anywhere),
+and the evidence attached per case. A target's token is registered once per process (`REDACTOR.add`).
+"""
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -37,23 +44,57 @@ class Redactor:
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {
-            k: (MASK if k.lower() in SENSITIVE_HEADERS else self.text(v)) for k, v in headers.items()
+            self.text(k): (MASK if k.lower() in SENSITIVE_HEADERS else self.text(v)) for k, v in headers.items()
         }
 
     def value(self, obj: Any) -> Any:
-        """Redact every string inside a JSON-like value."""
-        return map_strings(obj, self.text)
+        """Redact every string inside a JSON-like value, mapping keys included (a copy only when something is
+        masked: one C-speed look at its JSON first)."""
+        try:
+            dumped = json.dumps(obj, default=str)
+        except (TypeError, ValueError, RecursionError):
+            dumped = None
+        if dumped is not None and self.text(dumped) == dumped:
+            return obj
+        return map_strings(obj, self.text, keys=self.text)
+
+    def data(self, data: bytes) -> bytes:
+        """A file's bytes (UTF-8 text; anything else is written as it is, it was never text from a target)."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data
+        redacted = self.text(text)
+        return data if redacted == text else redacted.encode("utf-8")
 
 
-def map_strings(obj: Any, fn: Callable[[str], Any]) -> Any:
-    """A copy of a JSON-like value with every string (not keys) replaced by fn(string)."""
+def map_strings(obj: Any, fn: Callable[[str], Any], keys: Callable[[str], str] | None = None) -> Any:
+    """A copy of a JSON-like value with every string replaced by fn(string); with `keys`, string mapping keys
+    replaced by keys(key) as well."""
     if isinstance(obj, str):
         return fn(obj)
     if isinstance(obj, Mapping):
-        return {k: map_strings(v, fn) for k, v in obj.items()}
+        if keys is None:
+            return {k: map_strings(v, fn) for k, v in obj.items()}
+        return {(keys(k) if isinstance(k, str) else k): map_strings(v, fn, keys) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [map_strings(v, fn) for v in obj]
+        return [map_strings(v, fn, keys) for v in obj]
     return obj
 
 
 REDACTOR = Redactor()
+
+
+def redact_report(report: Any, redactor: Redactor = REDACTOR) -> None:
+    """A pytest report, in place: its failure text (replaced by the redacted text only when something was
+    masked, so pytest keeps its own formatting otherwise), a skip's reason, and the captured sections."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (path, line, reason)
+        report.longrepr = tuple(redactor.text(x) if isinstance(x, str) else x for x in longrepr)
+    elif longrepr is not None:
+        text = report.longreprtext
+        redacted = redactor.text(text)
+        if redacted != text:
+            report.longrepr = redacted
+    if report.sections:
+        report.sections = [(title, redactor.text(content)) for title, content in report.sections]

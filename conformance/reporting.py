@@ -15,6 +15,7 @@ import yaml
 
 from conformance.certify import case_name, conformance_report
 from conformance.errors import BadInput
+from conformance.findings import group
 
 
 def load_run(path: Path) -> dict[str, Any]:
@@ -39,33 +40,39 @@ def summary_markdown(summary: dict[str, Any], verdict: dict[str, Any], html_note
              "",
              f"Target `{target.get('url')}`, run {summary.get('started_at', '')}, suite "
              f"{summary.get('suite_version', '')}." + (f" Deviations: {', '.join(summary['deviations'])}."
-                                                       if summary.get("deviations") else ""),
-             "", "| surface | model type | passed | failed | skipped | errors |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+                                                       if summary.get("deviations") else "")
+             + (" `--strict`: warnings are counted as failures." if summary.get("strict") else "")]
+    for key in ("aborted", "interrupted"):  # a run the circuit breaker or a signal ended (stopping.py)
+        if summary.get(key):
+            lines += ["", f"**Partial run, {key}:** {summary[key]}"]
+    if summary.get("incomplete"):
+        not_run = summary.get("not_run") or {}
+        lines += ["", f"**Incomplete run**: {not_run.get('deselected', 0)} case(s) deselected (-k / -m), "
+                      f"{not_run.get('budget_skipped', 0)} skipped for the token budget. The verdict covers only "
+                      "what ran."]
+    lines += ["", "| surface | model type | passed | failed | warned | skipped | errors |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     cells: dict[tuple[str, str], Counter[str]] = {}
     for record in summary["cases"]:
         cells.setdefault((record["surface"], record["model_type"]), Counter())[record["outcome"]] += 1
     for (surface, model_type), c in sorted(cells.items()):
-        lines.append(f"| {surface} | {model_type} | {c['passed']} | {c['failed']} | {c['skipped']} | {c['error']} |")
+        lines.append(f"| {surface} | {model_type} | {c['passed']} | {c['failed']} | {c['warned']} | "
+                     f"{c['skipped']} | {c['error']} |")
     t = summary["totals"]
-    lines.append(f"| **total** | | **{t['passed']}** | **{t['failed']}** | **{t['skipped']}** | **{t['errors']}** |")
-    lines += ["", "### Verdict per profile", "", "| profile | result | passed | failed (must / should) | skipped |"
-              " errors | unsupported features |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines.append(f"| **total** | | **{t['passed']}** | **{t['failed']}** | **{t.get('warned', 0)}** | "
+                 f"**{t['skipped']}** | **{t['errors']}** |")
+    lines += ["", "### Verdict per profile", "",
+              "| profile | result | passed | failed | warned | skipped | errors | why not success "
+              "| unsupported features |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for name, p in verdict["profiles"].items():
         s = p["statistics"]
-        lines.append(f"| {name} | {p['result']} | {s['passed']} | {s['failed']} ({s['must_failures']} / "
-                     f"{s['should_failures']}) | {s['skipped']} | {s['errors']} | "
-                     f"{', '.join(p['unsupported_features']) or '-'} |")
-    failures = [r for r in summary["cases"] if r["outcome"] in ("failed", "error")]
-    lines += ["", f"### Top failures ({len(failures)})", ""]
-    if not failures:
-        lines.append("None.")
-    for record in failures[:20]:
-        first = (record.get("message") or "").strip().splitlines()[:1]
-        lines.append(f"- `{case_name(record)}` ({record['outcome']}, {record.get('strength', 'must')}): "
-                     f"{(first[0] if first else '')[:200]}")
-    if len(failures) > 20:
-        lines.append(f"- ... and {len(failures) - 20} more (see summary.json)")
+        lines.append(f"| {name} | {p['result']} | {s['passed']} | {s['failed']} | {s['warned']} | {s['skipped']} | "
+                     f"{s['errors']} | {p.get('reason') or '-'} | {', '.join(p['unsupported_features']) or '-'} |")
+    lines += _grouped(summary, "failed", "Failures", "a broken `must` rule: non-conformance")
+    lines += _grouped(summary, "warned", "Warnings", "broken `should` / `advisory` rules, with their evidence: "
+                                                     "never non-conformance")
+    lines += _grouped(summary, "error", "Infrastructure errors", "no answer to judge: never a verdict")
     drift = [r for r in summary["cases"] if r.get("snapshot", {}).get("status") == "drift"]
     snap = summary.get("snapshot_totals", {})
     lines += ["", f"### Shape drift ({len(drift)})", ""]
@@ -80,6 +87,25 @@ def summary_markdown(summary: dict[str, Any], verdict: dict[str, Any], html_note
     if html_note:
         lines += ["", html_note]
     return "\n".join(lines) + "\n"
+
+
+GROUPS_SHOWN = 25
+
+
+def _grouped(summary: dict[str, Any], outcome: str, title: str, meaning: str) -> list[str]:
+    """One line per root cause (findings.group): the rule, one case's message as evidence, the cases."""
+    groups = group(summary["cases"], outcome)
+    cases = sum(len(g.cases) for g in groups)
+    lines = ["", f"### {title} ({cases} case{'s' if cases != 1 else ''}, {len(groups)} root "
+                 f"cause{'s' if len(groups) != 1 else ''})", ""]
+    if not groups:
+        return [*lines, "None."]
+    lines += [f"{meaning.capitalize()}. One line per rule broken the same way (numbers, ids and model names "
+              "aside), its evidence from the first case:", ""]
+    lines += [f"- {entry.line()}" for entry in groups[:GROUPS_SHOWN]]
+    if len(groups) > GROUPS_SHOWN:
+        lines.append(f"- ... and {len(groups) - GROUPS_SHOWN} more root causes (see summary.json)")
+    return lines
 
 
 def render_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any], mode: str) -> str:

@@ -8,6 +8,7 @@ and under pytest-xdist (workers are the concurrency there), each test performs i
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance import cases as case_data
-from conformance.client import Exchange, GatewayClient, RetryPolicy
+from conformance.bounds import Bound, Limits
+from conformance.client import NOT_IMPLEMENTED, TRANSIENT_STATUS, Exchange, GatewayClient, RetryPolicy
 from conformance.config import Target
 from conformance.errors import InfrastructureError
 from conformance.pacing import Pacer, TokenBudget
@@ -24,6 +26,7 @@ from conformance.usage import usage_of
 
 QUEUED = "queued"
 CLIENT_HELPER_NICE = 10  # the client-SDK lane yields the CPU to the lane the tests wait for first
+READ_AHEAD_BYTES = 128 << 20  # answers held ahead of the tests, at most (besides `concurrency` in flight)
 
 
 @dataclass
@@ -107,24 +110,69 @@ class Runtime:
         if self.budget.exhausted():
             return Performed(skip=f"token budget of {self.budget.limit} spent")
         ctx = ClientContext(self.target, self.pacer, item.served_model)
-        who = f"{spec['name']} {spec.get('call', spec['route'])}"
-        problem = None
+        name, call = spec["name"], spec.get("call", spec["route"])
+        clients.RUNNERS[name].warm()  # importing an SDK (seconds of CPU) is not part of any request's budget
+        who = f"{name} {call}"
+        limits = Limits.of(self.target)
+        started = time.monotonic()
+        budget_end = math.inf  # set when the first attempt's first request starts (an SDK's set-up is not counted)
+        problem, stop, made = "no attempt made", "", 0
+        server_errors: list[int] = []  # a 5xx other than 501-504 on every attempt: the gateway's failure
         for attempt in range(self.retry.attempts):
-            try:
-                return Performed(result=clients.RUNNERS[spec["name"]].invoke(ctx, spec))
-            except ClientFailure as exc:
-                return Performed(failure=REDACTOR.text(f"[{who}] {exc}"))
-            except ClientInfrastructure as exc:
-                problem = str(exc)
-            except Exception as exc:  # any other client exception is classified, never lost
-                classified = classify_unexpected(spec["name"], spec.get("call", spec["route"]), exc)
-                if isinstance(classified, ClientFailure):
-                    return Performed(failure=REDACTOR.text(str(classified)))
-                problem = str(classified)
-            if attempt + 1 < self.retry.attempts:
-                time.sleep(self.retry.delay(attempt, None))
-        return Performed(infra=REDACTOR.text(f"infrastructure: {spec['name']}: no answer after "
-                                             f"{self.retry.attempts} attempt(s); last cause: {problem}"))
+            made = attempt + 1
+            bound = Bound(limits, latest=budget_end)  # armed by the client's first request
+            failure = None
+            with bound.active():
+                try:
+                    result = clients.RUNNERS[name].invoke(ctx, spec)
+                except ClientFailure as exc:
+                    failure = f"[{who}] {exc}"
+                except ClientInfrastructure as exc:
+                    problem = str(exc)
+                except Exception as exc:  # any other client exception is classified, never lost
+                    classified = classify_unexpected(name, call, exc)
+                    if isinstance(classified, ClientFailure):
+                        failure = str(classified)
+                    else:
+                        problem = str(classified)
+                else:
+                    if bound.failure is None:
+                        return Performed(result=result)
+            if math.isinf(budget_end):
+                budget_end = (bound.deadline - limits.timeout_s if bound.deadline else time.monotonic()) \
+                    + self.retry.deadline_s
+            # what the transport saw outranks what the client made of it (conformance/bounds.py)
+            status = bound.status
+            if bound.failure is not None:
+                return Performed(failure=REDACTOR.text(f"[{who}] {bound.failure.finding()}"))
+            if bound.timed_out or bound.problem:
+                failure, problem = None, bound.problem or bound.timeout_text()
+            elif status == NOT_IMPLEMENTED:
+                return Performed(failure=REDACTOR.text(
+                    f"[{who}] HTTP 501, not retried (the gateway does not implement the documented call): "
+                    f"{failure or problem}"))
+            elif status in TRANSIENT_STATUS:
+                failure, problem = None, f"HTTP {status}: {failure or problem}"
+            elif status is not None and status >= 500:  # retried as the HTTP lane retries it (client.py)
+                if len(server_errors) == attempt:
+                    server_errors.append(status)
+                failure, problem = None, f"HTTP {status}: {failure or problem}"
+            if failure is not None:
+                return Performed(failure=REDACTOR.text(failure))
+            if len(server_errors) != made:
+                server_errors.clear()
+            retry_after = bound.retry_after if status is not None and status >= 429 else None
+            plan = self.retry.plan(attempt, retry_after, budget_end - time.monotonic())
+            if isinstance(plan, str):
+                stop = plan
+                break
+            time.sleep(plan)
+        repeated = self.retry.repeated_server_error(server_errors, made)
+        if repeated:
+            return Performed(failure=REDACTOR.text(f"[{who}] [transport.server-error] {repeated}; last: {problem}"))
+        return Performed(infra=REDACTOR.text(f"infrastructure: {name}: no answer after {made} attempt(s) in "
+                                             f"{time.monotonic() - started:.1f}s; last cause: {problem}"
+                                             f"{self.retry.why_stopped(stop)}"))
 
     def perform(self, kind: str, item: case_data.CaseItem) -> Performed:
         return self.perform_client(item) if kind == "client" else self.perform_case(item)
@@ -170,6 +218,8 @@ class Runtime:
         free = self.concurrency * 4 - self._outstanding
         if not self._queued or (free < self.concurrency and free < len(self._queued)):
             return
+        if self._lanes["case"].held_bytes > READ_AHEAD_BYTES:
+            return  # big answers: what is held for the tests is bounded in bytes too (topped up as they are taken)
         batch = []
         while self._queued and len(batch) < free:
             nodeid, (kind, item) = self._queued.popitem(last=False)

@@ -28,6 +28,7 @@ from syrupy.data import Snapshot, SnapshotCollection
 from syrupy.extensions.base import AbstractSyrupyExtension
 from syrupy.utils import exclusive_file_lock, snapshot_file_lock_enabled
 
+from conformance.redact import REDACTOR
 from conformance.resources import DATA_DIR, PACKAGE_DIR
 from conformance.yamlio import load_yaml
 
@@ -117,22 +118,20 @@ def normalise(exchange: Any) -> dict[str, Any]:
     media = exchange.content_type.split(";")[0].strip().lower() or None
     shape: dict[str, Any] = {"status": exchange.status, "content_type": media}
     if exchange.events is not None:
+        payloads = {p.index: p for p in exchange.payloads}
         events = []
-        for event in exchange.events:
-            if event.is_done:
-                item: Any = DONE
-            else:
-                try:
-                    item = shape_of(event.json())
-                except ValueError:
-                    item = "<text>"
+        for index, event in enumerate(exchange.events):
+            payload = payloads.get(index)
+            item: Any = DONE if payload is None else shape_of(payload.payload) if payload.is_json else "<text>"
             events.append({"event": event.event, "data": item} if event.event else item)
         shape["events"] = _collapse(events)
     elif exchange.json_error is None:
         shape["body"] = shape_of(exchange.json)
     else:
         shape["body"] = "<text>" if exchange.text.strip() else "<empty>"
-    return shape
+    # keys and enumerated values come from the target: a gateway that echoes a token there must not get it into
+    # a snapshot (committed with the checkout) or a drift line (summary, console, reports)
+    return REDACTOR.value(shape)
 
 
 # --- diffing ----------------------------------------------------------------------------------------------
@@ -332,7 +331,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 @dataclass
 class SnapshotResult:
-    status: str  # match | drift | no-baseline | recorded
+    status: str  # match | drift | no-baseline | recorded | error
     drift: list[str] = field(default_factory=list)
     reason: str = ""
 
@@ -354,12 +353,20 @@ class ShapeCheck:
         self.node = node
 
     def check(self, exchange: Any) -> SnapshotResult:
-        result = self._check(exchange)
+        """The comparison's result; an error inside it is its own status (with the reason), never a reason for
+        the case to lose its verdict."""
+        try:
+            result = self._check(exchange)
+        except Exception as exc:
+            result = SnapshotResult("error", reason=f"the shape comparison raised {type(exc).__name__}: {exc}")
         if self.node is not None:
             self.node.user_properties.append(("snapshot", result.record()))
         return result
 
     def _check(self, exchange: Any) -> SnapshotResult:
+        if getattr(exchange, "transport_failure", None) is not None:
+            # a redirect, a cut or undecodable body has no shape worth recording or comparing
+            return SnapshotResult("not-compared", reason=f"{exchange.transport_failure.check}: no shape compared")
         shape = normalise(exchange)
         ext = self.snapshot.extension
         location = ext.get_location(test_location=self.snapshot.test_location, index=0)
@@ -378,7 +385,8 @@ class ShapeCheck:
         # through syrupy, so it counts the snapshot as used (and reports it); drift is not a test failure
         if self.snapshot == shape:
             return SnapshotResult("match")
-        return SnapshotResult("drift", diff_shapes(stored[name], shape) or ["shape differs"])
+        # a baseline recorded before redaction covered keys may hold a token: the lines are redacted too
+        return SnapshotResult("drift", REDACTOR.value(diff_shapes(stored[name], shape)) or ["shape differs"])
 
 
 # --- plugin glue --------------------------------------------------------------------------------------------

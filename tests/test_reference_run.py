@@ -16,7 +16,9 @@ def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli):
     summary = result.summary
     assert validate("summary", summary) == []
     totals = summary["totals"]
-    assert totals["failed"] == 0 and totals["errors"] == 0 and totals["skipped"] == 0
+    assert totals["failed"] == 0 and totals["warned"] == 0 and totals["errors"] == 0 and totals["skipped"] == 0
+    assert summary["incomplete"] is False and summary["not_run"] == {"deselected": 0, "budget_skipped": 0,
+                                                                      "deselected_cases": []}
     assert totals["passed"] == len(summary["cases"]) > 100
     ran = {c["id"] for c in summary["cases"]}
     every = {case.id for case in [*load_cases(), *load_client_cases(), *load_usage_cases()]}

@@ -66,6 +66,7 @@ def test_shape_changing_switch_shows_as_drift_not_failure(run_cli, switch):
     assert expected, f"{switch.name}: no case that ran is expected to drift"
     assert _drifted(result) == expected
     assert result.with_outcome("failed") == {t for t in result.outcomes() if switch.expects_failure(t)}
+    assert result.with_outcome("warned") == {t for t in result.outcomes() if switch.expects_warning(t)}
     assert result.summary["totals"]["drift"] == len(expected)
     assert "shape drift in" in result.out
     case = next(c for c in result.summary["cases"] if c.get("snapshot", {}).get("status") == "drift")

@@ -53,11 +53,11 @@ def test_cases_of_an_absent_surface_skip_with_the_reason(run_cli, tmp_path):
 
 
 def test_failure_messages_from_xdist_workers_carry_no_worker_header(run_cli):
-    result = run_cli("run", "-n", "2", "--deviation", "max-tokens-ignored", "-k", "chat-truncated-max-tokens")
+    result = run_cli("run", "-n", "2", "--deviation", "role-not-assistant", "-k", "chat-truncated-max-tokens")
     failed = [c for c in result.summary["cases"] if c["outcome"] == "failed"]
     assert result.code == 1 and failed
     for case in failed:
-        assert case["message"].startswith("[max_tokens_respected]"), case["message"]
+        assert case["message"].startswith("[assistant_role]"), case["message"]
         assert "-- Python" not in case["message"]
 
 

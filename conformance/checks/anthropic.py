@@ -22,15 +22,8 @@ DELTA_TYPES = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature
 
 
 def _events(ctx: CheckContext) -> list[tuple[int, str | None, Any]]:
-    out = []
-    for i, event in enumerate(ctx.exchange.events or []):
-        if event.is_done:
-            continue
-        try:
-            out.append((i, event.event, event.json()))
-        except ValueError:
-            continue  # the per-event JSON check reports it
-    return out
+    """(index, SSE event name, payload) of every JSON event (an event that is not JSON is the judge's finding)."""
+    return [(p.index, p.event, p.payload) for p in ctx.json_events()]
 
 
 def assemble(events: list[Any]) -> dict[str, Any] | None:
@@ -84,14 +77,19 @@ def _max_tokens(ctx: CheckContext) -> int | None:
     return value if is_int(value) else None
 
 
-@check("anthropic_max_tokens_respected", spec=f"{SPEC}: max_tokens=256 bounds the answer (usage.output_tokens)")
+@check("anthropic_max_tokens_respected", spec=f"{SPEC}: max_tokens=256 bounds the answer (usage.output_tokens)",
+       strength="should",
+       reason="implied: the documented request sends max_tokens=256 as the limit of the answer; no sentence says so")
 def anthropic_max_tokens_respected(ctx: CheckContext) -> Iterator[str]:
     yield from within_limit("anthropic_max_tokens_respected", _max_tokens(ctx), "max_tokens",
                             get(message_of(ctx), "usage", "output_tokens"), "$.usage.output_tokens")
 
 
 @check("anthropic_stop_reason_max_tokens_when_truncated",
-       spec=f"{SPEC}: the anthropic client reads a cut answer from stop_reason 'max_tokens'")
+       spec=f"{SPEC}: the anthropic client reads a cut answer from stop_reason 'max_tokens'",
+       strength="should",
+       reason='implied by "Provider-specific interfaces": Anthropic\'s stop_reason max_tokens; the spec shows no '
+              "Anthropic answer")
 def anthropic_stop_reason_max_tokens_when_truncated(ctx: CheckContext) -> Iterator[str]:
     limit, message = _max_tokens(ctx), message_of(ctx)
     output = get(message, "usage", "output_tokens")
@@ -101,7 +99,9 @@ def anthropic_stop_reason_max_tokens_when_truncated(ctx: CheckContext) -> Iterat
 
 
 @check("anthropic_text_non_empty",
-       spec=f"{SPEC}: print(message.content[0].text) reads the answer; an answer cut at max_tokens may have none")
+       spec=f"{SPEC}: print(message.content[0].text) reads the answer; an answer cut at max_tokens may have none",
+       strength="must",
+       reason='what the documented example reads: "print(message.content[0].text)"')
 def anthropic_text_non_empty(ctx: CheckContext) -> Iterator[str]:
     message = message_of(ctx)
     if message is None:
@@ -116,7 +116,10 @@ def anthropic_text_non_empty(ctx: CheckContext) -> Iterator[str]:
 
 @check("anthropic_thinking_before_text",
        spec="001 Reasoning / Types of reasoning models (hybrid: thinking with budget_tokens); Anthropic extended "
-            "thinking: the thinking block comes before the text block")
+            "thinking: the thinking block comes before the text block",
+       strength="should",
+       reason='implied by "Provider-specific interfaces" (Anthropic\'s thinking blocks come first); 001 documents '
+              "thinking only through the chat completions endpoint")
 def anthropic_thinking_before_text(ctx: CheckContext) -> Iterator[str]:
     types = [get(b, "type") for b in _blocks(message_of(ctx))]
     thinking = [i for i, t in enumerate(types) if t in ("thinking", "redacted_thinking")]
@@ -129,7 +132,10 @@ def anthropic_thinking_before_text(ctx: CheckContext) -> Iterator[str]:
 
 @check("anthropic_thinking_signed",
        spec="001 Reasoning / multi-turn: a reasoning block is sent back unmodified, so it carries its signature; "
-            "Anthropic thinking blocks have `signature` (a stream sends it as signature_delta)")
+            "Anthropic thinking blocks have `signature` (a stream sends it as signature_delta)",
+       strength="should",
+       reason='implied: a reasoning block goes back "unmodified" in a later turn (001), and Anthropic checks its '
+              "signature; not stated for the native API")
 def anthropic_thinking_signed(ctx: CheckContext) -> Iterator[str]:
     for i, block in enumerate(_blocks(message_of(ctx))):
         if get(block, "type") == "thinking" and not (isinstance(get(block, "signature"), str) and block["signature"]):
@@ -139,7 +145,10 @@ def anthropic_thinking_signed(ctx: CheckContext) -> Iterator[str]:
 # --- streams -------------------------------------------------------------------------------------------
 
 
-@check("anthropic_stream_sequence", spec=SPEC_STREAM)
+@check("anthropic_stream_sequence", spec=SPEC_STREAM,
+       strength="should",
+       reason='implied by "Provider-specific interfaces": Anthropic\'s event stream, which the anthropic client '
+              "assembles; the spec shows no Anthropic stream")
 def anthropic_stream_sequence(ctx: CheckContext) -> Iterator[str]:
     events = _events(ctx)
     for i, name, payload in events:
@@ -197,7 +206,10 @@ def anthropic_stream_sequence(ctx: CheckContext) -> Iterator[str]:
         yield "stream: no message_delta (stop_reason and final usage) before message_stop"
 
 
-@check("anthropic_stream_assembles", spec=f"{SPEC_STREAM}; the assembled message is a Message (anthropic.message)")
+@check("anthropic_stream_assembles", spec=f"{SPEC_STREAM}; the assembled message is a Message (anthropic.message)",
+       strength="should",
+       reason='implied by "Provider-specific interfaces": a stream adds up to a Message; the spec shows no '
+              "Anthropic stream")
 def anthropic_stream_assembles(ctx: CheckContext) -> Iterator[str]:
     message = message_of(ctx)
     if message is None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.client import Exchange
+from conformance.sse import StreamPayload
 
 
 @dataclass
@@ -22,9 +23,10 @@ class CheckContext:
     def body(self) -> Any:
         return self.exchange.json
 
-    def data_events(self) -> list[Any]:
-        """JSON payloads of a stream's events, the [DONE] terminator excluded (framing has its own checks)."""
-        return [e.json() for e in self.exchange.events or [] if not e.is_done]
+    def json_events(self) -> list[StreamPayload]:
+        """The stream's events that carry JSON, [DONE] excluded, each with its index among all events. An event
+        that is not JSON is the judge's finding, reported once with its text; the checks judge the rest."""
+        return [p for p in self.exchange.payloads if p.is_json]
 
 
 CheckFn = Callable[[CheckContext], Iterable[str]]
@@ -35,18 +37,27 @@ class Check:
     name: str
     spec: str
     fn: CheckFn
+    strength: str  # the default strength of its findings: must | should | advisory (a case may override it)
+    reason: str  # why that strength, in the spec's own words ("..." quotes them verbatim)
 
 
 CHECKS: dict[str, Check] = {}
+STRENGTHS = ("must", "should", "advisory")
 
 
-def check(name: str, spec: str) -> Callable[[CheckFn], CheckFn]:
-    """Register a check; `spec` names the passage it enforces, or says 'ours:' and why it is stricter."""
+def check(name: str, spec: str, *, strength: str, reason: str) -> Callable[[CheckFn], CheckFn]:
+    """Register a check. `spec` names the passage it enforces, or says 'ours:' and why it is stricter;
+    `strength` is how strongly the spec's words hold the rule (must: a documented example or a stated rule;
+    should: described or implied; advisory: ours), `reason` says why."""
+    if strength not in STRENGTHS:
+        raise ValueError(f"check {name!r}: strength {strength!r} is not one of {STRENGTHS}")
+    if spec.startswith("ours") and strength != "advisory":
+        raise ValueError(f"check {name!r}: a rule of our own (spec 'ours: ...') is advisory")
 
     def register(fn: CheckFn) -> CheckFn:
         if name in CHECKS:
             raise ValueError(f"check {name!r} registered twice")
-        CHECKS[name] = Check(name, spec, fn)
+        CHECKS[name] = Check(name, spec, fn, strength, reason)
         return fn
 
     return register

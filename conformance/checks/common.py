@@ -10,7 +10,10 @@ MODEL_OUTPUT_KEYS = ("choices", "output", "content", "candidates", "data")
 
 
 @check("no_model_output", spec="003/README Auth: an unauthenticated request is refused; ours: refused means no "
-                              "model output in the error body")
+                              "model output in the error body",
+       strength="should",
+       reason="implied: a refused request is not served; the spec states no error body, so an answer in it is an "
+              "implication of refusal, not a stated rule")
 def no_model_output(ctx: CheckContext) -> Iterator[str]:
     body = ctx.body
     if isinstance(body, dict):

@@ -49,7 +49,10 @@ def decode_vector(value: Any) -> list[float] | str:
 
 @check("embeddings_one_per_input",
        spec=f"{SPEC}: print(embeddings.data[0].embedding); OpenAI-compatible: one embedding per input, "
-            "data[i].index == i, in input order")
+            "data[i].index == i, in input order",
+       strength="must",
+       reason='what the documented example reads: "print(embeddings.data[0].embedding)", the vector of its input; '
+              'one per input is how "OpenAI-compatible interfaces" answer a list')
 def embeddings_one_per_input(ctx: CheckContext) -> Iterator[str]:
     inputs = _inputs(ctx)
     if inputs is None:
@@ -65,7 +68,10 @@ def embeddings_one_per_input(ctx: CheckContext) -> Iterator[str]:
 
 @check("embeddings_vectors_valid",
        spec=f"{SPEC}: data[i].embedding is the vector; ours: every vector non-empty, finite, and all of the "
-            "same length (one model, one dimension)")
+            "same length (one model, one dimension)",
+       strength="should",
+       reason='implied: "print(embeddings.data[0].embedding)" prints a vector; that it is non-empty, finite and of '
+              "one length per model is what an embedding is, not a stated rule")
 def embeddings_vectors_valid(ctx: CheckContext) -> Iterator[str]:
     lengths = set()
     for i, item in enumerate(_data(ctx)):
@@ -86,7 +92,10 @@ def embeddings_vectors_valid(ctx: CheckContext) -> Iterator[str]:
 
 @check("embeddings_encoding_honoured",
        spec=f"{SPEC}: client.embeddings.create(...) of the OpenAI client sends encoding_format base64 by default "
-            "(FIELD-NOTES) and reads base64 strings back; float (the default) means lists of numbers")
+            "(FIELD-NOTES) and reads base64 strings back; float (the default) means lists of numbers",
+       strength="should",
+       reason='implied by "OpenAI-compatible interfaces": the OpenAI client asks for encoding_format base64 (FIELD-'
+              "NOTES); the client also reads lists")
 def embeddings_encoding_honoured(ctx: CheckContext) -> Iterator[str]:
     wanted = str if _base64_requested(ctx) else list
     label = "a base64 string (encoding_format base64)" if wanted is str else "a list of numbers"
@@ -98,7 +107,9 @@ def embeddings_encoding_honoured(ctx: CheckContext) -> Iterator[str]:
 
 @check("embeddings_usage_consistent",
        spec=f"{SPEC}; OpenAI-compatible embeddings usage: total_tokens = prompt_tokens (+ completion_tokens, if "
-            "any), and a non-empty input costs at least one prompt token")
+            "any), and a non-empty input costs at least one prompt token",
+       strength="should",
+       reason='implied by "OpenAI-compatible interfaces"; the spec shows no embeddings usage')
 def embeddings_usage_consistent(ctx: CheckContext) -> Iterator[str]:
     usage = get(ctx.body, "usage")
     if not isinstance(usage, dict):

@@ -16,16 +16,9 @@ SPEC_STREAM = f"{SPEC}: streamGenerateContent?alt=sse, each event a GenerateCont
 USAGE_PARTS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "toolUsePromptTokenCount")
 
 
-def _payloads(ctx: CheckContext) -> list[Any]:
-    out = []
-    for event in ctx.exchange.events or []:
-        if event.is_done:
-            continue
-        try:
-            out.append(event.json())
-        except ValueError:
-            continue
-    return out
+def _payloads(ctx: CheckContext) -> list[tuple[int, Any]]:
+    """(index, payload) of every JSON event (an event that is not JSON is the judge's finding)."""
+    return [(p.index, p.payload) for p in ctx.json_events()]
 
 
 def merge(events: list[Any]) -> dict[str, Any]:
@@ -54,7 +47,7 @@ def merge(events: list[Any]) -> dict[str, Any]:
 
 def response_of(ctx: CheckContext) -> Any:
     if ctx.exchange.events is not None:
-        return merge(_payloads(ctx))
+        return merge([payload for _, payload in _payloads(ctx)])
     return ctx.body
 
 
@@ -77,7 +70,9 @@ def answer_text(candidate: Any) -> str:
 
 @check("gemini_candidates_answer",
        spec=f"{SPEC}: print(response.text) reads the candidates' text parts, role 'model' as in the documented "
-            "contents; every candidate says why it finished (finishReason); a cut answer may have no text")
+            "contents; every candidate says why it finished (finishReason); a cut answer may have no text",
+       strength="must",
+       reason='what the documented example reads: "print(response.text)", the text of the candidates')
 def gemini_candidates_answer(ctx: CheckContext) -> Iterator[str]:
     response = response_of(ctx)
     candidates = _candidates(response)
@@ -97,7 +92,9 @@ def gemini_candidates_answer(ctx: CheckContext) -> Iterator[str]:
 
 @check("gemini_usage_consistent",
        spec=f"{SPEC}: usageMetadata totalTokenCount = promptTokenCount + candidatesTokenCount + thoughtsTokenCount "
-            "(+ toolUsePromptTokenCount), as Google's API reference defines the total")
+            "(+ toolUsePromptTokenCount), as Google's API reference defines the total",
+       strength="should",
+       reason='implied by "Provider-specific interfaces" (Google\'s usageMetadata); the spec shows no Gemini answer')
 def gemini_usage_consistent(ctx: CheckContext) -> Iterator[str]:
     usage = get(response_of(ctx), "usageMetadata")
     if not isinstance(usage, dict):
@@ -111,7 +108,10 @@ def gemini_usage_consistent(ctx: CheckContext) -> Iterator[str]:
 
 
 @check("gemini_max_output_tokens_respected",
-       spec=f"{SPEC}: generationConfig.maxOutputTokens bounds the answer (candidatesTokenCount)")
+       spec=f"{SPEC}: generationConfig.maxOutputTokens bounds the answer (candidatesTokenCount)",
+       strength="should",
+       reason="implied: the documented requests send maxOutputTokens as the limit of the answer; no sentence says "
+              "so")
 def gemini_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
     yield from within_limit("gemini_max_output_tokens_respected", _max_output_tokens(ctx),
                             "generationConfig.maxOutputTokens",
@@ -121,7 +121,10 @@ def gemini_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
 
 @check("gemini_finish_max_tokens_when_truncated",
        spec=f"{SPEC}: FinishReason MAX_TOKENS, 'the maximum number of tokens as specified in the request was "
-            "reached' (Gemini API reference), when candidates and thoughts used maxOutputTokens")
+            "reached' (Gemini API reference), when candidates and thoughts used maxOutputTokens",
+       strength="should",
+       reason='implied by "Provider-specific interfaces": Google\'s FinishReason MAX_TOKENS; the spec shows no '
+              "Gemini answer")
 def gemini_finish_max_tokens_when_truncated(ctx: CheckContext) -> Iterator[str]:
     limit, response = _max_output_tokens(ctx), response_of(ctx)
     usage = get(response, "usageMetadata") or {}
@@ -135,17 +138,24 @@ def gemini_finish_max_tokens_when_truncated(ctx: CheckContext) -> Iterator[str]:
 
 
 @check("gemini_stream_final_event",
-       spec=f"{SPEC_STREAM}: the last event carries finishReason and usageMetadata; no earlier event finishes")
+       spec=f"{SPEC_STREAM}: the last event with candidates carries finishReason, and no earlier event finishes; "
+            "the last event carries usageMetadata (a usage-only last event without candidates is a "
+            "GenerateContentResponse too: its candidates are optional)",
+       strength="should",
+       reason='implied by "Provider-specific interfaces" (Google\'s stream); the spec shows no Gemini stream')
 def gemini_stream_final_event(ctx: CheckContext) -> Iterator[str]:
     payloads = _payloads(ctx)
     if not payloads:
         yield "stream: no event"
         return
-    finished = [i for i, p in enumerate(payloads) if any(get(c, "finishReason") for c in _candidates(p))]
-    last = len(payloads) - 1
-    if last not in finished:
-        yield f"event[{last}]: the last event has no finishReason"
-    if finished and finished[0] != last:
-        yield f"event[{finished[0]}]: finishReason before the last event ({last})"
-    if not isinstance(get(payloads[-1], "usageMetadata"), dict):
-        yield f"event[{last}]: the last event has no usageMetadata"
+    with_candidates = [i for i, p in payloads if _candidates(p)]
+    finished = [i for i, p in payloads if any(get(c, "finishReason") for c in _candidates(p))]
+    if not with_candidates:
+        yield "stream: no event has candidates"
+    elif with_candidates[-1] not in finished:
+        yield f"event[{with_candidates[-1]}]: the last event with candidates has no finishReason"
+    if finished and finished[0] != with_candidates[-1]:
+        yield f"event[{finished[0]}]: finishReason before the last event with candidates ({with_candidates[-1]})"
+    last_index, last = payloads[-1]
+    if not isinstance(get(last, "usageMetadata"), dict):
+        yield f"event[{last_index}]: the last event has no usageMetadata"

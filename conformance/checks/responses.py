@@ -14,15 +14,16 @@ SPEC_STREAM = "OpenAI Responses streaming (stream: true), as the OpenAI client o
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
-def _events(ctx: CheckContext) -> list[Any]:
-    return [e for e in ctx.data_events() if isinstance(e, dict)]
+def _events(ctx: CheckContext) -> list[tuple[int, dict[str, Any]]]:
+    """(index among the stream's events, payload) of every JSON object event."""
+    return [(p.index, p.payload) for p in ctx.json_events() if isinstance(p.payload, dict)]
 
 
 def final_response(ctx: CheckContext) -> Any:
     """The response object: the body, or for a stream the one its terminal event carries."""
     if ctx.exchange.events is None:
         return ctx.body
-    for event in reversed(_events(ctx)):
+    for _, event in reversed(_events(ctx)):
         if event.get("type") in TERMINAL:
             return event.get("response")
     return None
@@ -50,13 +51,18 @@ def output_text(response: Any) -> str:
     )
 
 
-@check("responses_usage_total_is_sum", spec=f"{SPEC_RESPONSE} (usage input 7 + output 74 = total 81)")
+@check("responses_usage_total_is_sum", spec=f"{SPEC_RESPONSE} (usage input 7 + output 74 = total 81)",
+       strength="should",
+       reason="implied, not stated: the usage of 001's Responses example adds up (input 7 + output 74 = total 81)")
 def responses_usage_total_is_sum(ctx: CheckContext) -> Iterator[str]:
     yield from total_is_sum(get(final_response(ctx), "usage"), "total_tokens", ("input_tokens", "output_tokens"))
 
 
 @check("responses_max_output_tokens_respected",
-       spec="001 Chat / OpenAI Responses and 003 OpenAI Responses API: max_output_tokens bounds the answer")
+       spec="001 Chat / OpenAI Responses and 003 OpenAI Responses API: max_output_tokens bounds the answer",
+       strength="should",
+       reason="implied: the documented requests send max_output_tokens as the limit of the answer; no sentence says"
+              " so")
 def responses_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
     yield from within_limit("responses_max_output_tokens_respected", get(ctx.request_body, "max_output_tokens"),
                             "max_output_tokens", get(final_response(ctx), "usage", "output_tokens"),
@@ -64,7 +70,9 @@ def responses_max_output_tokens_respected(ctx: CheckContext) -> Iterator[str]:
 
 
 @check("responses_assistant_message",
-       spec=f"{SPEC_RESPONSE}: output [{{type: message, role: assistant, content: [...]}}]")
+       spec=f"{SPEC_RESPONSE}: output [{{type: message, role: assistant, content: [...]}}]",
+       strength="must",
+       reason="a documented response: 001's Responses example has an output item of type message, role assistant")
 def responses_assistant_message(ctx: CheckContext) -> Iterator[str]:
     response = final_response(ctx)
     if response is None:
@@ -80,7 +88,9 @@ def responses_assistant_message(ctx: CheckContext) -> Iterator[str]:
 
 @check("responses_text_non_empty",
        spec="003 Supervisor API: print(response.output_text) reads the answer; an answer cut at "
-            "max_output_tokens (status incomplete) may be empty")
+            "max_output_tokens (status incomplete) may be empty",
+       strength="must",
+       reason='what the documented example reads: "print(response.output_text)"')
 def responses_text_non_empty(ctx: CheckContext) -> Iterator[str]:
     response = final_response(ctx)
     if response is None or _incomplete(response):
@@ -91,41 +101,48 @@ def responses_text_non_empty(ctx: CheckContext) -> Iterator[str]:
 
 # --- streams -------------------------------------------------------------------------------------------
 
-@check("responses_stream_created_first", spec=f"{SPEC_STREAM}: the first event is response.created")
+@check("responses_stream_created_first", spec=f"{SPEC_STREAM}: the first event is response.created",
+       strength="should",
+       reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_created_first(ctx: CheckContext) -> Iterator[str]:
     events = _events(ctx)
     if not events:
         yield "stream: no JSON events"
-    elif events[0].get("type") != "response.created":
-        yield f"event[0].type: {events[0].get('type')!r}, expected 'response.created'"
-    elif sum(e.get("type") == "response.created" for e in events) != 1:
+    elif events[0][1].get("type") != "response.created":
+        yield f"event[{events[0][0]}].type: {events[0][1].get('type')!r}, expected 'response.created'"
+    elif sum(e.get("type") == "response.created" for _, e in events) != 1:
         yield "stream: response.created sent more than once"
 
 
 @check("responses_stream_completed_last",
        spec=f"{SPEC_STREAM}: the last event is response.completed (response.incomplete when cut at "
-            "max_output_tokens), sent once")
+            "max_output_tokens), sent once",
+       strength="should",
+       reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_completed_last(ctx: CheckContext) -> Iterator[str]:
     events = _events(ctx)
     if not events:
         yield "stream: no JSON events"
         return
-    last = events[-1].get("type")
-    terminal = [i for i, e in enumerate(events) if e.get("type") in TERMINAL]
+    last_index, last_event = events[-1]
+    last = last_event.get("type")
+    terminal = [i for i, e in events if e.get("type") in TERMINAL]
     if last not in ("response.completed", "response.incomplete"):
-        yield f"event[{len(events) - 1}].type: {last!r}, expected 'response.completed' last"
-    elif last == "response.incomplete" and not _incomplete(events[-1].get("response")):
-        yield f"event[{len(events) - 1}]: response.incomplete without status incomplete"
+        yield f"event[{last_index}].type: {last!r}, expected 'response.completed' last"
+    elif last == "response.incomplete" and not _incomplete(last_event.get("response")):
+        yield f"event[{last_index}]: response.incomplete without status incomplete"
     if len(terminal) > 1:
         yield f"stream: {len(terminal)} terminal events (at {terminal}), expected exactly one, last"
 
 
 @check("responses_stream_text_matches",
        spec=f"{SPEC_STREAM}: the response.output_text.delta events concatenate to the final output text, "
-            "which is non-empty unless cut at max_output_tokens")
+            "which is non-empty unless cut at max_output_tokens",
+       strength="should",
+       reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_text_matches(ctx: CheckContext) -> Iterator[str]:
     events = _events(ctx)
-    streamed = "".join(e.get("delta", "") for e in events
+    streamed = "".join(e.get("delta", "") for _, e in events
                        if e.get("type") == "response.output_text.delta" and isinstance(e.get("delta"), str))
     response = final_response(ctx)
     if response is None:
@@ -136,15 +153,17 @@ def responses_stream_text_matches(ctx: CheckContext) -> Iterator[str]:
         yield f"stream: the deltas concatenate to {streamed[:80]!r}, the final response says {final[:80]!r}"
     if not streamed.strip() and not _incomplete(response):
         yield "stream: no response.output_text.delta text"
-    for i, event in enumerate(events):
+    for i, event in events:
         if event.get("type") == "response.output_text.done" and event.get("text") != streamed:
             yield f"event[{i}] response.output_text.done: text {str(event.get('text'))[:80]!r} != the deltas"
 
 
 @check("responses_stream_sequence_increasing",
-       spec=f"{SPEC_STREAM}: sequence_number, where events carry it, increases from event to event")
+       spec=f"{SPEC_STREAM}: sequence_number, where events carry it, increases from event to event",
+       strength="should",
+       reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_sequence_increasing(ctx: CheckContext) -> Iterator[str]:
-    numbers = [(i, e.get("sequence_number")) for i, e in enumerate(_events(ctx)) if is_int(e.get("sequence_number"))]
+    numbers = [(i, e.get("sequence_number")) for i, e in _events(ctx) if is_int(e.get("sequence_number"))]
     for (_, a), (j, b) in pairwise(numbers):
         if b <= a:
             yield f"event[{j}].sequence_number: {b} after {a}"

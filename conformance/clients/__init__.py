@@ -15,10 +15,11 @@ from conformance.clients.base import (
 RUNNERS = {
     runner.name: runner
     for runner in (
-        Runner("openai", "openai", openai_client.invoke),
-        Runner("anthropic", "anthropic", anthropic_client.invoke),
-        Runner("google-genai", "google-genai", genai_client.invoke),
-        Runner("databricks-sdk", "databricks-sdk", databricks_client.invoke),
+        Runner("openai", "openai", openai_client.invoke, ("openai",)),
+        Runner("anthropic", "anthropic", anthropic_client.invoke, ("anthropic",)),
+        Runner("google-genai", "google-genai", genai_client.invoke, ("google.genai",)),
+        Runner("databricks-sdk", "databricks-sdk", databricks_client.invoke,
+               ("requests", "databricks.sdk", "databricks.sdk.service.serving")),
         Runner("curl", "curl", curl_client.invoke),
     )
 }

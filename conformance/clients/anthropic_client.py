@@ -10,9 +10,11 @@ from conformance.clients.base import (
     ClientContext,
     ClientFailure,
     ClientInfrastructure,
+    bounded_http_client,
     build_value,
     cached,
     route_prefix,
+    sdk_http,
 )
 
 
@@ -25,12 +27,11 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     headers = {"Authorization": f"Bearer {ctx.target.token}"}
     if spec.get("request_tags"):
         headers["Databricks-Ai-Gateway-Request-Tags"] = json.dumps(spec["request_tags"])
-    # (this SDK brings its own HTTP stack, so pacing is applied per call rather than per HTTP request)
-    client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items())),
+    client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items()), ctx.pacer),
                     lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.target.url + prefix,
                                                 default_headers=headers, max_retries=0,
-                                                timeout=ctx.target.timeout))
-    ctx.pacer.wait_turn()
+                                                timeout=ctx.target.timeout,
+                                                http_client=bounded_http_client(ctx, sdk_http("anthropic"))))
     try:
         kwargs = build_value(spec.get("kwargs", {}), None, ctx.model)
         if spec["call"] == "messages.stream":

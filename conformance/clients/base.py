@@ -8,10 +8,20 @@ import importlib.metadata
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import httpx
 
+from conformance.bounds import (
+    ACCEPT_ENCODING,
+    DECODABLE,
+    Bound,
+    DeadlineExceeded,
+    Limits,
+    TransportRuleBroken,
+    current,
+)
 from conformance.config import Target
 from conformance.pacing import Pacer
 
@@ -41,8 +51,11 @@ TRANSPORT_ERROR_NAMES = ("ConnectError", "ConnectTimeout", "ReadTimeout", "Write
 
 def classify_unexpected(name: str, call: str, exc: Exception) -> Exception:
     """An exception the client's own error types do not cover: a transport problem (by its class name, as SDKs
-    bring different HTTP stacks) is infrastructure; anything else means the client broke on the answer."""
-    if any(type(e).__name__ in TRANSPORT_ERROR_NAMES for e in (exc, exc.__cause__, exc.__context__) if e):
+    bring different HTTP stacks), a deadline, or a client's own retry timing out (the Databricks SDK raises
+    TimeoutError after retrying 503s) is infrastructure; anything else means the client broke on the answer."""
+    chain = [e for e in (exc, exc.__cause__, exc.__context__) if e]
+    if isinstance(exc, TimeoutError | DeadlineExceeded) or any(type(e).__name__ in TRANSPORT_ERROR_NAMES
+                                                                 for e in chain):
         return ClientInfrastructure(f"{type(exc).__name__}: {exc}")
     return ClientFailure(f"{name} {call} raised {type(exc).__name__}: {exc}")
 
@@ -109,20 +122,83 @@ def cached(key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
     return _CACHE[key]
 
 
-def paced_http_client(ctx: ClientContext) -> httpx.Client:
-    """An httpx client for SDKs that accept one: the run's pacing applies to SDK traffic as well."""
+@cache
+def _sdk_transport(http: Any) -> type:
+    """The transport of every SDK lane built on `http` (httpx, or httpx2, the fork the anthropic and openai SDKs
+    moved to): the run's pacing per HTTP request, the active bound's deadline on every socket operation, no
+    redirect, no decompression by the library, and the transport rules of conformance/bounds.py. The body is read
+    here, within the bound, before the SDK sees it: a broken rule is recorded on the bound and raised into the
+    SDK, which never parses that answer; the runner judges what was recorded, whatever the SDK makes of it."""
+    from conformance.client import Unanswered, http_transport, read_answer, timeout_cause
 
-    def before(request: httpx.Request) -> None:
-        ctx.pacer.wait_turn()
+    class SDKTransport(http.BaseTransport):  # type: ignore[misc, name-defined]
+        def __init__(self, target: Target, pacer: Pacer) -> None:
+            self._inner = http_transport(target, http)
+            self._target = target
+            self._pacer = pacer
 
-    def after(response: httpx.Response) -> None:
-        if response.status_code == 429:
-            ctx.pacer.throttled()
-        elif response.status_code < 500:
-            ctx.pacer.succeeded()
+        def handle_request(self, request: Any) -> Any:
+            bound = current() or Bound(Limits.of(self._target))  # a call outside a case is bounded all the same
+            with bound.active():
+                return self._handle(request, bound)
 
-    return httpx.Client(timeout=ctx.target.timeout, verify=ctx.target.verify_tls,
-                        event_hooks={"request": [before], "response": [after]})
+        def _handle(self, request: Any, bound: Bound) -> Any:
+            if not self._pacer.wait_turn(max_wait=bound.remaining()):
+                bound.problem = "the run's learnt request rate has no turn for this request before its deadline"
+                raise http.PoolTimeout(bound.problem, request=request)
+            offered = request.headers.get("accept-encoding", "")
+            if any(c.split(";")[0].strip().lower() not in DECODABLE for c in offered.split(",") if c.strip()):
+                request.headers["accept-encoding"] = ACCEPT_ENCODING  # only what is decoded here, within the cap
+            try:
+                response = self._inner.handle_request(request)
+                try:
+                    answer = read_answer(response.status_code, response.headers, response.stream, bound,
+                                         str(request.url))
+                finally:
+                    response.close()
+            except (http.TimeoutException, DeadlineExceeded) as exc:
+                raise http.ReadTimeout(timeout_cause(bound, exc), request=request) from None
+            except Unanswered as exc:
+                raise http.ReadError(str(exc), request=request) from None
+            if answer.status == 429:
+                self._pacer.throttled()
+            elif answer.status < 500:
+                self._pacer.succeeded()
+            if answer.failure is not None:
+                bound.failure = answer.failure
+                raise TransportRuleBroken(answer.failure.finding())
+            headers = [(k, v) for k, v in response.headers.multi_items()
+                       if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+            headers.append(("content-length", str(len(answer.data))))
+            extensions = {k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")}
+            return http.Response(answer.status, headers=headers, content=answer.data, request=request,
+                                 extensions=extensions)
+
+        def close(self) -> None:
+            self._inner.close()
+
+    return SDKTransport
+
+
+def sdk_http(sdk: str) -> Any:
+    """The HTTP library an SDK's client takes: httpx2 where its base client uses that fork, else httpx."""
+    base = importlib.import_module(f"{sdk}._base_client")
+    return getattr(base, "httpx2", None) or httpx
+
+
+def bounded_http_client(ctx: ClientContext, http: Any = httpx) -> Any:
+    """An HTTP client for the SDKs that accept one: bounded and paced (_sdk_transport), following no redirect."""
+    return http.Client(transport=_sdk_transport(http)(ctx.target, ctx.pacer), timeout=ctx.target.timeout,
+                       follow_redirects=False)
+
+
+def wait_turn(ctx: ClientContext) -> None:
+    """A client call's turn of the run's rate (for lanes with an HTTP stack of their own), within the deadline."""
+    bound = current()
+    if not ctx.pacer.wait_turn(max_wait=bound.remaining() if bound else None):
+        if bound is not None:
+            bound.problem = "the run's learnt request rate has no turn for this call before its deadline"
+        raise ClientInfrastructure("the run's learnt request rate has no turn for this call before its deadline")
 
 
 def route_prefix(target: Target, surface: str, suffix: str) -> str | None:
@@ -140,6 +216,11 @@ class Runner:
     name: str
     distribution: str
     invoke: Callable[[ClientContext, dict[str, Any]], Any]
+    modules: tuple[str, ...] = ()  # what the client imports (warm: before any request's deadline runs)
+
+    def warm(self) -> None:
+        for module in self.modules:
+            importlib.import_module(module)
 
     @property
     def feature(self) -> str:

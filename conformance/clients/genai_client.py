@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from conformance.clients.base import ClientContext, ClientFailure, ClientInfrastructure, build_value, cached
+from conformance.clients.base import (
+    ClientContext,
+    ClientFailure,
+    ClientInfrastructure,
+    bounded_http_client,
+    build_value,
+    cached,
+)
 
 # the documented route is .../v1beta/models/{model}:generateContent; the base URL is what comes before
 _BASE = re.compile(r"^(.*)/v1(?:beta)?/models/\{model\}:generateContent$")
@@ -21,12 +28,11 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     match = _BASE.match(route)
     if match is None:
         raise ClientFailure(f"the target's gemini route {route!r} has no base URL the client can use")
-    client = cached(("genai", ctx.target.url + match.group(1)), lambda: genai.Client(
+    client = cached(("genai", ctx.target.url + match.group(1), ctx.pacer), lambda: genai.Client(
         api_key="databricks", http_options=types.HttpOptions(
             base_url=ctx.target.url + match.group(1), headers={"Authorization": f"Bearer {ctx.target.token}"},
-            timeout=int(ctx.target.timeout * 1000))))
+            timeout=int(ctx.target.timeout * 1000), httpx_client=bounded_http_client(ctx))))
     kwargs = build_value(spec.get("kwargs", {}), types, ctx.model)
-    ctx.pacer.wait_turn()
     try:
         if spec["call"] == "models.generate_content_stream":
             return list(client.models.generate_content_stream(**kwargs))

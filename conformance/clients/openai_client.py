@@ -8,10 +8,11 @@ from conformance.clients.base import (
     ClientContext,
     ClientFailure,
     ClientInfrastructure,
+    bounded_http_client,
     build_value,
     cached,
-    paced_http_client,
     route_prefix,
+    sdk_http,
 )
 
 SUFFIX = {"chat_completions": "/chat/completions", "embeddings": "/embeddings",
@@ -26,9 +27,9 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     prefix = route_prefix(ctx.target, surface, SUFFIX[surface])
     if prefix is None:
         raise ClientFailure(f"the target's {surface} route does not end in {SUFFIX[surface]}: no base_url fits")
-    client = cached(("openai", ctx.target.url + prefix, id(ctx.pacer)), lambda: openai.OpenAI(
+    client = cached(("openai", ctx.target.url + prefix, ctx.pacer), lambda: openai.OpenAI(
         api_key=ctx.target.token or "none", base_url=ctx.target.url + prefix, max_retries=0,
-        http_client=paced_http_client(ctx)))
+        http_client=bounded_http_client(ctx, sdk_http("openai"))))
     try:
         method: Any = client
         for part in spec["call"].split("."):

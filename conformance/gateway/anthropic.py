@@ -22,11 +22,12 @@ from conformance.gateway.common import (
     positive_int,
     read_json,
     resolve_model,
-    sse_event,
+    response_id,
     state_of,
     validate_request_tags,
     words_of,
 )
+from conformance.gateway.framing import SSEWriter
 from conformance.gateway.vision import from_anthropic, validate_images
 
 MIN_BUDGET_TOKENS = 1024  # Anthropic's lower bound for thinking.budget_tokens
@@ -77,7 +78,7 @@ class MessageAnswer:
         self.words = words
         self.input_tokens = words_of([body.get("system"), messages])
         self.output_tokens = len(self.thinking_words) + len(words)
-        self.id = digest_id("msg_", [model_name, messages, thinking])
+        self.id = response_id(request, "msg_", [model_name, messages, thinking])
         self.signature = digest_id("sig_", [self.id, self.thinking_words])
 
     def stop_reason(self) -> str:
@@ -88,7 +89,8 @@ class MessageAnswer:
         return "end_turn"
 
     def blocks(self) -> list[dict[str, Any]]:
-        blocks: list[dict[str, Any]] = [{"type": "text", "text": " ".join(self.words)}]
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": " ".join(self.words),
+                                         **extra(self.request, {"citations": None})}]
         if self.thinking_words and not self.on("anthropic-thinking-missing"):
             thinking = {"type": "thinking", "thinking": " ".join(self.thinking_words), "signature": self.signature}
             if self.on("anthropic-thinking-unsigned"):
@@ -130,6 +132,8 @@ class MessageAnswer:
         start = self.envelope([], None, self.usage(output_tokens=1))
         yield {"type": "message_start", "message": start}
         yield {"type": "ping"}
+        if self.on("extra-stream-events"):  # "we may add new event types": a client must pass over unknown ones
+            yield {"type": "message_metadata", "metadata": {"gateway": "reference"}}
         closing: list[dict[str, Any]] = []
         for index, block in enumerate(self.blocks()):
             if block["type"] == "thinking":
@@ -157,11 +161,18 @@ class MessageAnswer:
         output: Any = str(self.output_tokens) if self.on("anthropic-usage-not-int") else self.output_tokens
         yield {"type": "message_delta", "delta": delta, "usage": {"output_tokens": output}}
         yield from closing  # out of order: the last block closes after message_delta
+        if self.on("extra-stream-events"):
+            yield {"type": "ping"}  # ping events may come anywhere
         yield {"type": "message_stop"}
 
     def sse(self) -> Iterator[str]:
+        writer = SSEWriter(self.request)
         for payload in self.events():
-            yield sse_event(payload, payload["type"])
+            payload.update(extra(self.request, {"x_gateway_seq": writer.count}))
+            for key in ("content_block", "delta"):
+                if isinstance(payload.get(key), dict):
+                    payload[key].update(extra(self.request, {"x_gateway": None}))
+            yield writer.event(payload, payload["type"])
 
 
 async def messages(request: Request) -> Response:

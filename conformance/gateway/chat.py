@@ -26,6 +26,7 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
+from conformance.gateway.framing import SSEWriter
 from conformance.gateway.reasoning import reasoning_content, reasoning_plan, validate_reasoning_history
 from conformance.gateway.vision import validate_images
 
@@ -56,7 +57,7 @@ class ChatAnswer:
     """One deterministic answer, rendered as a completion or as a stream of chunks."""
 
     def __init__(self, request: Request, body: dict[str, Any], model_name: str,
-                 reasoning: tuple[bool, int | None] = (False, None)) -> None:
+                 reasoning: tuple[bool, int | None] = (False, None), model: Model | None = None) -> None:
         self.request = request
         self.state = state_of(request)
         self.model_name = model_name
@@ -64,7 +65,11 @@ class ChatAnswer:
         words = answer_words(request, messages)
         # with reasoning, the reasoning tokens come first and count against max_tokens (and the thinking budget)
         self.reasoning, budget = reasoning
-        thought = answer_words(request, {"reasoning": messages})[: min(6, budget or 6)] if self.reasoning else []
+        # reasoning-budget-spent: a realistic reasoning model thinks at length (48 tokens, within the budget), so a
+        # short max_tokens is spent before the text begins
+        thinking = 48 if self.state.on("reasoning-budget-spent") else 6
+        thought = (answer_words(request, {"reasoning": messages}) * 8)[: min(thinking, budget or thinking)] \
+            if self.reasoning else []
         max_tokens = positive_int(body, "max_tokens")
         self.truncated = max_tokens is not None and len(thought) + len(words) > max_tokens
         if self.truncated and not self.state.on("max-tokens-ignored"):
@@ -75,14 +80,19 @@ class ChatAnswer:
         self.thought = thought
         self.prompt_tokens = words_of(messages)
         self.completion_tokens = len(thought) + len(words)
-        self.id = response_id(request, "chatcmpl-", [model_name, messages])
-        self.created = created()
+        # reasoning-budget-spent: an answer whose max_tokens went to reasoning has no text block (GPT OSS), or an
+        # empty one (the others, and every model without the variation)
+        self.keep_empty_text = not (self.state.on("reasoning-budget-spent") and model is not None
+                                    and model.family == "gpt-oss")
+        self.id = response_id(request, "chatcmpl-", [model_name, messages], nullable=True)
+        self.created = created(request)
 
-    def finish_reason(self, streamed: bool = False) -> str | None:
+    def finish_reason(self) -> str | None:
+        if self.state.on("finish-reason-null"):  # the variation: not reported, as 001's example response shows
+            return None
         if self.truncated:
             return "stop" if self.state.on("finish-reason-stop-when-truncated") else "length"
-        # 001's example shows null for a whole completion; a stream must still say how it ended
-        return None if self.state.on("finish-reason-null") and not streamed else "stop"
+        return "stop"
 
     def usage(self) -> dict[str, int]:
         total = self.prompt_tokens + self.completion_tokens + (1 if self.state.on("usage-sum-wrong") else 0)
@@ -93,7 +103,8 @@ class ChatAnswer:
         on = self.state.on
         text = "" if on("empty-content") else " ".join(self.words)
         message: dict[str, Any] = {"role": "model" if on("role-not-assistant") else "assistant",
-                                   "content": reasoning_content(self.request, self.thought, text)
+                                   "content": reasoning_content(self.request, self.thought, text,
+                                                                keep_empty_text=self.keep_empty_text)
                                    if self.reasoning else text}
         if on("drift-content-blocks") and not self.reasoning:  # conformant (001 Reasoning: typed blocks)
             message["content"] = [{"type": "text", "text": message["content"]}]
@@ -118,36 +129,48 @@ class ChatAnswer:
 
     def chunks(self) -> Iterator[dict[str, Any]]:
         on = self.state.on
+        kind = "chat.completion" if on("wrong-chunk-object") else "chat.completion.chunk"
+        envelope: dict[str, Any] = {"object": kind, "created": self.created, "model": self.model_name}
+        if on("extra-stream-events"):  # a first chunk without choices, as Azure OpenAI sends its filter results
+            yield {"id": self.id, **envelope, "choices": [], "prompt_filter_results": []}
         pieces = [""] + [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
         last = len(pieces)  # index of the closing chunk
         for i, piece in enumerate([*pieces, None]):
             delta: dict[str, Any] = {}
             if i == 0 and not on("stream-no-role"):
                 delta["role"] = "assistant"
+            elif on("delta-nulls"):  # the variation: every field on every delta, null where it has no value
+                delta["role"] = None
             if piece is not None:
                 delta["content"] = "" if on("stream-empty-deltas") else piece
-            finish = self.finish_reason(streamed=True) if i == last else None
+            elif on("delta-nulls"):
+                delta["content"] = None
+            if on("delta-nulls"):
+                delta.update({"refusal": None, "tool_calls": None, "function_call": None})
+            delta.update(extra(self.request, {"x_delta": {}}))
+            finish = self.finish_reason() if i == last else None
             if on("stream-finish-reason-every-chunk"):
-                finish = self.finish_reason(streamed=True)
+                finish = self.finish_reason()
             chunk_id = self.id if not on("stream-id-changes") or self.id is None else f"{self.id}-{i}"
-            chunk: dict[str, Any] = {
-                "id": chunk_id,
-                "object": "chat.completion" if on("wrong-chunk-object") else "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model_name,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-            chunk.update(extra(self.request, {"system_fingerprint": "fp_reference"}))
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+            choice.update(extra(self.request, {"logprobs": None}))
+            chunk: dict[str, Any] = {"id": chunk_id, **envelope, "choices": [choice]}
+            if on("usage-chunk"):
+                chunk["usage"] = None  # as OpenAI's include_usage sends every chunk before the usage chunk
+            chunk.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default"}))
             yield chunk
         if on("usage-chunk"):
-            yield {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                   "model": self.model_name, "choices": [], "usage": self.usage()}
+            yield {"id": self.id, **envelope, "choices": [], "usage": self.usage()}
 
     def sse(self) -> Iterator[str]:
-        for chunk in self.chunks():
-            yield f"data: {json.dumps(chunk)}\n\n"
+        writer = SSEWriter(self.request)
+        for i, chunk in enumerate(self.chunks()):
+            if i == 2 and self.state.on("stream-event-not-json"):  # one chunk cut short, as a broken proxy sends
+                text = json.dumps(chunk)
+                yield writer.event(text[: len(text) // 2])
+            yield writer.event(chunk)
         if not self.state.on("stream-no-done"):
-            yield "data: [DONE]\n\n"
+            yield writer.event("[DONE]")
 
 
 def chat_response(request: Request, body: dict[str, Any], model_name: str, model: Model | None = None) -> Response:
@@ -160,7 +183,7 @@ def chat_response(request: Request, body: dict[str, Any], model_name: str, model
         validate_images(request, model, body["messages"])
         validate_reasoning_history(request, body["messages"])
         reasoning = reasoning_plan(request, model, body)
-    answer = ChatAnswer(request, body, model_name, reasoning)
+    answer = ChatAnswer(request, body, model_name, reasoning, model)
     if body.get("stream"):
         if state_of(request).on("stream-not-sse"):
             return JSONResponse(answer.completion())

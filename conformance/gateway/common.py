@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import json
 import time
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,11 +30,12 @@ OTHER_WORDS = (
 
 
 class ApiError(Exception):
-    """Raised inside a handler; turned into the surface's error form by the app."""
+    """Raised inside a handler; turned into the surface's error form by the app. `too_large`: the request was
+    refused for its size (the status-413-422 variation answers it 413)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, too_large: bool = False) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.too_large = status, code, message, too_large
 
 
 @dataclass
@@ -57,8 +59,10 @@ def authenticate(request: Request) -> None:
         return
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
+    refused = 403 if state.on("auth-403") else 401  # the variation: 403 Forbidden, as many gateways answer
+    code = "PERMISSION_DENIED" if refused == 403 else "UNAUTHENTICATED"
     if not header:
-        raise ApiError(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type.")
+        raise ApiError(refused, code, "Credential was not sent or was of an unsupported type.")
     if scheme.lower() == "bearer" and credential == state.token:
         return
     if scheme.lower() == "basic" and not state.on("basic-auth-refused"):
@@ -68,7 +72,7 @@ def authenticate(request: Request) -> None:
             user, password = "", ""
         if user == "token" and password == state.token:
             return
-    raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
+    raise ApiError(refused, code, "Invalid access token.")
 
 
 REQUEST_TAGS_HEADER = "databricks-ai-gateway-request-tags"
@@ -129,8 +133,21 @@ def echo(request: Request) -> dict[str, Any]:
 
 def error_response(request: Request, exc: ApiError) -> Response:
     state = state_of(request)
+    if state.on("status-413-422") and exc.status == 400:  # the variation: other 4xx statuses for the same refusal
+        exc = ApiError(413 if exc.too_large else 422, exc.code, exc.message)
     if state.on("echo-credentials"):
         exc = ApiError(exc.status, exc.code, f"{exc.message} (received {request.headers.get('authorization')})")
+    response = _error_response(request, state, exc)
+    if state.on("extra-fields") and response.media_type == "application/json":
+        body = json.loads(response.body)
+        body.update({"request_id": "req_reference", "x_gateway": {"route": request.url.path}})
+        if isinstance(body.get("error"), dict):
+            body["error"]["param"] = None
+        response = JSONResponse(body, exc.status)
+    return response
+
+
+def _error_response(request: Request, state: GatewayState, exc: ApiError) -> Response:
     if state.on("error-body-not-json"):
         return Response(f"<html><body>{exc.status} error</body></html>", exc.status, media_type="text/html")
     if state.on("error-body-unstructured"):
@@ -165,21 +182,39 @@ def words_of(value: Any) -> int:
 
 def answer_words(request: Request, prompt: Any) -> list[str]:
     """A deterministic answer: the same prompt gets the same words, different prompts different words."""
+    on = state_of(request).on
     digest = seed_digest(prompt)
-    vocabulary = OTHER_WORDS if state_of(request).on("other-text") else WORDS
-    length = 9 + digest[0] % 6 + (7 if state_of(request).on("other-text") else 0)
+    vocabulary = OTHER_WORDS if on("other-text") else WORDS
+    length = 9 + digest[0] % 6 + (7 if on("other-text") else 0)
     start = digest[1] % len(vocabulary)
-    return [vocabulary[(start + i) % len(vocabulary)] for i in range(length)]
+    words = [vocabulary[(start + i) % len(vocabulary)] for i in range(length)]
+    if on("sse-split"):  # multi-byte UTF-8 characters, so that pieces of a stream cut through some
+        words[1:3] = ["naïve", "café✓"]
+    return words
 
 
-def created() -> int:
-    return int(time.time())
+OTHER_TIMESTAMP = 1698824353  # 001's example response: "created": 1698824353
 
 
-def response_id(request: Request, prefix: str, seed: Any) -> str | None:
-    if state_of(request).on("null-id"):
+def created(request: Request) -> int:
+    """Unix seconds now; the other-ids variation answers with a fixed time in the past (001's example)."""
+    return OTHER_TIMESTAMP if state_of(request).on("other-ids") else int(time.time())
+
+
+# the other-ids variation: ids of other shapes and lengths (UUIDs; a Bedrock-style Anthropic id)
+OTHER_ID_PREFIXES = {"chatcmpl-": "", "msg_": "msg_bdrk_", "resp_": "resp_", "rs_": "rs_", "": ""}
+
+
+def response_id(request: Request, prefix: str, seed: Any, nullable: bool = False) -> str | None:
+    """A deterministic id; None with the null-id variation where the contract allows it (001's chat example
+    response has "id": null)."""
+    on = state_of(request).on
+    if nullable and on("null-id"):
         return None
-    return prefix + seed_digest(seed).hex()[:24]
+    digest = seed_digest(seed)
+    if on("other-ids"):
+        return OTHER_ID_PREFIXES.get(prefix, prefix) + str(uuid.UUID(bytes=digest[:16]))
+    return prefix + digest.hex()[:24]
 
 
 def seed_digest(seed: Any) -> bytes:
@@ -218,9 +253,11 @@ def positive_int(body: dict[str, Any], key: str, required: bool = False) -> int 
 # --- native provider error forms (003 Native APIs): each native route answers errors in its provider's form ---
 
 ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                         404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error"}
+                         404: "not_found_error", 413: "request_too_large", 422: "invalid_request_error",
+                         429: "rate_limit_error"}
 GOOGLE_ERROR_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                       405: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED"}
+                       405: "INVALID_ARGUMENT", 413: "INVALID_ARGUMENT", 422: "INVALID_ARGUMENT",
+                       429: "RESOURCE_EXHAUSTED"}
 
 
 def native_error(request: Request, exc: ApiError) -> dict[str, Any] | None:
@@ -239,7 +276,3 @@ def digest_id(prefix: str, seed: Any) -> str:
     """A deterministic id (for surfaces whose id may not be null, whatever the null-id variation says)."""
     return prefix + hashlib.sha256(json.dumps(seed, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
-
-def sse_event(payload: Any, name: str | None = None) -> str:
-    head = f"event: {name}\n" if name else ""
-    return f"{head}data: {json.dumps(payload)}\n\n"

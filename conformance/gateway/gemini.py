@@ -19,16 +19,16 @@ from conformance.gateway.common import (
     ApiError,
     answer_words,
     authenticate,
-    digest_id,
     extra,
     positive_int,
     read_json,
     resolve_model,
-    sse_event,
+    response_id,
     state_of,
     validate_request_tags,
     words_of,
 )
+from conformance.gateway.framing import SSEWriter
 
 VERSIONS = ("v1beta", "v1")
 ACTIONS = ("generateContent", "streamGenerateContent")
@@ -83,7 +83,7 @@ class GeminiAnswer:
             words = words[:max_output]
         self.words = words
         self.prompt_tokens = words_of(contents)
-        self.id = None if self.on("null-id") else digest_id("", [model_name, contents])[:20]
+        self.id = response_id(request, "", [model_name, contents], nullable=True)
 
     def finish_reason(self) -> str:
         if self.on("gemini-finish-reason-invalid"):
@@ -100,7 +100,7 @@ class GeminiAnswer:
         return usage
 
     def response(self, text: str, finish: bool, candidates_so_far: int, usage: bool) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}],
+        candidate: dict[str, Any] = {"content": {"parts": [{"text": text, **extra(self.request, {"x_part": {}})}],
                                                  "role": "user" if self.on("gemini-role-user") else "model"},
                                      "index": 0}
         if finish:
@@ -110,6 +110,7 @@ class GeminiAnswer:
         if usage and not self.on("gemini-usage-missing"):
             out["usageMetadata"] = self.usage(candidates_so_far)
         out["modelVersion"] = self.model_name
+        out.update(extra(self.request, {"createTime": "2025-01-01T00:00:00Z"}))
         if self.id is not None:
             out["responseId"] = self.id
         return out
@@ -121,17 +122,24 @@ class GeminiAnswer:
         pieces = [self.words[i:i + WORDS_PER_CHUNK] for i in range(0, len(self.words), WORDS_PER_CHUNK)] or [[]]
         early = self.on("gemini-stream-finish-early")
         every = self.on("gemini-usage-every-chunk")
+        usage_apart = self.on("gemini-usage-chunk")  # the variation: usage in a last event of its own
         sent = 0
         for n, piece in enumerate(pieces):
             sent += len(piece)
             final = n == len(pieces) - 1
             marked = (n == 0) if early else final
             text = ("" if n == 0 else " ") + " ".join(piece)
-            yield self.response(text, marked, sent, marked or every)
+            yield self.response(text, marked, sent, (marked or every) and not usage_apart)
+        if usage_apart:
+            last: dict[str, Any] = {"usageMetadata": self.usage(sent), "modelVersion": self.model_name}
+            if self.id is not None:
+                last["responseId"] = self.id
+            yield last
 
     def sse(self) -> Iterator[str]:
+        writer = SSEWriter(self.request)
         for chunk in self.chunks():
-            yield sse_event(chunk)
+            yield writer.event(chunk)
 
 
 async def generate(request: Request) -> Response:

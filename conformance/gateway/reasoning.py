@@ -84,8 +84,9 @@ def validate_reasoning_history(request: Request, messages: list[Any]) -> None:
                     raise _reject(f"messages[{i}]: the reasoning block was modified (signature mismatch).")
 
 
-def reasoning_content(request: Request, reasoning_words: list[str], text: str) -> Any:
-    """The message content of a reasoning answer (the deviations break one rule each)."""
+def reasoning_content(request: Request, reasoning_words: list[str], text: str, keep_empty_text: bool = True) -> Any:
+    """The message content of a reasoning answer (the deviations break one rule each). A text block with no text
+    (max_tokens spent reasoning) is left out unless keep_empty_text."""
     on = state_of(request).on
     summary_text = "" if on("reasoning-summary-empty") else " ".join(reasoning_words)
     if on("reasoning-as-string"):
@@ -97,4 +98,6 @@ def reasoning_content(request: Request, reasoning_words: list[str], text: str) -
         {"type": "reasoning", "summary": [item], **extra(request, {"id": "rs_reference"})},
         {"type": "text", "text": text, **extra(request, {"annotations": []})},
     ]
+    if not text and not keep_empty_text:
+        blocks = blocks[:1]
     return blocks[::-1] if on("reasoning-blocks-reversed") else blocks

@@ -3,7 +3,6 @@ native OpenAI Responses API (003) and /serving-endpoints/responses (001, OpenAI 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -20,11 +19,12 @@ from conformance.gateway.common import (
     positive_int,
     read_json,
     resolve_model,
-    seed_digest,
+    response_id,
     state_of,
     validate_request_tags,
     words_of,
 )
+from conformance.gateway.framing import SSEWriter
 
 ROLES = {"system", "user", "assistant", "developer"}
 PART_TYPES = {"input_text", "output_text", "input_image", "input_file", "refusal"}
@@ -49,10 +49,6 @@ def validate_input(value: Any) -> None:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"input[{i}].content must be a string or typed parts.")
 
 
-def _id(prefix: str, seed: Any) -> str:
-    return prefix + seed_digest(seed).hex()[:24]
-
-
 class ResponsesAnswer:
     """One deterministic answer, rendered as a response object or as a stream of typed events."""
 
@@ -72,9 +68,10 @@ class ResponsesAnswer:
         self.text = " ".join(words)
         self.input_tokens = words_of(prompt) + words_of(body.get("instructions"))
         self.output_tokens = len(words)
-        self.id = _id("resp_", [model_name, prompt])
-        self.message_id = _id("msg_", [model_name, prompt])
-        self.created_at = created()
+        self.id = str(response_id(request, "resp_", [model_name, prompt]))
+        self.message_id = str(response_id(request, "msg_", [model_name, prompt]))
+        # the other-ids variation: created_at with a fraction (the Responses schema's created_at is a number)
+        self.created_at: float = created(request) + (0.25 if self.on("other-ids") else 0)
 
     @property
     def status(self) -> str:
@@ -85,7 +82,7 @@ class ResponsesAnswer:
     def part(self, text: str) -> dict[str, Any]:
         if self.on("responses-part-untyped"):
             return {"text": text}
-        return {"type": "output_text", "text": text, "annotations": []}
+        return {"type": "output_text", "text": text, "annotations": [], **extra(self.request, {"logprobs": []})}
 
     def message(self, text: str | None, status: str) -> dict[str, Any]:
         item: dict[str, Any] = {"type": "message", "id": self.message_id,
@@ -93,13 +90,14 @@ class ResponsesAnswer:
                                 "status": status, "content": [] if text is None else [self.part(text)]}
         if self.on("responses-minimal"):
             item = {k: v for k, v in item.items() if k in ("type", "role", "content")}
+        item.update(extra(self.request, {"x_item": None}))
         return item
 
     def response(self, done: bool = True) -> dict[str, Any]:
         output: list[dict[str, Any]] = []
         if done:
             if self.on("responses-reasoning-item"):
-                output.append({"type": "reasoning", "id": _id("rs_", self.id), "summary": []})
+                output.append({"type": "reasoning", "id": response_id(self.request, "rs_", self.id), "summary": []})
             text = "" if self.on("responses-empty-text") else self.text
             output.append(self.message(text, "incomplete" if self.incomplete else "completed"))
         body: dict[str, Any] = {
@@ -134,18 +132,23 @@ class ResponsesAnswer:
         pieces = [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
         if on("responses-stream-deltas-mismatch"):
             pieces = list(self.words)
-        ids = {"item_id": self.message_id, "output_index": 0}
+        at = 1 if on("responses-reasoning-item") else 0  # the message's place in output
+        ids = {"item_id": self.message_id, "output_index": at}
+        reasoning_item = {"type": "reasoning", "id": response_id(self.request, "rs_", self.id), "summary": []}
+        thinking = [{"type": "response.output_item.added", "output_index": 0, "item": reasoning_item},
+                    {"type": "response.output_item.done", "output_index": 0, "item": reasoning_item}] if at else []
         opening = [{"type": "response.created", "response": self.response(done=False)},
                    {"type": "response.in_progress", "response": self.response(done=False)}]
         if on("responses-stream-created-not-first"):
             opening.reverse()
         body = [
-            {"type": "response.output_item.added", "output_index": 0, "item": self.message(None, "in_progress")},
+            *thinking,
+            {"type": "response.output_item.added", "output_index": at, "item": self.message(None, "in_progress")},
             {"type": "response.content_part.added", **ids, "content_index": 0, "part": self.part("")},
             *({"type": "response.output_text.delta", **ids, "content_index": 0, "delta": p} for p in pieces),
             {"type": "response.output_text.done", **ids, "content_index": 0, "text": self.text},
             {"type": "response.content_part.done", **ids, "content_index": 0, "part": self.part(self.text)},
-            {"type": "response.output_item.done", "output_index": 0,
+            {"type": "response.output_item.done", "output_index": at,
              "item": self.message(self.text, "incomplete" if self.incomplete else "completed")},
         ]
         closing = [{"type": terminal, "response": self.response()}]
@@ -155,11 +158,12 @@ class ResponsesAnswer:
         for number, event in enumerate(events):
             if on("responses-stream-sequence-repeats"):
                 number = min(number, 3)
-            yield {**event, "sequence_number": number}
+            yield {**event, "sequence_number": number, **extra(self.request, {"obfuscation": "x"})}
 
     def sse(self) -> Iterator[str]:
+        writer = SSEWriter(self.request)
         for event in self.events():
-            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+            yield writer.event(event, event["type"])
 
 
 def responses_response(request: Request, body: dict[str, Any], model_name: str) -> Response:

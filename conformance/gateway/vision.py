@@ -118,4 +118,5 @@ def validate_images(request: Request, model: Model, messages: list[Any]) -> None
                               f"{many_w}x{many_h} px, not {width}x{height}.")
     max_total = limits.get("max_total_bytes")
     if max_total is not None and total > max_total and not on("vision-total-bytes-not-enforced"):
-        raise _reject(f"images total {total} bytes: at most {max_total} bytes per request.")
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"images total {total} bytes: at most {max_total} bytes per "
+                       "request.", too_large=True)

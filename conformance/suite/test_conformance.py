@@ -6,12 +6,12 @@ from conformance.usage_plugin import run_usage_case
 
 
 def test_case(case_item, exchange, snapshot, request):
-    run_case(case_item, exchange, shape_check(snapshot, request))
+    run_case(case_item, exchange, request, shape_check(snapshot, request))
 
 
-def test_client_case(client_item, client_result):
-    run_client_case(client_item, client_result)
+def test_client_case(client_item, client_result, request):
+    run_client_case(client_item, client_result, request)
 
 
-def test_usage_case(usage_item, usage_verdict):
-    run_usage_case(usage_item, usage_verdict)
+def test_usage_case(usage_item, usage_verdict, request):
+    run_usage_case(usage_item, usage_verdict, request)

@@ -1,0 +1,259 @@
+"""A broken or hostile target can never hang the suite, exhaust its memory, crash it or leak the token.
+
+Two levels, against tests/hostile.py:
+- every mode x every lane, in this process (the suite's Runtime and judging path, as the helpers run them): an
+  HTTP case with and without a stream, a negative case, one case of each official client, all at once; each
+  ends within its bound and gets the outcome conformance/bounds.py and conformance/client.py define;
+- the real `conformance run` in a subprocess for what only a whole run shows: the memory of the suite's
+  processes (pytest, the read-ahead helpers, curl) under a 300 MB answer and a gzip bomb, no exit 4 where a
+  helper once crashed on pickling, the token in no file written and not on the console, the circuit breaker,
+  signals, and helpers that exit with a killed parent.
+Small timeouts keep it fast: --timeout 3 and two attempts (30 s where 32 MiB must be read: the default cap).
+`python bench/hostile.py` prints the per-mode table (wall time, peak RSS, exit status, outcomes) of whole runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hostile import HTTP_ONLY, PROFILE, SELECT, TOKEN, HostileServer, Run, alive, leaks, start_run, tree, watch
+
+from conformance import cases as case_data
+from conformance import clients
+from conformance.client import RetryPolicy
+from conformance.clientcases import judge, load_client_cases
+from conformance.config import TargetOptions, resolve_target
+from conformance.evaluate import evaluate_steps
+from conformance.pacing import Pacer, TokenBudget
+from conformance.redact import REDACTOR
+from conformance.runner import Runtime
+
+LIMIT_RSS = 1 << 30
+RUN_BOUND_S = 150.0  # a whole run, start-up on a loaded 2-core machine included (the hangs were endless)
+LANE_BOUND_S = 25.0  # every lane of one mode, at once
+CASES = {"chat-system-and-user", "chat-stream-system-and-user", "chat-unknown-model"}
+CLIENT_CASES = {"client-openai-chat-system-and-user", "client-openai-chat-stream", "client-anthropic-stream",
+                "client-genai-stream", "client-databricks-sdk-query", "client-curl-chat-bearer"}
+
+
+# --- every mode x every lane, in process ----------------------------------------------------------------------
+
+
+def perform_all(tmp: Path, url: str, timeout: float) -> tuple[dict[str, tuple[str, str]], float]:
+    """Each selected case on every lane at once: id@model -> (outcome, message), and the wall time."""
+    REDACTOR.add(TOKEN)
+    (tmp / "hostile.yaml").write_text(PROFILE.format(url=url))
+    target = resolve_target(TargetOptions(url=url, token_env="HOSTILE_TOKEN", target_file=str(tmp / "hostile.yaml"),
+                                          timeout=timeout), {"HOSTILE_TOKEN": TOKEN})
+    items = [("case", i) for i in case_data.expand(case_data.load_cases(), target) if i.case.id in CASES]
+    items += [("client", i) for i in case_data.expand(load_client_cases(), target) if i.case.id in CLIENT_CASES]
+    runtime = Runtime(target, Pacer(), TokenBudget(None), RetryPolicy.for_timeout(timeout, 2))
+
+    def one(kind: str, item: case_data.CaseItem) -> tuple[str, str]:
+        performed = runtime.perform(kind, item)
+        if performed.skip:
+            return "skipped", performed.skip
+        if performed.infra:
+            return "error", performed.infra
+        if kind == "case":
+            failures = evaluate_steps(item, performed.exchange)
+        else:
+            failures = [performed.failure] if performed.failure else judge(item, performed.result)
+        return ("failed" if failures else "passed"), REDACTOR.text("\n".join(failures))
+
+    for runner in clients.RUNNERS.values():
+        runner.warm()  # importing the SDKs (the first test of a worker) is not part of any bound
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(len(items)) as pool:
+            futures = {item.test_id: pool.submit(one, kind, item) for kind, item in items}
+            results = {name: future.result() for name, future in futures.items()}
+    finally:
+        runtime.close()
+    assert {name.split("@")[0] for name in results} == CASES | CLIENT_CASES
+    return results, time.monotonic() - started
+
+
+def expect(results: dict[str, tuple[str, str]], outcome: str, *needles: str) -> None:
+    wrong = {name: r for name, r in results.items() if r[0] != outcome or not any(n in r[1] for n in needles)}
+    assert not wrong, wrong
+
+
+LANE_MODES = [
+    # failed: the gateway broke the contract
+    ("deep-600", 3, "failed", ("transport.json-depth",)),
+    ("deep-100000", 3, "failed", ("transport.json-depth",)),
+    ("huge", 60, "failed", ("transport.body-size",)),  # the default 32 MiB cap: read in full, one at a time
+    ("gzip-bomb", 60, "failed", ("transport.body-size",)),
+    ("invalid-utf8", 3, "failed", ("transport.utf-8",)),
+    ("error-501", 3, "failed", ("HTTP 501",)),
+    # error: infrastructure, never a verdict
+    ("endless-sse", 3, "error", ("deadline of the exchange", "curl exit 28")),
+    ("byte-per-second", 3, "error", ("deadline of the exchange", "curl exit 28")),
+    ("unavailable-503", 3, "error", ("HTTP 503", "503")),
+    ("reset", 3, "error", ("connection error", "Connection", "curl exit 56", "reset")),
+    ("retry-after-huge", 3, "error", ("429", "no turn")),
+    ("retry-after-unparseable", 3, "error", ("429", "no turn")),
+]
+
+
+@pytest.mark.parametrize(("mode", "timeout", "outcome", "needles"), LANE_MODES, ids=[m[0] for m in LANE_MODES])
+def test_every_lane_ends_on_time_with_the_right_outcome(tmp_path, mode, timeout, outcome, needles):
+    with HostileServer(mode) as server:
+        results, wall = perform_all(tmp_path, server.url, timeout)
+        posts = server.count("POST")
+    assert wall < LANE_BOUND_S + (timeout if timeout > 3 else 0), f"{mode}: {wall:.1f} s"
+    expect(results, outcome, *needles)
+    if mode == "error-501":  # judged at once, never retried
+        assert posts == len(results), f"{posts} POSTs for {len(results)} cases"
+    if mode.startswith("retry-after"):  # beyond the cap or unparseable: the retries end at once
+        assert posts <= len(results) + 2, f"{posts} POSTs for {len(results)} cases"
+        why = "beyond the 30 s the suite waits" if mode == "retry-after-huge" else "neither seconds nor an HTTP date"
+        http = [m for name, (_, m) in results.items() if not name.startswith("client-")]
+        # the 429s cut the run's learnt rate too: a case may get no turn of it within its budget (no attempt)
+        assert all((why in m and "after 1 attempt(s)" in m) or ("after 0 attempt(s)" in m and "no turn" in m)
+                   for m in http), http
+
+
+def test_a_5xx_on_every_attempt_is_the_gateways_failure_on_every_lane(tmp_path):
+    with HostileServer("error-500") as server:
+        results, _ = perform_all(tmp_path, server.url, 3)
+    negative = results.pop("chat-unknown-model")
+    assert negative[0] == "failed" and "[status] HTTP 500, expected 4xx" in negative[1], negative
+    expect(results, "failed", "transport.server-error")
+    for name, (_, message) in results.items():
+        assert "each of the 2 attempt(s)" in message and "hostile 500" in message, (name, message)
+
+
+def test_a_redirect_fails_every_lane_and_is_never_followed(tmp_path):
+    with HostileServer("canned") as other, HostileServer("redirect", other=other.url) as server:
+        results, _ = perform_all(tmp_path, server.url, 3)
+        followed = sum(other.requests.values())
+    assert followed == 0, f"a client followed the redirect to another origin: {other.requests}"
+    expect(results, "failed", "transport.redirect")
+    for name, (_, message) in results.items():
+        assert f"Location {other.url}" in message and "another origin" in message, (name, message)
+
+
+# --- whole runs --------------------------------------------------------------------------------------------
+
+
+def whole_run(tmp: Path, mode: str, *args: str, select: str = SELECT, **server: Any) -> Run:
+    with HostileServer(mode, **server) as hostile:
+        proc, reports = start_run(tmp, hostile.url, *args, select=select)
+        return watch(proc, reports, RUN_BOUND_S + 30)
+
+
+def sound(run: Run, *extra: Path) -> None:
+    """What every whole run must hold: bounded, under 1 GB, no crash, no leak."""
+    assert run.wall_s < RUN_BOUND_S, f"{run.wall_s:.1f} s"
+    assert run.peak_rss < LIMIT_RSS, f"peak RSS {run.peak_rss >> 20} MB"
+    assert run.code != 4 and "INTERNALERROR" not in run.out + run.err, (run.out + run.err)[-3000:]
+    assert leaks(run, *extra) == []
+
+
+@pytest.mark.parametrize(("mode", "select", "lanes"), [
+    ("huge", SELECT, {"openai", "anthropic", "genai", "databricks", "curl"}),
+    # every lane met the bomb in process above; here the inflaters of the HTTP lane and two client stacks
+    ("gzip-bomb", f"{HTTP_ONLY} or client-openai-chat-stream or client-databricks-sdk-query", {"openai", "databricks"}),
+])
+def test_a_huge_answer_or_gzip_bomb_leaves_the_whole_suite_under_1_gb(tmp_path, mode, select, lanes):
+    run = whole_run(tmp_path, mode, "--timeout", "30", "--html", "none", select=select)
+    sound(run)
+    assert run.code == 1
+    assert set(run.counts()) == {"failed"}, run.counts()
+    assert {c["id"].split("-")[1] for c in run.cases() if c["id"].startswith("client-")} == lanes
+
+
+def test_json_nested_100000_deep_is_failed_not_a_crash_or_a_hang(tmp_path):
+    """It once hung the run: pickling the answer in the helper raised RecursionError and no answer came."""
+    run = whole_run(tmp_path, "deep-100000", "--html", "none", "--", "-vv",
+                    select=f"{HTTP_ONLY} or client-openai-chat-stream")
+    sound(run)
+    assert run.code == 1
+    assert set(run.counts()) == {"failed"}, run.counts()
+    assert all("transport.json-depth" in c["message"] for c in run.cases())
+
+
+def test_an_endless_stream_ends_the_run_on_time_with_exit_3(tmp_path):
+    run = whole_run(tmp_path, "endless-sse", "--html", "none", select=f"{HTTP_ONLY} or client-openai-chat-stream")
+    sound(run)
+    assert run.code == 3
+    assert set(run.counts()) == {"error"}, run.counts()
+
+
+def test_echoed_credentials_are_nowhere_in_snapshots_reports_or_console(tmp_path):
+    """The token echoed into body strings, shape keys, enumerated values and response headers, on every lane:
+    recorded as a baseline, then compared with a changed answer (drift lines naming the echoed key)."""
+    recorded = whole_run(tmp_path, "echo", "--snapshot-update", "--", "-vv")
+    compared = whole_run(tmp_path, "echo", "--", "-vv", variant=2, select=HTTP_ONLY)  # shapes: HTTP cases only
+    for run in (recorded, compared):
+        sound(run, tmp_path / "snapshots")
+    drift = [line for c in compared.cases() for line in c.get("snapshot", {}).get("drift", [])]
+    assert any("***REDACTED***" in line for line in drift), drift
+    assert "***REDACTED***" in "".join(p.read_text() for p in (tmp_path / "snapshots").rglob("*.json"))
+
+
+def test_the_circuit_breaker_ends_the_run_with_exit_3_and_a_partial_summary(tmp_path):
+    run = whole_run(tmp_path, "unavailable-503", "--max-consecutive-errors", "3", select="chat and not client")
+    sound(run)
+    assert run.code == 3, run.err[-2000:]
+    assert "circuit breaker: 3 consecutive infrastructure errors" in run.summary["aborted"]
+    assert "circuit breaker" in run.err
+    assert 3 <= len(run.cases()) < 15, len(run.cases())
+    assert (run.reports / "latest" / "summary.md").exists()
+
+
+def _reached(server: HostileServer, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while server.count("POST") < 2:
+        assert time.monotonic() < deadline, "the run never reached the target"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_ends_the_run_cleanly_with_a_partial_summary(tmp_path, sig):
+    with HostileServer("byte-per-second") as server:
+        proc, reports = start_run(tmp_path, server.url, "--timeout", "60",
+                                  select=f"{HTTP_ONLY} or client-openai-chat-stream")
+        _reached(server)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        run = watch(proc, reports, 60)
+        ended = time.monotonic() - sent
+    assert run.code == 128 + sig, (run.code, run.err[-2000:])
+    assert ended < 20, f"{ended:.1f} s after the signal"
+    assert run.summary["interrupted"] == sig.name
+    assert (reports / "latest" / "summary.md").exists()
+    time.sleep(1)
+    assert not [pid for pid in run.pids if alive(pid)], "a helper outlived the run"
+    assert leaks(run) == []
+
+
+def test_helpers_exit_when_the_main_process_is_killed(tmp_path):
+    with HostileServer("byte-per-second") as server:
+        proc, _ = start_run(tmp_path, server.url, "--timeout", "60", select=f"{HTTP_ONLY} or client-curl-chat-bearer")
+        _reached(server)
+        helpers: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(helpers) < 3 and time.monotonic() < deadline:  # the HTTP lane, the curl lane, curl itself
+            helpers |= set(tree(proc.pid)) - {proc.pid}
+            time.sleep(0.1)
+        assert len(helpers) >= 2, helpers
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and [pid for pid in helpers if alive(pid)]:
+            time.sleep(0.1)
+    left = [pid for pid in helpers if alive(pid)]
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} process(es) outlived the killed main process"
