@@ -8,6 +8,8 @@
   run folder, where xdist workers read it.
 - The first usage test a process runs looks the rows up (polling within --gateway-usage-wait), in its set-up: a
   pending row is an error of set-up, as infrastructure is, never a failure.
+- The test concludes as every case does (plugin.conclude): its findings, with the strength of each broken rule,
+  fail it on a `must` (or anything under --conformance-strict) and otherwise leave it warned.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def metadata(item: usage.UsageItem) -> dict[str, Any]:
     case = item.case
     return {"id": case.id, "surface": "usage", "model": item.model.name if item.model else None,
             "model_type": case.model_type, "features": list(case.features), "strength": case.strength,
-            "spec": case.spec.get("section")}
+            "strength_reason": case.strength_reason, "spec": case.spec.get("section")}
 
 
 def _usage_item(test: pytest.Item) -> usage.UsageItem | None:
@@ -164,7 +166,7 @@ def _settled(config: pytest.Config, ctx: UsageContext) -> dict[str, usage.Verdic
 
             runtime = ctx.runtime()
             client = StatementClient(ctx.target, record["warehouse_id"], runtime.retry,
-                                     auth_headers=runtime.client.auth_headers("default"))
+                                     auth_headers=runtime.client.auth_headers("default"), http=runtime.client)
             try:
                 ctx.settled = usage.settle(record, client, ctx.wait_s)
             finally:
@@ -190,9 +192,14 @@ def usage_verdict(usage_item: usage.UsageItem, request: pytest.FixtureRequest) -
     return verdict
 
 
-def run_usage_case(usage_item: usage.UsageItem, usage_verdict: usage.Verdict) -> None:
-    if usage_verdict.outcome == "failed":
-        pytest.fail(REDACTOR.text(usage_verdict.message), pytrace=False)
+def run_usage_case(usage_item: usage.UsageItem, usage_verdict: usage.Verdict, request: pytest.FixtureRequest,
+                   ) -> None:
+    """The test body: the verdict's findings decide, as for every case (a must fails, the rest warns)."""
+    from conformance.plugin import _attach_findings, conclude  # the plugin imports this module
+
+    if usage_verdict.findings:
+        _attach_findings(usage_verdict.findings)
+    conclude(request, usage_verdict.findings)
 
 
 def _attach(item: usage.UsageItem, ctx: UsageContext, verdict: usage.Verdict) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from conformance import usage_tracking
+from conformance import usage_checks, usage_tracking
 from conformance.cli import main
 from conformance.client import RetryPolicy
 from conformance.config import REFERENCE_WAREHOUSE_ID, TargetOptions, resolve_target
@@ -197,26 +197,83 @@ def test_warehouse_timestamps_parse_as_utc(text):
 def test_tag_judgement_allows_extra_tags_and_catches_lost_or_changed_ones():
     sent = {"conformance_run": "r1", "conformance_case": "c1", "project": "chatbot", "team": "ml-platform"}
     record = {"run_tag": "r1", "cases": {"c1": {"tags": sent}, "c2": {"tags": {**sent, "conformance_case": "c2"}}}}
-    assert usage_tracking.judge_tags("c1", sent, [{**sent, "added_by_gateway": "x"}], record).outcome == "passed"
-    changed = usage_tracking.judge_tags("c1", sent, [{**sent, "team": "ML-PLATFORM"}], record)
-    assert changed.outcome == "failed" and "team='ml-platform' (recorded 'ML-PLATFORM')" in changed.message
-    lost = usage_tracking.judge_tags("c1", sent, [sent, {k: v for k, v in sent.items() if k != "project"}], record)
-    assert lost.outcome == "failed" and "project='chatbot' (missing)" in lost.message
-    stray = usage_tracking.judge_tags("c1", sent, [{"conformance_run": "r1", "conformance_case": "c?"}], record)
-    assert stray.outcome == "failed" and "other tags" in stray.message
-    assert usage_tracking.judge_tags("c1", sent, [{**sent, "conformance_case": "c2"}, None], record) is None
+
+    def judge(rows):  # type: ignore[no-untyped-def]
+        return usage_checks.judge_tags("c1", sent, rows, record, "conformance_case")
+
+    assert judge([{**sent, "added_by_gateway": "x"}]) == []
+    (changed,) = judge([{**sent, "team": "ML-PLATFORM"}])
+    assert changed[0] == "usage_tags_recorded" and "team='ml-platform' (recorded 'ML-PLATFORM')" in changed[1]
+    (lost,) = judge([sent, {k: v for k, v in sent.items() if k != "project"}])
+    assert "project='chatbot' (missing)" in lost[1]
+    (stray,) = judge([{"conformance_run": "r1", "conformance_case": "c?"}])
+    assert "other tags" in stray[1]
+    assert judge([{**sent, "conformance_case": "c2"}, None]) is None
 
 
 def test_capture_judgement_needs_the_runs_identity_outside_its_tagged_rows():
     record = {"run_tag": "r1", "requester": "me", "max_lag_s": 60}
     mine = {"requester": "me", "request_tags": None}
     tagged = {"requester": "me", "request_tags": json.dumps({"conformance_run": "r1"})}
+    typed = {"requester": "me", "request_tags": {"conformance_run": "r1"}}  # a MAP as an object, not a string
     other = {"requester": "someone", "request_tags": None}
-    assert usage_tracking.judge_capture([mine], record, "conformance_run", 0).outcome == "passed"
-    assert usage_tracking.judge_capture([tagged], record, "conformance_run", 120) is None
-    assert usage_tracking.judge_capture([other], record, "conformance_run", 10) is None
-    ambiguous = usage_tracking.judge_capture([other], record, "conformance_run", 120)
-    assert ambiguous.outcome == "error" and "cannot tell" in ambiguous.message
+    assert usage_checks.judge_capture([mine], record, "conformance_run", 0) == []
+    assert usage_checks.judge_capture([tagged, typed], record, "conformance_run", 120) is None
+    assert usage_checks.judge_capture([other], record, "conformance_run", 10) is None
+    with pytest.raises(usage_checks.CannotJudge, match="cannot tell"):
+        usage_checks.judge_capture([other], record, "conformance_run", 120)
+
+
+def test_a_verdict_takes_the_strength_of_the_broken_rule_in_its_case():
+    """usage_tags_recorded is must where 003 shows the tagged request, should where it only describes tags."""
+    cases = {c.id: c for c in usage_tracking.load_usage_cases()}
+    problem = [("usage_tags_recorded", "no row carries the tags")]
+    must = usage_checks.judged(cases["usage-tags-chat-completions"], problem)
+    should = usage_checks.judged(cases["usage-tags-gemini-generate-content"], problem)
+    assert (must.outcome, must.findings[0].strength) == ("failed", "must")
+    assert (should.outcome, should.findings[0].strength) == ("warned", "should")
+    assert should.message == "[usage_tags_recorded] no row carries the tags"
+    assert should.with_strict(True).outcome == "failed" and should.with_strict(False).outcome == "warned"
+    form = usage_checks.judged(cases["usage-ai-query-result"], [("sql.statement_response", "no statement_id")])
+    assert form.outcome == "warned"
+    passed = usage_checks.judged(cases["usage-ai-query-refused-custom-model"], [], message="refused: x")
+    assert (passed.outcome, passed.message, passed.findings) == ("passed", "refused: x", [])
+    assert usage_checks.Verdict.from_record(must.as_record()) == must
+
+
+def _statement(response: dict) -> Statement:
+    from conformance.schemas import validate
+
+    return Statement("SELECT", {}, response, validate("sql.statement_response", response))
+
+
+@pytest.mark.parametrize("response, outcome, text", [
+    ({"statement_id": "s", "status": {"state": "SUCCEEDED"}, "manifest": {"schema": {"columns": [{"name": "s"}]}},
+      "result": {"data_array": [["Databricks is a platform."]]}}, "passed", ""),
+    ({"status": {"state": "SUCCEEDED"}, "manifest": {"schema": {"columns": [{"name": "s"}]}},
+      "result": {"data_array": [["a summary"]], "extra": 1}, "more": True}, "warned", "statement_id"),
+    ({"statement_id": "s", "status": {"state": "SUCCEEDED"}, "manifest": {"schema": {"columns": [{"name": "s"}]}},
+      "result": {"data_array": [[""]]}}, "failed", "the summary is empty"),
+    ({"statement_id": "s", "status": {"state": "SUCCEEDED"}, "manifest": {"schema": {"columns": [{"name": "s"}]}},
+      "result": {"data_array": [["a"], ["b"]]}}, "failed", "gave 2 result rows"),
+    ({"statement_id": "s", "status": {"state": "SUCCEEDED"}}, "failed", "cannot be read"),
+    ({"statement_id": "s", "status": {"state": "FAILED", "error": {"message": "boom"}}}, "failed", "ended FAILED"),
+    ({"statement_id": "s", "status": "done"}, "failed", "cannot be read"),
+])
+def test_the_documented_ai_query_answer_is_judged_by_the_strength_of_each_rule(response, outcome, text):
+    case = next(c for c in usage_tracking.load_usage_cases() if c.id == "usage-ai-query-result")
+    verdict = usage_checks.judged(case, usage_checks.judge_ai_query_result(_statement(response)))
+    assert verdict.outcome == outcome and text in verdict.message, verdict
+
+
+def test_a_refusal_is_a_failed_statement_or_a_4xx_and_an_answer_is_a_warning():
+    case = next(c for c in usage_tracking.load_usage_cases() if c.kind == "ai_query_refused")
+    failed = {"statement_id": "s", "status": {"state": "FAILED", "error": {"message": "not supported"}}}
+    answered = {"statement_id": "s", "status": {"state": "SUCCEEDED"},
+                "manifest": {"schema": {"columns": [{"name": "summary"}]}}, "result": {"data_array": [["a"]]}}
+    assert usage_checks.judged(case, usage_checks.judge_refusal(_statement(failed), "m")).outcome == "passed"
+    warned = usage_checks.judged(case, usage_checks.judge_refusal(_statement(answered), "m"))
+    assert warned.outcome == "warned" and warned.findings[0].check == "ai_query_refused"
 
 
 def test_a_statement_still_running_at_the_deadline_is_infrastructure(monkeypatch):
