@@ -43,6 +43,7 @@ from conformance.redact import REDACTOR
 from conformance.resources import PACKAGE_DIR
 from conformance.schemas import validate
 from conformance.statements import COLUMN_NOT_FOUND, TABLE_NOT_FOUND, Statement, StatementClient, StatementRefused
+from conformance.summary import PENDING
 from conformance.usage_checks import (
     USAGE_CHECKS,
     CannotJudge,
@@ -496,7 +497,7 @@ def settle(record: dict[str, Any], client: StatementClient, wait_s: float, only:
     waited = time.monotonic() - started
     for tid, case in pending.items():
         verdicts[tid] = Verdict("error", (
-            f"pending: no row of {record['table']} for this request yet (waited {waited:.0f}s; rows may take up to "
+            f"{PENDING}no row of {record['table']} for this request yet (waited {waited:.0f}s; rows may take up to "
             f"{record['max_lag_s']:.0f}s to appear): re-check later with `conformance verify-usage RUN_DIR`"),
             case.get("usage"))
     return verdicts

@@ -16,7 +16,7 @@ from conformance import usage_checks, usage_tracking
 from conformance.cli import main
 from conformance.client import RetryPolicy
 from conformance.config import REFERENCE_WAREHOUSE_ID, TargetOptions, resolve_target
-from conformance.errors import InfrastructureError
+from conformance.errors import BadInput, InfrastructureError
 from conformance.gateway.server import ThreadedGateway
 from conformance.gateway.sql import translate, warehouse_of
 from conformance.statements import COLUMN_NOT_FOUND, TABLE_NOT_FOUND, Statement, StatementClient, StatementRefused
@@ -93,6 +93,8 @@ def test_pending_rows_are_errors_until_verify_usage_finds_them(run_cli, tmp_path
         assert all("verify-usage RUN_DIR" in cases[i]["message"] for i in READING_TABLE)
         report = yaml.safe_load((result.run_dir / "conformance-report.yaml").read_text())
         assert report["profiles"]["usage"]["result"] == "partial"
+        assert f"{len(READING_TABLE)} case(s) pending" in report["profiles"]["usage"]["reason"]
+        assert report["profiles"]["chat_completions"]["result"] == "not-run"  # -k usage: only usage cases ran
 
         log.release()  # the table catches up
         capsys.readouterr()
@@ -116,17 +118,25 @@ def test_rows_still_missing_after_the_max_lag_fail_when_verified(run_cli, tmp_pa
     with ThreadedGateway(TOKEN) as gateway:
         warehouse_of(gateway.state).log.lag_s = 3600
         result = run_cli("run", "--target", write_profile(tmp_path, gateway.url, max_lag_s=600), "--usage-wait", "0",
-                         "-k", "usage-tags-chat", "--html", "none", env={"T": TOKEN})
-        assert by_id(result)["usage-tags-chat-completions"]["outcome"] == "error"
+                         "-k", "usage-tags-chat or usage-tags-embeddings", "--html", "none", env={"T": TOKEN})
+        assert {c["outcome"] for c in result.summary["cases"]} == {"error"}
         later = usage_tracking.utc_now() + timedelta(seconds=700)
         monkeypatch.setattr(usage_tracking, "utc_now", lambda: later)
         capsys.readouterr()
         assert main(["verify-usage", str(result.run_dir), "--token-env", "T", "--usage-wait", "0",
                      "--html", "none"]) == 1
     summary = json.loads((result.run_dir / "summary.json").read_text())
-    case = next(c for c in summary["cases"] if c["id"] == "usage-tags-chat-completions")
-    assert case["outcome"] == "failed" and "lags at most 600s" in case["message"]
-    assert summary["failures_by_strength"]["must"] == 1
+    cases = {c["id"]: c for c in summary["cases"]}
+    chat, embeddings = cases["usage-tags-chat-completions"], cases["usage-tags-embeddings"]
+    assert chat["outcome"] == "failed" and "lags at most 600s" in chat["message"]
+    assert chat["findings"] == [{"check": "usage_tags_recorded", "strength": "must",
+                                 "message": chat["message"].removeprefix("[usage_tags_recorded] ")}]
+    # the same rule is should where 003 shows no tagged request on the API: a warning, not a failure
+    assert embeddings["outcome"] == "warned" and embeddings["findings"][0]["strength"] == "should"
+    assert summary["failures_by_strength"]["must"] == 1 and summary["warnings_by_strength"]["should"] == 1
+    assert summary["totals"]["failed"] == 1 and summary["totals"]["warned"] == 1
+    report = yaml.safe_load((result.run_dir / "conformance-report.yaml").read_text())
+    assert report["profiles"]["usage"]["warned_cases"] == ["usage-tags-embeddings@gte-large-en"]
 
 
 def test_verify_usage_bad_input_is_one_line(run_cli, tmp_path, capsys):
@@ -355,3 +365,94 @@ def test_transport_faults_on_the_warehouse_never_become_failures(run_cli, tmp_pa
     assert sum(stats["faults"].values()) > 0
     outcomes = {c["id"]: c["outcome"] for c in result.summary["cases"]}
     assert set(outcomes) == USAGE_IDS and "failed" not in outcomes.values(), result.summary["cases"]
+
+
+# --- strengths, certificate, variations ----------------------------------------------------------------------
+
+def test_every_usage_check_judges_a_case_and_every_case_is_judged_by_a_check():
+    cases = usage_tracking.load_usage_cases()
+    kinds = {c.kind for c in cases}
+    for check in usage_checks.USAGE_CHECKS.values():
+        assert set(check.kinds) <= kinds and check.kinds, check.name
+    for kind in kinds:
+        assert any(kind in c.kinds for c in usage_checks.USAGE_CHECKS.values()), kind
+    for case in cases:
+        assert case.features and all(f.startswith("usage.") for f in case.features), case.id
+        # where 003 shows no tagged request on the API, the tags rule is should in the case, as the case is
+        if case.kind == "tags":
+            assert usage_checks.strength_of(case, "usage_tags_recorded") == case.strength, case.id
+
+
+def test_a_usage_case_naming_a_check_it_does_not_have_is_bad_input(tmp_path):
+    data = yaml.safe_load((usage_tracking.USAGE_CASES_DIR / "usage.yaml").read_text())
+    case = next(c for c in data["cases"] if c["kind"] == "ai_query_refused")
+    case["check_strengths"] = {"usage_tags_recorded": {"strength": "advisory", "reason": "not a check of this kind"}}
+    (tmp_path / "usage.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(BadInput, match="check_strengths names 'usage_tags_recorded', no check of a ai_query_refused"):
+        usage_tracking.load_usage_data(tmp_path)
+
+
+def _record(case_id: str, outcome: str, message: str = "", findings: list | None = None) -> dict:
+    case = next(c for c in usage_tracking.load_usage_cases() if c.id == case_id)
+    return {"id": case.id, "surface": "usage", "model": None, "model_type": case.model_type,
+            "features": list(case.features), "strength": case.strength, "strength_reason": case.strength_reason,
+            "outcome": outcome, "message": message, "findings": findings or []}
+
+
+def test_the_usage_profile_follows_the_certificates_result_rules():
+    from conformance.certify import profiles
+
+    passed = [_record(c.id, "passed") for c in usage_tracking.load_usage_cases()]
+    chat = {"id": "chat-system-and-user", "surface": "chat_completions", "model": "m", "model_type": "chat",
+            "features": ["chat_completions", "auth.bearer"], "outcome": "passed", "message": "", "findings": []}
+
+    def usage_profile(records: list[dict]) -> dict:
+        result = profiles({"cases": [chat, *records]})
+        assert result["chat_completions"]["result"] == "success"  # usage cases are not counted there
+        return result["usage"]
+
+    assert usage_profile(passed)["result"] == "success"
+    warning = {"check": "usage_tags_recorded", "strength": "should", "message": "no row"}
+    warned = usage_profile([*passed[1:], _record("usage-tags-embeddings", "warned", "[x]", [warning])])
+    assert warned["result"] == "success" and warned["warned_cases"] == ["usage-tags-embeddings"]
+    failure = {**warning, "strength": "must"}
+    failed = usage_profile([*passed[1:], _record("usage-tags-chat-completions", "failed", "[x]", [failure])])
+    assert failed["result"] == "partial" and "extended features failed (usage.request_tags)" in failed["reason"]
+    waiting = usage_profile([*passed[1:], _record("usage-tags-chat-completions", "error", "pending: no row yet")])
+    assert waiting["result"] == "partial" and "1 case(s) pending" in waiting["reason"]
+    assert "infrastructure" not in waiting["reason"]
+    everything_waits = usage_profile([_record(c.id, "error", "pending: no row yet")
+                                      for c in usage_tracking.load_usage_cases()])
+    assert everything_waits["result"] == "not-run"
+    assert "0 infrastructure error(s), 9 pending" in everything_waits["reason"]
+
+
+def test_the_usage_variations_really_answer_differently():
+    """statements-typed-values, usage-extra-columns and usage-clock-behind change what the warehouse answers
+    (the deviation tests prove the suite still passes them)."""
+    switches = ["statements-typed-values", "usage-extra-columns", "usage-clock-behind"]
+    with ThreadedGateway(TOKEN, switches) as gateway:
+        headers = {"Authorization": f"Bearer {TOKEN}", "Databricks-Ai-Gateway-Request-Tags": '{"k": "v"}'}
+        body = {"model": "system.ai.claude-sonnet-4-5", "max_tokens": 8,
+                "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx.post(gateway.url + "/ai-gateway/mlflow/v1/chat/completions", json=body, headers=headers,
+                          ).status_code == 200
+        target = resolve_target(TargetOptions(url=gateway.url, token_env="T"), environ={"T": TOKEN})
+        client = StatementClient(target, REFERENCE_WAREHOUSE_ID)
+        rows = client.execute("SELECT *, now() AS now FROM system.ai_gateway.usage")
+        client.close()
+    assert rows.form_errors == [] and rows.succeeded
+    assert rows.columns[:2] == ["account_id", "workspace_id"] and "usage_context" in rows.columns
+    (row,) = rows.records()
+    assert row["request_tags"] == {"k": "v"} and isinstance(row["output_tokens"], int)
+    assert " " in row["now"] and "Z" not in row["now"]
+    behind = usage_tracking.parse_time(row["now"]) - usage_tracking.parse_time(row["event_time"])
+    assert behind.total_seconds() >= 1.0
+
+
+def test_a_usage_warning_is_a_failure_under_strict(run_cli):
+    result = run_cli("run", "--deviation", "ai-query-any-model", "-k", "usage-ai-query", lean=True)
+    assert result.code == 0 and result.with_outcome("warned") == {"usage-ai-query-refused-custom-model"}
+    strict = run_cli("run", "--strict", "--deviation", "ai-query-any-model", "-k", "usage-ai-query", lean=True)
+    assert strict.code == 1 and strict.with_outcome("failed") == {"usage-ai-query-refused-custom-model"}
+    assert strict.summary["failures_by_strength"]["should"] == 1

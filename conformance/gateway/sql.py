@@ -5,7 +5,10 @@ databricks-sdk's StatementResponse: statement_id, status.state, manifest.schema,
 value a string or null) over one table, system.ai_gateway.usage, filled from the usage log (usage_log.py), and
 one function, ai_query(endpoint, request), which asks the gateway's own chat path. Statements run at once, so
 the answer is final (SUCCEEDED or FAILED) unless the statements-pending-first variation answers PENDING and
-leaves the result to GET, as a warehouse that takes longer than wait_timeout does.
+leaves the result to GET, as a warehouse that takes longer than wait_timeout does. Two more variations answer what
+another warehouse may: statements-typed-values gives typed JSON values (numbers, a MAP as an object, timestamps
+with a space and no zone) where Databricks gives strings, usage-extra-columns a table with columns beyond (and
+before) the published ones.
 
 Only single SELECT statements are run; anything else, and any SQL DuckDB refuses, gets the API's failure form
 (status.state FAILED, status.error {error_code, message}, status.sql_state). A few Databricks spellings are
@@ -52,6 +55,9 @@ USAGE_COLUMNS = (  # a subset of Databricks' published schema of system.ai_gatew
     ("request_tags", "MAP(VARCHAR, VARCHAR)"), ("input_tokens", "BIGINT"), ("output_tokens", "BIGINT"),
     ("total_tokens", "BIGINT"),
 )
+EXTRA_COLUMNS = (  # the usage-extra-columns variation: a table wider than the published schema, in another order
+    ("account_id", "VARCHAR"), ("workspace_id", "VARCHAR"), ("usage_context", "MAP(VARCHAR, VARCHAR)"),
+)
 # SQL outside literals: a quoted string or identifier, a :name marker, or the `system.ai_gateway` schema
 _LEXEME = re.compile(r"""('(?:[^']|'')*')|("(?:[^"]|"")*")|(`[^`]*`)|(?<![:\w]):([A-Za-z_]\w*)|"""
                      r"""\b(system)(\s*\.\s*ai_gateway)\b""", re.IGNORECASE)
@@ -87,10 +93,16 @@ def translate(statement: str, types: dict[str, str]) -> str:
     return _LEXEME.sub(swap, statement)
 
 
-def cell(value: Any) -> str | None:
-    """A value as JSON_ARRAY carries it: a string (complex types as JSON), or null."""
+def cell(value: Any, typed: bool = False) -> Any:
+    """A value as JSON_ARRAY carries it: a string (complex types as JSON), or null. typed (the
+    statements-typed-values variation): numbers, booleans and maps as JSON values, timestamps in SQL's form."""
     if value is None:
         return None
+    if typed:
+        if isinstance(value, bool | int | float | dict | list):
+            return value
+        if isinstance(value, datetime):
+            return (value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value).isoformat(" ")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
@@ -111,8 +123,9 @@ def column(index: int, name: str, duck_type: Any) -> dict[str, Any]:
     return {"name": name, "position": index, "type_name": type_name, "type_text": type_text}
 
 
-def succeeded(statement_id: str, description: list[Any], rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    data = [[cell(v) for v in row] for row in rows]
+def succeeded(statement_id: str, description: list[Any], rows: list[tuple[Any, ...]], typed: bool = False,
+              ) -> dict[str, Any]:
+    data = [[cell(v, typed) for v in row] for row in rows]
     columns = [column(i, d[0], d[1]) for i, d in enumerate(description)]
     return {
         "statement_id": statement_id,
@@ -174,7 +187,8 @@ class Warehouse:
             con.execute(f"ATTACH ':memory:' AS {CATALOG}")
             con.execute(f"CREATE SCHEMA {CATALOG}.ai_gateway")
             if not self.table_missing:
-                columns = ", ".join(f"{name} {kind}" for name, kind in USAGE_COLUMNS)
+                extra = EXTRA_COLUMNS if self.state.on("usage-extra-columns") else ()
+                columns = ", ".join(f"{name} {kind}" for name, kind in (*extra[:2], *USAGE_COLUMNS, *extra[2:]))
                 con.execute(f"CREATE TABLE {CATALOG}.ai_gateway.usage ({columns})")
             con.execute(f"CREATE MACRO current_user() AS '{REQUESTER}'")
             con.create_function("ai_query", self._ai_query, ["VARCHAR", "VARCHAR"], "VARCHAR", side_effects=True)
@@ -186,7 +200,8 @@ class Warehouse:
         events = self.log.take_visible()
         if events and not self.table_missing:
             self._connection().executemany(
-                f"INSERT INTO {CATALOG}.ai_gateway.usage VALUES ({', '.join('?' * len(USAGE_COLUMNS))})",
+                f"INSERT INTO {CATALOG}.ai_gateway.usage ({', '.join(name for name, _ in USAGE_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(USAGE_COLUMNS))})",
                 [row_of(e) for e in events])
 
     # --- statements -----------------------------------------------------------------------------------------
@@ -209,7 +224,8 @@ class Warehouse:
             self._token, self._udf_failure = token, None
             try:
                 cursor = con.execute(translated, values)
-                answer = succeeded(statement_id, cursor.description or [], cursor.fetchall())
+                answer = succeeded(statement_id, cursor.description or [], cursor.fetchall(),
+                                   self.state.on("statements-typed-values"))
             except Exception as exc:
                 answer = failed(statement_id, self._udf_failure or duckdb_failure(exc))
             self._answers[statement_id] = answer
@@ -325,6 +341,8 @@ async def execute_statement(request: Request) -> Response:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", error["message"])  # refused as a request, not a statement
     if state_of(request).on("statements-pending-first"):
         return JSONResponse({"statement_id": answer["statement_id"], "status": {"state": "PENDING"}})
+    if state_of(request).on("statements-no-statement-id"):  # a final answer without its id: out of the API's form
+        answer = {k: v for k, v in answer.items() if k != "statement_id"}
     return JSONResponse(answer)
 
 

@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from conformance.gateway.common import REQUEST_TAGS_HEADER, GatewayState
@@ -34,6 +34,7 @@ BODY_CAP = 4 << 20  # answers longer than this are logged without token counts
 LAG_S = 1.0  # the usage-lag variation: rows become visible this long after the request
 PENDING_CAP = 20_000  # a long-lived `conformance serve` nobody queries keeps at most this many events
 GATEWAY_TAG = ("ai_gateway_route", "reference")  # the usage-gateway-tags variation adds a tag of its own
+CLOCK_BEHIND_S = 1.0  # the usage-clock-behind variation: the gateway's clock is this far behind the warehouse's
 
 
 @dataclass
@@ -148,7 +149,7 @@ class UsageRecorder:
         lag = max(self.log.lag_s, LAG_S if self.state.on("usage-lag") else 0.0)
         self.log.add(UsageEvent(
             request_id=str(uuid.uuid4()),
-            event_time=started,
+            event_time=started - timedelta(seconds=CLOCK_BEHIND_S if self.state.on("usage-clock-behind") else 0),
             requester=None if answer["status"] == 401 else REQUESTER,
             path=path,
             request_tags=recorded_tags(self.state, parse_tags(headers.get(REQUEST_TAGS_HEADER))),
