@@ -265,6 +265,8 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
         case_item = params.get("case_item") or params.get("client_item")
         if isinstance(case_item, case_data.CaseItem):
             deselected.append(case_metadata(case_item))
+        elif isinstance(params.get("usage_item"), usage_plugin.usage.UsageItem):
+            deselected.append(usage_plugin.metadata(params["usage_item"]))
     if not deselected:
         return
     config = items[0].config

@@ -456,3 +456,13 @@ def test_a_usage_warning_is_a_failure_under_strict(run_cli):
     strict = run_cli("run", "--strict", "--deviation", "ai-query-any-model", "-k", "usage-ai-query", lean=True)
     assert strict.code == 1 and strict.with_outcome("failed") == {"usage-ai-query-refused-custom-model"}
     assert strict.summary["failures_by_strength"]["should"] == 1
+
+
+def test_deselected_usage_cases_make_the_usage_profile_not_run_with_the_reason(run_cli):
+    result = run_cli("run", "-k", "chat-system-and-user", lean=True)
+    assert result.summary["incomplete"] is True
+    deselected = {c["id"] for c in result.summary["not_run"]["deselected_cases"]}
+    assert deselected >= USAGE_IDS
+    report = yaml.safe_load((result.run_dir / "conformance-report.yaml").read_text())
+    usage = report["profiles"]["usage"]
+    assert usage["result"] == "not-run" and f"{len(USAGE_IDS)} case(s) deselected" in usage["reason"]
