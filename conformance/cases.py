@@ -309,11 +309,14 @@ def select_models(case: Case, target: Target) -> list[Model]:
         and not any(m.has(c) for c in selector.get("exclude_capabilities", []))
         and all(effective_limits(m, target).get(name) for name in selector.get("limits", []))
     ]
+    # where one model stands for many, it is one the target serves (the preflight found the others unserved)
+    chosen.sort(key=lambda m: m.name in target.unserved)
     if selector.get("one_per_family"):
         chosen = [m for i, m in enumerate(chosen) if m.family not in {c.family for c in chosen[:i]}]
     if selector.get("default") and chosen:
         preferred = DEFAULT_EMBEDDINGS_MODEL if "embeddings" in selector.get("capabilities", []) else DEFAULT_CHAT_MODEL
-        chosen = [next((m for m in chosen if m.name == preferred), chosen[0])]
+        served = [m for m in chosen if m.name not in target.unserved] or chosen
+        chosen = [next((m for m in served if m.name == preferred), served[0])]
     return chosen
 
 

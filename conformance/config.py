@@ -80,6 +80,10 @@ class Target:
     timeout: float = 60.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # decoded bytes of one answer (conformance/bounds.py)
     reference: bool = False  # the suite started its own reference gateway for this run
+    # found by the preflight (conformance/preflight.py): catalog models the target does not serve, and routes
+    # that answer 404, each with why; their cases are skipped with that reason
+    unserved: dict[str, str] = field(default_factory=dict)
+    routes_missing: dict[str, str] = field(default_factory=dict)
 
     def claims(self, feature: str) -> bool:
         if feature in self.unsupported_features:

@@ -91,6 +91,19 @@ def evaluate(item: CaseItem, exchange: Exchange, step: Step | None = None) -> li
     return found
 
 
+def evaluate_client(item: CaseItem, performed: Any) -> list[Finding]:
+    """An official client's verdict as findings: the client broke on the answer (`performed.failure`), a helper
+    process judged its result already (`performed.judged`), or its result is judged here; each failure is a
+    `client` finding of the case's own strength (findings.CASE_RULES: the client's call is the case itself)."""
+    from conformance.clientcases import judge
+
+    if performed.failure:  # a transport rule keeps its strength on every lane (a 300 MB answer is no answer)
+        rule = performed.failure_rule
+        return [Finding(rule, strength_of(item.case, rule), performed.failure.replace(f"[{rule}] ", "", 1))]
+    failures = performed.judged if performed.judged is not None else judge(item, performed.result)
+    return [Finding("client", strength_of(item.case, "client"), message) for message in failures]
+
+
 def run_check(name: str, ctx: CheckContext) -> list[str]:
     """A check's messages; a check that raises on an answer it did not foresee is a finding with the error,
     never a traceback that loses the case's verdict and evidence."""

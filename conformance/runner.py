@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ class Performed:
     exchange: Exchange | None = None
     result: Any = None
     failure: str | None = None  # a client broke on the answer: judged as a failure
+    failure_rule: str = "client"  # the rule it broke (findings: a transport.* rule, or the case's status)
     infra: str | None = None  # no answer: an infrastructure error
     skip: str | None = None
     usage: tuple[int, int] | None = None
@@ -47,13 +48,16 @@ class Runtime:
     pacer and budget must then live in a store they share: pacing.make_store(shared=True))."""
 
     def __init__(self, target: Target, pacer: Pacer, budget: TokenBudget, retry: RetryPolicy,
-                 concurrency: int = 1) -> None:
+                 concurrency: int = 1, spawn: Callable[[Runtime, int], Any] | None = None) -> None:
+        """`spawn(runtime, nice)` starts a read-ahead lane (helper.spawn_helper); without it (as inside a helper)
+        every case is performed inline, one after another."""
         self.target = target
         self.pacer = pacer
         self.budget = budget
         self.retry = retry
         self.client = GatewayClient(target, retry, pacer)
-        self.concurrency = max(1, concurrency)
+        self._spawn = spawn
+        self.concurrency = max(1, concurrency) if spawn is not None else 1
         self._lanes: dict[str, Any] = {}  # "case" or "client:<name>" -> its read-ahead Helper
         self._lane_of: dict[str, str] = {}  # nodeid -> the lane performing it, or QUEUED
         self._queued: OrderedDict[str, tuple[str, case_data.CaseItem]] = OrderedDict()  # HTTP cases not yet handed over
@@ -144,13 +148,14 @@ class Runtime:
             # what the transport saw outranks what the client made of it (conformance/bounds.py)
             status = bound.status
             if bound.failure is not None:
-                return Performed(failure=REDACTOR.text(f"[{who}] {bound.failure.finding()}"))
+                return Performed(failure=REDACTOR.text(f"[{who}] {bound.failure.finding()}"),
+                                 failure_rule=bound.failure.check)
             if bound.timed_out or bound.problem:
                 failure, problem = None, bound.problem or bound.timeout_text()
             elif status == NOT_IMPLEMENTED:
                 return Performed(failure=REDACTOR.text(
                     f"[{who}] HTTP 501, not retried (the gateway does not implement the documented call): "
-                    f"{failure or problem}"))
+                    f"{failure or problem}"), failure_rule="status")
             elif status in TRANSIENT_STATUS:
                 failure, problem = None, f"HTTP {status}: {failure or problem}"
             elif status is not None and status >= 500:  # retried as the HTTP lane retries it (client.py)
@@ -169,7 +174,8 @@ class Runtime:
             time.sleep(plan)
         repeated = self.retry.repeated_server_error(server_errors, made)
         if repeated:
-            return Performed(failure=REDACTOR.text(f"[{who}] [transport.server-error] {repeated}; last: {problem}"))
+            return Performed(failure=REDACTOR.text(f"[{who}] [transport.server-error] {repeated}; last: {problem}"),
+                             failure_rule="transport.server-error")
         return Performed(infra=REDACTOR.text(f"infrastructure: {name}: no answer after {made} attempt(s) in "
                                              f"{time.monotonic() - started:.1f}s; last cause: {problem}"
                                              f"{self.retry.why_stopped(stop)}"))
@@ -185,10 +191,8 @@ class Runtime:
             self._lanes["case"] = self._helper(nice=0)
 
     def _helper(self, nice: int) -> Any:
-        from conformance.helper import Helper
-
-        return Helper(self.target, self.retry, self.concurrency, self.pacer.max_rps, self.budget.limit,
-                      self.pacer.store, nice)
+        assert self._spawn is not None
+        return self._spawn(self, nice)
 
     def read_ahead(self, work: Iterable[tuple[str, str, case_data.CaseItem]]) -> None:
         """Start performing (nodeid, kind, item) in helper processes, at most `concurrency` at once per helper

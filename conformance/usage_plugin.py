@@ -8,8 +8,11 @@
   run folder, where xdist workers read it.
 - The first usage test a process runs looks the rows up (polling within --gateway-usage-wait), in its set-up: a
   pending row is an error of set-up, as infrastructure is, never a failure.
-- The test concludes as every case does (plugin.conclude): its findings, with the strength of each broken rule,
-  fail it on a `must` (or anything under --conformance-strict) and otherwise leave it warned.
+- The test concludes as every case does (suite/bodies.conclude): its findings, with the strength of each broken
+  rule, fail it on a `must` (or anything under --conformance-strict) and otherwise leave it warned.
+
+The session (conformance/session.py) registers this module and activates it once it knows the run, on the
+controller and on each xdist worker; the suite's test module holds the `usage_verdict` fixture and the test.
 """
 
 from __future__ import annotations
@@ -36,22 +39,21 @@ TEST_NAME = "test_usage_case"
 class UsageContext:
     target: Target
     run_dir: Path
-    controller_state: dict[str, Any] | None  # the plugin's run state on the process that owns the run
-    runtime: Callable[[], Any]  # the process's Runtime (pacer, budget, client), made on demand
+    # the summary's extra fields on the process that owns the run (the session's), None on an xdist worker
+    summary_extra: dict[str, Any] | None
+    runtime: Callable[[], Any]  # the process's Runtime (pacer, budget, client), made on demand (session.runtime)
     wait_s: float
     record: dict[str, Any] | None = None
     evidence: dict[str, list[Any]] = field(default_factory=dict)
     settled: dict[str, usage.Verdict] | None = None
 
 
-def activate(config: pytest.Config, target: Target, run_dir: Path, controller_state: dict[str, Any] | None,
-             runtime: Callable[[], Any]) -> None:
-    """Called by the conformance plugin once it knows the run (controller and xdist workers alike); the module
-    itself is registered as a plugin in every session, so the usage test collects (and skips) when inactive."""
-    wait = config.getoption("gateway_usage_wait")
-    if wait is None or wait < 0:
-        raise pytest.UsageError(f"--usage-wait must be >= 0 seconds, not {wait!r}")
-    config.stash[CONTEXT_KEY] = UsageContext(target, run_dir, controller_state, runtime, float(wait))
+def activate(config: pytest.Config, target: Target, run_dir: Path, summary_extra: dict[str, Any] | None,
+             runtime: Callable[[], Any], wait_s: float) -> None:
+    """Called by the session once it knows the run (controller and xdist workers alike): `summary_extra` is
+    where the controller's summary takes the usage record from (None on a worker), `wait_s` the run's
+    --usage-wait (RunSettings.usage_wait, checked there)."""
+    config.stash[CONTEXT_KEY] = UsageContext(target, run_dir, summary_extra, runtime, float(wait_s))
 
 
 def _context(config: pytest.Config) -> UsageContext | None:
@@ -112,7 +114,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     ctx = _context(config)
-    if ctx is None or ctx.controller_state is None or config.option.collectonly:
+    if ctx is None or ctx.summary_extra is None or config.option.collectonly:
         return
     if getattr(config.option, "numprocesses", None):
         return  # under xdist the controller does not collect: pytest_xdist_node_collection_finished
@@ -125,7 +127,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     config = node.config
     ctx = _context(config)
-    if ctx is None or ctx.controller_state is None or ctx.record is not None:
+    if ctx is None or ctx.summary_extra is None or ctx.record is not None:
         return
     selected = {nodeid.split(f"{TEST_NAME}[", 1)[1][:-1] for nodeid in ids if f"::{TEST_NAME}[" in nodeid}
     _begin(config, ctx, [i for i in usage.expand_usage(ctx.target) if i.test_id in selected and not i.skip])
@@ -145,8 +147,8 @@ def _begin(config: pytest.Config, ctx: UsageContext, items: list[usage.UsageItem
     ctx.record = begin.run(items)
     ctx.evidence = begin.evidence
     if ctx.record["cases"]:
-        assert ctx.controller_state is not None
-        ctx.controller_state.setdefault("extra", {})[usage.SUMMARY_KEY] = ctx.record
+        assert ctx.summary_extra is not None
+        ctx.summary_extra[usage.SUMMARY_KEY] = ctx.record
         document = {"record": ctx.record, "evidence": ctx.evidence}
         (ctx.run_dir / usage.PHASE_FILE).write_text(json.dumps(REDACTOR.value(document), indent=1), encoding="utf-8")
 
@@ -174,9 +176,9 @@ def _settled(config: pytest.Config, ctx: UsageContext) -> dict[str, usage.Verdic
     return ctx.settled
 
 
-@pytest.fixture
-def usage_verdict(usage_item: usage.UsageItem, request: pytest.FixtureRequest) -> usage.Verdict:
-    """Set-up: the case's verdict; skipped and pending/infrastructure outcomes end here, as for other cases."""
+def usage_verdict_of(usage_item: usage.UsageItem, request: pytest.FixtureRequest) -> usage.Verdict:
+    """The `usage_verdict` fixture's work (set-up): the case's verdict; skipped and pending/infrastructure
+    outcomes end here, as for other cases."""
     ctx = _context(request.config)
     if ctx is None:
         pytest.skip("the conformance suite is not active in this session")
@@ -195,10 +197,10 @@ def usage_verdict(usage_item: usage.UsageItem, request: pytest.FixtureRequest) -
 def run_usage_case(usage_item: usage.UsageItem, usage_verdict: usage.Verdict, request: pytest.FixtureRequest,
                    ) -> None:
     """The test body: the verdict's findings decide, as for every case (a must fails, the rest warns)."""
-    from conformance.plugin import _attach_findings, conclude  # the plugin imports this module
+    from conformance.evidence import record_findings
+    from conformance.suite.bodies import conclude
 
-    if usage_verdict.findings:
-        _attach_findings(usage_verdict.findings)
+    record_findings(usage_verdict.findings)
     conclude(request, usage_verdict.findings)
 
 
@@ -207,7 +209,11 @@ def _attach(item: usage.UsageItem, ctx: UsageContext, verdict: usage.Verdict) ->
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a dependency
         return
+    from conformance.evidence import CASE_LABEL
+
     case = item.case
+    allure.dynamic.title(f"{case.id} @ {item.model.name}" if item.model else case.id)
+    allure.dynamic.label(CASE_LABEL, item.test_id)  # how the reports find the case's record (evidence.py)
     allure.dynamic.epic("usage")
     allure.dynamic.feature(case.model_type)
     allure.dynamic.story(item.model.name if item.model else "no model")

@@ -69,6 +69,7 @@ KINDS_READING_TABLE = ("tags", "ai_query_captured")
 HINTS = {401: "the token was not accepted", 403: "the token may not use this warehouse or read the usage table",
          404: "no SQL statement API at this URL, or no such warehouse"}
 TAG_SENDERS = 8
+MODEL_NOT_SERVED = "model not served"  # as the session says it of the other cases (session.MODEL_NOT_SERVED)
 
 
 # --- case data ------------------------------------------------------------------------------------------------
@@ -152,6 +153,8 @@ def expand_usage(target: Target) -> list[UsageItem]:
                 skip += " (a target profile claims them by naming a SQL warehouse: sql: {warehouse_id: ...})"
         elif case.kind == "tags" and target.route(case.route) is None:
             skip = f"target has no route for {case.route}"
+        elif case.kind == "tags" and case.route in target.routes_missing:  # the preflight found no such route
+            skip = target.routes_missing[case.route]
         if case.models == "none":
             items.append(UsageItem(case, None, None, skip))
             continue
@@ -160,13 +163,15 @@ def expand_usage(target: Target) -> list[UsageItem]:
                 served = target.served_name(model.name)
             else:  # ai_query names Databricks-provided model services as endpoints (003: databricks-gpt-5-4)
                 served = model.endpoint_name
-            items.append(UsageItem(case, model, served, skip))
+            unserved = target.unserved.get(model.name)  # the preflight: the target does not serve it
+            reason = skip or (f"{MODEL_NOT_SERVED}: {model.name} ({unserved})" if unserved else None)
+            items.append(UsageItem(case, model, served, reason))
     return items
 
 
 def request_item(item: UsageItem, tags: dict[str, str]) -> CaseItem:
     """The tagged request of a tags case, as a case of the ordinary format (performed and judged as one)."""
-    raw = dict(item.case.raw)
+    raw = {k: v for k, v in item.case.raw.items() if k != "kind"}  # an ordinary case (behaviours.is_usage_case)
     raw.update(surface=raw["route"], request={**raw["request"], "headers": {TAGS_HEADER: json.dumps(tags)}})
     return CaseItem(Case(raw=raw, source="usage.yaml"), item.model, item.served_model)
 

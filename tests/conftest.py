@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,13 @@ class RunResult:
 
     @property
     def run_dir(self) -> Path:
-        return (self.reports / "latest").resolve()
+        """The run's folder: reports/latest when the run judged something (it is not moved otherwise)."""
+        latest = self.reports / "latest"
+        if latest.exists():
+            return latest.resolve()
+        folders = sorted(p for p in self.reports.iterdir() if p.is_dir() and not p.is_symlink())
+        assert folders, f"no run folder under {self.reports}"
+        return folders[-1]
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -75,3 +81,16 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[Any]:
+    """The in-process judging harness (tests/harness.py): one reference gateway per pytest process (per xdist
+    worker), its baseline performed once and shared by every switch judged in the process."""
+    from harness import Harness
+
+    judge = Harness()
+    try:
+        yield judge
+    finally:
+        judge.close()

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance import plugin
 from conformance.cases import Case, CaseItem, expand, load_cases
 from conformance.checks import CHECKS, Check, CheckContext
 from conformance.client import Exchange
 from conformance.config import Target
 from conformance.evaluate import evaluate, run_check
 from conformance.snapshots import SnapshotResult, normalise
+from conformance.suite.bodies import run_case
 from conformance.usage import usage_of
 
 SSE = {"content-type": "text/event-stream"}
@@ -115,8 +115,8 @@ def test_a_shape_normaliser_error_never_replaces_the_verdict():
     broken = Exchange("POST", "http://x", {}, {"max_tokens": 32}, None, 200, SSE,
                       answer.text.replace("data: [DONE]\n\n", ""), True)  # a stream cut before its terminator
     with pytest.raises(pytest.fail.Exception, match=r"\[stream_done_terminator\]"):
-        plugin.run_case(item("chat-stream-system-and-user"), broken, _FakeRequest(),  # type: ignore[arg-type]
-                        _RaisingShapeCheck())  # type: ignore[arg-type]
+        run_case(item("chat-stream-system-and-user"), broken, _FakeRequest(),  # type: ignore[arg-type]
+                 _RaisingShapeCheck())  # type: ignore[arg-type]
 
 
 def test_the_deviation_is_failed_with_the_event_as_evidence(run_cli):

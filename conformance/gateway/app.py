@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance.gateway import anthropic, chat, embeddings, gemini, invocations, responses, sql
+from conformance.gateway import anthropic, chat, embeddings, endpoints, gemini, invocations, responses, sql
 from conformance.gateway.common import ApiError, GatewayState, error_response
 from conformance.gateway.faults import FaultConfig, FaultInjector
 from conformance.gateway.framing import TransportVariations
 from conformance.gateway.usage_log import UsageRecorder
 
-SURFACE_MODULES = (chat, anthropic, gemini, embeddings, responses, invocations, sql)
+SURFACE_MODULES = (chat, anthropic, gemini, embeddings, responses, invocations, endpoints, sql)
 
 
-def create_app(state: GatewayState, faults: FaultConfig | None = None) -> FaultInjector:
+def create_app(state: GatewayState, faults: FaultConfig | None = None) -> Any:
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error_response(request, exc)
@@ -34,4 +36,9 @@ def create_app(state: GatewayState, faults: FaultConfig | None = None) -> FaultI
     # injector and the transport variations, as a real warehouse's calls do not cross the client's network
     warehouse = sql.warehouse_of(state)
     warehouse.app = UsageRecorder(app, state, warehouse.log)
-    return FaultInjector(TransportVariations(warehouse.app, state), faults or FaultConfig())
+    served = FaultInjector(TransportVariations(warehouse.app, state), faults or FaultConfig())
+    if state.self_test:  # the self-tests' switch control (gateway/selftest.py); never on a gateway a run starts
+        from conformance.gateway.selftest import SelfTestControl
+
+        return SelfTestControl(served, state)
+    return served

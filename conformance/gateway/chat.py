@@ -106,7 +106,7 @@ class ChatAnswer:
                                    "content": reasoning_content(self.request, self.thought, text,
                                                                 keep_empty_text=self.keep_empty_text)
                                    if self.reasoning else text}
-        if on("drift-content-blocks") and not self.reasoning:  # conformant (001 Reasoning: typed blocks)
+        if not self.reasoning and on("drift-content-blocks"):  # conformant (001 Reasoning: typed blocks)
             message["content"] = [{"type": "text", "text": message["content"]}]
         message.update(extra(self.request, {"refusal": None, "annotations": None, "tool_calls": None}))
         choice = {"index": 1 if on("choice-index-wrong") else 0, "message": message,

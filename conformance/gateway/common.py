@@ -40,11 +40,24 @@ class ApiError(Exception):
 
 @dataclass
 class GatewayState:
+    """The gateway's token and switches. Every switch is read through on(): in self-test mode (the suite's own
+    self-tests start it so, never a run against it) the gateway notes each switch it consulted, so the self-test
+    harness knows which answers a switch can change (conformance/gateway/selftest.py)."""
+
     token: str
     switches: frozenset[str] = field(default_factory=frozenset)
+    self_test: bool = False
+    consulted: set[str] = field(default_factory=set)
+    # what this gateway offers, for self-tests of the preflight (a workspace rarely serves every catalog model):
+    # catalog models it does not serve (404 as unknown ones, absent from the listing), and whether it has the
+    # serving-endpoints listing at all (conformance/gateway/endpoints.py)
+    not_serving: frozenset[str] = field(default_factory=frozenset)
+    listing: bool = True
     warehouse: Any = field(default=None, repr=False, compare=False)  # SQL warehouse and usage table (sql.py)
 
     def on(self, name: str) -> bool:
+        if self.self_test:
+            self.consulted.add(name)
         return name in self.switches
 
 
@@ -53,26 +66,30 @@ def state_of(request: Request) -> GatewayState:
 
 
 def authenticate(request: Request) -> None:
-    """Bearer <token>, or Basic with user `token` and the token as password (spec README: Auth)."""
+    """Bearer <token>, or Basic with user `token` and the token as password (spec README: Auth). The switches that
+    change a refusal are asked only when a request is refused (GatewayState.on: asked where it changes the answer)."""
     state = state_of(request)
-    if state.on("auth-not-enforced"):
-        return
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
+    if scheme.lower() == "bearer" and credential == state.token:
+        return
+    if scheme.lower() == "basic" and _basic_matches(credential, state.token) and not state.on("basic-auth-refused"):
+        return
+    if state.on("auth-not-enforced"):
+        return
     refused = 403 if state.on("auth-403") else 401  # the variation: 403 Forbidden, as many gateways answer
     code = "PERMISSION_DENIED" if refused == 403 else "UNAUTHENTICATED"
     if not header:
         raise ApiError(refused, code, "Credential was not sent or was of an unsupported type.")
-    if scheme.lower() == "bearer" and credential == state.token:
-        return
-    if scheme.lower() == "basic" and not state.on("basic-auth-refused"):
-        try:
-            user, _, password = base64.b64decode(credential, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user, password = "", ""
-        if user == "token" and password == state.token:
-            return
     raise ApiError(refused, code, "Invalid access token.")
+
+
+def _basic_matches(credential: str, token: str) -> bool:
+    try:
+        user, _, password = base64.b64decode(credential, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return user == "token" and password == token
 
 
 REQUEST_TAGS_HEADER = "databricks-ai-gateway-request-tags"
@@ -112,6 +129,8 @@ def resolve_model(request: Request, name: Any, capability: str) -> tuple[Model, 
     if not isinstance(name, str) or not name:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "'model' must be a non-empty string.")
     model = load_catalog().get(name)
+    if model is not None and model.name in state_of(request).not_serving:
+        model = None
     if model is None or not (name.startswith("system.ai.") or name.startswith("databricks-")):
         if state_of(request).on("unknown-model-accepted"):
             model = load_catalog().get("claude-sonnet-4-5")

@@ -64,12 +64,12 @@ async def embeddings(request: Request) -> Response:
     encoding = body.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "'encoding_format' must be float or base64.")
-    if on("embeddings-base64-ignored"):
+    if encoding == "base64" and on("embeddings-base64-ignored"):
         encoding = "float"
 
     data = []
     for i, text in enumerate(texts):
-        values = vector(text, DIMENSION - (1 if on("embeddings-vector-lengths-differ") and i == 1 else 0))
+        values = vector(text, DIMENSION - (1 if i == 1 and on("embeddings-vector-lengths-differ") else 0))
         if on("embeddings-non-finite"):
             values[0] = float("nan")
         item: dict[str, Any] = {"object": "embedding", "index": i + (1 if on("embeddings-index-wrong") else 0),
@@ -78,7 +78,7 @@ async def embeddings(request: Request) -> Response:
             del item["index"]
         item.update(extra(request, {"x_norm": None}))
         data.append(item)
-    if on("embeddings-order-reversed"):
+    if len(data) > 1 and on("embeddings-order-reversed"):
         data.reverse()
     if on("embeddings-vector-missing"):
         data.pop()

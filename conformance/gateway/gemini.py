@@ -120,7 +120,7 @@ class GeminiAnswer:
 
     def chunks(self) -> Iterator[dict[str, Any]]:
         pieces = [self.words[i:i + WORDS_PER_CHUNK] for i in range(0, len(self.words), WORDS_PER_CHUNK)] or [[]]
-        early = self.on("gemini-stream-finish-early")
+        early = len(pieces) > 1 and self.on("gemini-stream-finish-early")  # one event: nothing comes early
         every = self.on("gemini-usage-every-chunk")
         usage_apart = self.on("gemini-usage-chunk")  # the variation: usage in a last event of its own
         sent = 0

@@ -52,8 +52,10 @@ def serve(state: GatewayState, host: str, port: int, announce: Callable[[str], N
 class ThreadedGateway:
     """The gateway on a free loopback port in a thread of this process: cheap enough for one per test."""
 
-    def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None) -> None:
-        self.state = GatewayState(token=token, switches=frozenset(switches))
+    def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None,
+                 self_test: bool = False, not_serving: Iterable[str] = (), listing: bool = True) -> None:
+        self.state = GatewayState(token=token, switches=frozenset(switches), self_test=self_test,
+                                  not_serving=frozenset(not_serving), listing=listing)
         self._server = _server(self.state, faults)
         self._sock = bind("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
@@ -77,9 +79,11 @@ class ThreadedGateway:
 class GatewayProcess:
     """The gateway as a child process (its own interpreter, so it does not compete for the suite's GIL)."""
 
-    def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None) -> None:
+    def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None,
+                 self_test: bool = False) -> None:
         self.token = token
         self.switches = list(switches)
+        self.self_test = self_test  # the self-tests' switch control (gateway/selftest.py)
         self.faults = faults or FaultConfig()
         self.url: str | None = None
         self._proc: subprocess.Popen[str] | None = None
@@ -88,6 +92,8 @@ class GatewayProcess:
         cmd = [sys.executable, "-m", "conformance", "serve", "--port", "0", "--token-env", REFERENCE_TOKEN_ENV]
         for name in self.switches:
             cmd += ["--deviation", name]
+        if self.self_test:
+            cmd.append("--self-test")
         if self.faults.active:
             cmd += ["--latency", str(self.faults.latency_s), "--faults", str(self.faults.fault_rate),
                     "--seed", str(self.faults.seed)]

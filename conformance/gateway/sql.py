@@ -38,7 +38,16 @@ from starlette.routing import Route
 from conformance.catalog import DEFAULT_CHAT_MODEL, load_catalog
 from conformance.config import REFERENCE_WAREHOUSE_ID
 from conformance.gateway.common import ApiError, GatewayState, authenticate, read_json, state_of
-from conformance.gateway.usage_log import AI_QUERY_HEADER, REQUESTER, UsageEvent, UsageLog
+from conformance.gateway.usage_log import (
+    AI_QUERY_HEADER,
+    REQUESTER,
+    UsageEvent,
+    UsageLog,
+    captured,
+    event_time_of,
+    lag_of,
+    recorded_tags,
+)
 
 STATEMENTS_PATH = "/api/2.0/sql/statements"
 CATALOG = "databricks_system"  # what `system` is called inside DuckDB
@@ -55,6 +64,7 @@ USAGE_COLUMNS = (  # a subset of Databricks' published schema of system.ai_gatew
     ("request_tags", "MAP(VARCHAR, VARCHAR)"), ("input_tokens", "BIGINT"), ("output_tokens", "BIGINT"),
     ("total_tokens", "BIGINT"),
 )
+ROWS_TABLE = "usage_rows"  # the rows behind the system.ai_gateway.usage view (see Warehouse._shape)
 EXTRA_COLUMNS = (  # the usage-extra-columns variation: a table wider than the published schema, in another order
     ("account_id", "VARCHAR"), ("workspace_id", "VARCHAR"), ("usage_context", "MAP(VARCHAR, VARCHAR)"),
 )
@@ -171,6 +181,7 @@ class Warehouse:
         self.forbidden = False
         self.table_missing = False
         self._con: Any = None
+        self._extra_columns: bool | None = None  # the table's present form (usage-extra-columns), once made
         self._lock = threading.Lock()
         self._answers: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._udf_failure: SqlFailure | None = None
@@ -187,22 +198,37 @@ class Warehouse:
             con.execute(f"ATTACH ':memory:' AS {CATALOG}")
             con.execute(f"CREATE SCHEMA {CATALOG}.ai_gateway")
             if not self.table_missing:
-                extra = EXTRA_COLUMNS if self.state.on("usage-extra-columns") else ()
-                columns = ", ".join(f"{name} {kind}" for name, kind in (*extra[:2], *USAGE_COLUMNS, *extra[2:]))
-                con.execute(f"CREATE TABLE {CATALOG}.ai_gateway.usage ({columns})")
+                columns = ", ".join(f"{name} {kind}" for name, kind in USAGE_COLUMNS)
+                con.execute(f"CREATE TABLE {CATALOG}.ai_gateway.{ROWS_TABLE} ({columns})")
             con.execute(f"CREATE MACRO current_user() AS '{REQUESTER}'")
             con.create_function("ai_query", self._ai_query, ["VARCHAR", "VARCHAR"], "VARCHAR", side_effects=True)
             self._con = con
         return self._con
 
+    def _shape(self) -> None:
+        """system.ai_gateway.usage: a view of the rows, with the published columns or (usage-extra-columns) more
+        of them, in another order; asked at every statement, as every other switch is asked where it answers."""
+        if self.table_missing:
+            return
+        extra = self.state.on("usage-extra-columns")
+        if extra == self._extra_columns:
+            return
+        names = [name for name, _ in USAGE_COLUMNS]
+        if extra:
+            nulls = [f"CAST(NULL AS {kind}) AS {name}" for name, kind in EXTRA_COLUMNS]
+            names = [*nulls[:2], *names, *nulls[2:]]
+        self._connection().execute(f"CREATE OR REPLACE VIEW {CATALOG}.ai_gateway.usage AS SELECT {', '.join(names)} "
+                                   f"FROM {CATALOG}.ai_gateway.{ROWS_TABLE}")
+        self._extra_columns = extra
+
     def _flush(self) -> None:
-        """The logged events that are visible by now become rows of the usage table."""
-        events = self.log.take_visible()
-        if events and not self.table_missing:
+        """The logged events that are readable by now become rows of the usage table, as the switches say."""
+        events = self.log.take_visible(lag_of(self.state, self.log))
+        rows = [row_of(e, self.state) for e in events if captured(self.state, e)]
+        if rows and not self.table_missing:
             self._connection().executemany(
-                f"INSERT INTO {CATALOG}.ai_gateway.usage ({', '.join(name for name, _ in USAGE_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(USAGE_COLUMNS))})",
-                [row_of(e) for e in events])
+                f"INSERT INTO {CATALOG}.ai_gateway.{ROWS_TABLE} ({', '.join(name for name, _ in USAGE_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(USAGE_COLUMNS))})", rows)
 
     # --- statements -----------------------------------------------------------------------------------------
 
@@ -212,6 +238,7 @@ class Warehouse:
         values = {p["name"]: p.get("value") for p in parameters}
         with self._lock:
             con = self._connection()
+            self._shape()
             self._flush()
             translated = translate(statement, types)
             try:
@@ -271,8 +298,9 @@ class Warehouse:
         return content if isinstance(content, str) else ""
 
 
-def row_of(event: UsageEvent) -> tuple[Any, ...]:
-    """A usage table row: the answer is parsed for its model and token counts only now."""
+def row_of(event: UsageEvent, state: GatewayState) -> tuple[Any, ...]:
+    """A usage table row: the answer is parsed for its model and token counts only now, and the switches that
+    change a row are asked (usage_log.py)."""
     from conformance.sse import parse_sse
     from conformance.usage import usage_of_events, usage_of_json
 
@@ -294,8 +322,8 @@ def row_of(event: UsageEvent) -> tuple[Any, ...]:
     api_type = "ai_query" if event.ai_query else event.path.removeprefix("/ai-gateway/").lstrip("/")
     prompt, completion = tokens if tokens else (None, None)
     total = prompt + completion if tokens else None
-    return (event.request_id, event.event_time.replace(tzinfo=None), event.requester, endpoint, api_type,
-            event.status, event.request_tags, prompt, completion, total)
+    return (event.request_id, event_time_of(state, event).replace(tzinfo=None), event.requester, endpoint, api_type,
+            event.status, recorded_tags(state, event.request_tags), prompt, completion, total)
 
 
 def warehouse_of(state: GatewayState) -> Warehouse:

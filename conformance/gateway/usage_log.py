@@ -6,7 +6,10 @@ usage tracking system table (system.ai_gateway.usage)". The recorder is ASGI mid
 no surface module has to remember to log: it notes what the request carried (the tags header, who asked) and
 what was answered (status, body), and appends an event to a list. Making rows of them (parsing the answer for
 its token counts, inserting into DuckDB) waits until a SQL statement reads the table (conformance/gateway/sql.py):
-a run that never queries the table pays microseconds per request, not a database insert.
+a run that never queries the table pays microseconds per request, not a database insert. The usage switches
+(usage-lag, usage-clock-behind, the tags deviations, ai-query-not-captured) are asked then too, when a row is
+made: only a statement's answer shows them, so a self-test gateway notes them only for the requests that read the
+table (GatewayState.on, conformance/gateway/selftest.py), not for every model-service request.
 """
 
 from __future__ import annotations
@@ -39,18 +42,19 @@ CLOCK_BEHIND_S = 1.0  # the usage-clock-behind variation: the gateway's clock is
 
 @dataclass
 class UsageEvent:
-    """One answered model-service request, as the recorder saw it."""
+    """One answered model-service request, as the recorder saw it (the switches apply when its row is made)."""
 
     request_id: str
-    event_time: datetime
+    event_time: datetime  # by the gateway's clock, when the request began
     requester: str | None
     path: str
-    request_tags: dict[str, str] | None
+    request_tags: dict[str, str] | None  # as the request sent them
     status: int
     content_type: str
     body: bytes
     ai_query: bool
-    visible_at: float  # time.monotonic() from which the row may be read (the usage-lag variation)
+    logged_at: float  # time.monotonic() when it was answered; its row is readable from logged_at + the lag
+    released: bool = False  # readable now, whatever the lag (UsageLog.release)
 
 
 class UsageLog:
@@ -65,19 +69,25 @@ class UsageLog:
         """Every logged row visible now (a self-test's stand-in for a lagging table catching up)."""
         with self._lock:
             for event in self._events:
-                event.visible_at = 0.0
+                event.released = True
 
     def add(self, event: UsageEvent) -> None:
         with self._lock:
             self._events.append(event)
 
-    def take_visible(self) -> list[UsageEvent]:
-        """The events whose rows may be read now, removed from the log (later ones stay, in order)."""
+    def take_visible(self, lag_s: float | None = None) -> list[UsageEvent]:
+        """The events whose rows may be read now (logged at least `lag_s` ago, default the log's own lag),
+        removed from the log (later ones stay, in order)."""
+        lag = self.lag_s if lag_s is None else lag_s
         now = time.monotonic()
+
+        def visible(event: UsageEvent) -> bool:
+            return event.released or event.logged_at + lag <= now
+
         with self._lock:
-            taken = [e for e in self._events if e.visible_at <= now]
+            taken = [e for e in self._events if visible(e)]
             if taken:
-                remaining = [e for e in self._events if e.visible_at > now]
+                remaining = [e for e in self._events if not visible(e)]
                 self._events.clear()
                 self._events.extend(remaining)
         return taken
@@ -143,19 +153,31 @@ class UsageRecorder:
 
     def _record(self, scope: Scope, path: str, started: datetime, answer: dict[str, Any]) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("utf-8", "replace") for k, v in scope.get("headers", [])}
-        ai_query = AI_QUERY_HEADER in headers
-        if ai_query and self.state.on("ai-query-not-captured"):
-            return
-        lag = max(self.log.lag_s, LAG_S if self.state.on("usage-lag") else 0.0)
         self.log.add(UsageEvent(
             request_id=str(uuid.uuid4()),
-            event_time=started - timedelta(seconds=CLOCK_BEHIND_S if self.state.on("usage-clock-behind") else 0),
+            event_time=started,
             requester=None if answer["status"] == 401 else REQUESTER,
             path=path,
-            request_tags=recorded_tags(self.state, parse_tags(headers.get(REQUEST_TAGS_HEADER))),
+            request_tags=parse_tags(headers.get(REQUEST_TAGS_HEADER)),
             status=answer["status"],
             content_type=answer["content_type"],
             body=b"".join(answer["chunks"]) if answer["size"] <= BODY_CAP else b"",
-            ai_query=ai_query,
-            visible_at=time.monotonic() + lag,
+            ai_query=AI_QUERY_HEADER in headers,
+            logged_at=time.monotonic(),
         ))
+
+
+def lag_of(state: GatewayState, log: UsageLog) -> float:
+    """How long a row stays unreadable: the log's own lag (self-tests set a live table's), or the usage-lag
+    variation's."""
+    return max(log.lag_s, LAG_S if state.on("usage-lag") else 0.0)
+
+
+def captured(state: GatewayState, event: UsageEvent) -> bool:
+    """Whether the request gets a row at all (ai-query-not-captured drops ai_query's)."""
+    return not (event.ai_query and state.on("ai-query-not-captured"))
+
+
+def event_time_of(state: GatewayState, event: UsageEvent) -> datetime:
+    """The row's event_time: the gateway's clock (usage-clock-behind: a second behind the warehouse's)."""
+    return event.event_time - timedelta(seconds=CLOCK_BEHIND_S if state.on("usage-clock-behind") else 0)

@@ -11,6 +11,7 @@ import base64
 import binascii
 import io
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -49,10 +50,12 @@ def _reject(message: str) -> ApiError:
     return ApiError(400, "INVALID_PARAMETER_VALUE", message)
 
 
-def _inspect(url: str, index: int, lenient: bool) -> tuple[bytes, str | None, tuple[int, int], bool]:
+def _inspect(url: str, index: int, lenient: Callable[[], bool]
+             ) -> tuple[bytes, str | None, tuple[int, int], bool]:
     """(bytes, format, size, animated) of a data URI; web URLs are not fetched (size unknown).
 
-    lenient (the vision-non-image-accepted deviation): a payload that is not an image passes, format None.
+    lenient (the vision-non-image-accepted deviation, asked only for a payload that is not an image): such a
+    payload passes, format None.
     """
     match = DATA_URI.match(url)
     if match is None:
@@ -63,7 +66,7 @@ def _inspect(url: str, index: int, lenient: bool) -> tuple[bytes, str | None, tu
     except (binascii.Error, ValueError):
         raise _reject(f"image {index}: the data URI is not valid base64.") from None
     if not media_type.startswith("image/"):
-        if lenient:
+        if lenient():
             return raw, None, (0, 0), False
         raise _reject(f"image {index}: media type {media_type!r} is not an image.")
     from PIL import Image
@@ -72,7 +75,7 @@ def _inspect(url: str, index: int, lenient: bool) -> tuple[bytes, str | None, tu
         with Image.open(io.BytesIO(raw)) as image:
             return raw, (image.format or "").lower(), image.size, bool(getattr(image, "is_animated", False))
     except Exception:  # Pillow raises many kinds for bytes that are not an image
-        if lenient:
+        if lenient():
             return raw, None, (0, 0), False
         raise _reject(f"image {index}: the data is not a readable image.") from None
 
@@ -87,7 +90,7 @@ def validate_images(request: Request, model: Model, messages: list[Any]) -> None
             return
         raise _reject(f"Model {model.service_name!r} does not accept image input.")
     limits = model.vision
-    formats = [f for f in limits.get("formats", []) if not (f == "webp" and on("vision-webp-refused"))]
+    formats = limits.get("formats", [])
     count = len(parts)
     if count > limits.get("max_images", count) and not on("vision-image-count-not-enforced"):
         raise _reject(f"{count} images: at most {limits['max_images']} images per request.")
@@ -99,21 +102,23 @@ def validate_images(request: Request, model: Model, messages: list[Any]) -> None
             raise _reject(f"image {index}: image_url.url must be a string.")
         if url.startswith(("http://", "https://")):
             continue
-        raw, fmt, (width, height), animated = _inspect(url, index, on("vision-non-image-accepted"))
+        raw, fmt, (width, height), animated = _inspect(url, index, lambda: on("vision-non-image-accepted"))
         total += len(raw)
         if fmt is None:
             continue
-        if fmt not in formats:
-            raise _reject(f"image {index}: format {fmt!r} is not supported (supported: {', '.join(formats)}).")
+        if fmt not in formats or (fmt == "webp" and on("vision-webp-refused")):
+            supported = ", ".join(f for f in formats if f != fmt)
+            raise _reject(f"image {index}: format {fmt!r} is not supported (supported: {supported}).")
         if animated and not limits.get("animated_gif", True) and not on("vision-animated-gif-accepted"):
             raise _reject(f"image {index}: animated GIFs are not supported.")
         max_w, max_h = limits.get("max_pixels") or (width, height)
         if (width > max_w or height > max_h) and not on("vision-max-pixels-not-enforced"):
             raise _reject(f"image {index}: {width}x{height} px is larger than {max_w}x{max_h} px.")
-        over = count > many or (on("vision-many-images-rule-at-threshold") and count >= many) if many else False
-        if over and not on("vision-many-images-size-not-enforced"):
+        if many:  # a switch is asked only where it changes the answer (GatewayState.on)
             many_w, many_h = limits["many_images_max_pixels"]
-            if width > many_w or height > many_h:
+            too_big = width > many_w or height > many_h
+            over = count > many or (count == many and too_big and on("vision-many-images-rule-at-threshold"))
+            if over and too_big and not on("vision-many-images-size-not-enforced"):
                 raise _reject(f"image {index}: with more than {many} images each may be at most "
                               f"{many_w}x{many_h} px, not {width}x{height}.")
     max_total = limits.get("max_total_bytes")

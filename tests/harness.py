@@ -1,0 +1,215 @@
+"""The self-tests' judging harness: every case item performed against one reference gateway and judged by the
+suite's own judging path, in this process, for any switch, without nested pytest or the CLI.
+
+One gateway process per pytest process (per xdist worker), started in self-test mode: its switches are set
+between batches through its control path (conformance/gateway/selftest.py), so the official clients, which send
+their own requests, run under the switch as the HTTP cases do. An item is performed as a run performs it
+(runner.Runtime.perform_case / perform_client, one at a time) and judged as a run judges it
+(evaluate.evaluate_steps / evaluate_client, findings.outcome_of); drift is the shape comparison of a run
+(snapshots.normalise against the shipped baseline snapshots/reference/).
+
+The baseline (no switch) performs every item once and records, per item, which switches the gateway consulted
+while answering it: the switches applied to it. The reference gateway's answer is a function of the request and
+of the switches it consults (GatewayState.on), so an item during which a switch was never consulted gets the same
+answer with that switch on, and so the same verdict: judging a switch performs the items it was applied to and
+takes the baseline's verdict for the rest (`Judged.performed` counts them); behaviours.Switch.expected says what
+each item must give. CONFORMANCE_FULL_MATRIX=1 performs every item under every switch instead (the proof that
+nothing outside the applied items changes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conformance import cases as case_data
+from conformance.cases import CaseItem
+from conformance.client import RetryPolicy
+from conformance.clientcases import CLIENT_CASES_DIR, load_client_cases
+from conformance.config import REFERENCE_TOKEN_ENV, TargetOptions, resolve_target
+from conformance.evaluate import evaluate_client, evaluate_steps
+from conformance.findings import Finding, outcome_of
+from conformance.gateway.behaviours import Switch, is_client_case
+from conformance.gateway.selftest import CONTROL_PATH
+from conformance.gateway.server import GatewayProcess
+from conformance.pacing import Pacer, TokenBudget, make_store
+from conformance.resources import CASES_DIR
+from conformance.runner import Runtime
+from conformance.snapshots import (
+    ShapeSnapshotExtension,
+    default_snapshot_root,
+    diff_shapes,
+    normalise,
+    surface_of_snapshot,
+)
+
+FULL_MATRIX_ENV = "CONFORMANCE_FULL_MATRIX"
+# environment a run would read a target from: the harness never talks to anything but its own gateway
+TARGET_ENV = ("GATEWAY_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_FILE", REFERENCE_TOKEN_ENV)
+
+
+@dataclass
+class Verdict:
+    """One item's judgement: its outcome (passed, failed, warned, skipped, error) and the findings behind it."""
+
+    outcome: str
+    findings: list[Finding] = field(default_factory=list)
+    message: str = ""  # a skip's or an infrastructure error's reason
+    snapshot: str | None = None  # match | drift | no-baseline; None: the shape was not compared (a client case)
+    drift: list[str] = field(default_factory=list)  # the shape differences from the baseline snapshot
+
+    def text(self) -> str:
+        return "; ".join(f"({f.strength}) {f.text()}"[:200] for f in self.findings) or self.message
+
+
+@dataclass
+class Judged:
+    """A switch's verdicts on every item, the items it was applied to (the gateway consulted it while answering
+    them in the baseline), and how many items were performed under it."""
+
+    switch: Switch
+    verdicts: dict[str, Verdict]
+    applied: set[str]
+    performed: int
+    items: list[CaseItem]
+
+    def with_outcome(self, outcome: str) -> set[str]:
+        return {test for test, verdict in self.verdicts.items() if verdict.outcome == outcome}
+
+    def expected(self) -> dict[str, str]:
+        """test id -> the outcome behaviours.yaml derives for it (behaviours.Switch.expected)."""
+        return {item.test_id: self.switch.expected(item, item.test_id in self.applied) for item in self.items}
+
+    def expected_with(self, outcome: str) -> set[str]:
+        return {test for test, wanted in self.expected().items() if wanted == outcome}
+
+    def drifted(self) -> set[str]:
+        return {test for test, verdict in self.verdicts.items() if verdict.snapshot == "drift"}
+
+    def expected_drift(self) -> set[str]:
+        return {item.test_id for item in self.items if self.switch.expects_drift(item, item.test_id in self.applied)}
+
+    def counts(self) -> Counter[str]:
+        return Counter(v.outcome for v in self.verdicts.values())
+
+
+class Harness:
+    """A reference gateway in self-test mode, the items of a case directory, and their baseline verdicts."""
+
+    def __init__(self, cases_dir: Path = CASES_DIR, client_cases_dir: Path = CLIENT_CASES_DIR) -> None:
+        token = "selftest-" + secrets.token_urlsafe(16)
+        self.gateway = GatewayProcess(token, self_test=True)
+        self.gateway.__enter__()
+        try:
+            self.target = resolve_target(TargetOptions(), environ={REFERENCE_TOKEN_ENV: token})
+            self.target.url = self.gateway.url
+            store = make_store(None, shared=False)
+            self.runtime = Runtime(self.target, Pacer(None, store), TokenBudget(None, store), RetryPolicy(attempts=3))
+            self.control = httpx.Client(base_url=str(self.gateway.url), timeout=30)
+            self.items: list[CaseItem] = [*case_data.expand(case_data.load_cases(cases_dir), self.target),
+                                          *case_data.expand(load_client_cases(client_cases_dir), self.target)]
+        except BaseException:
+            self.gateway.__exit__()
+            raise
+        self.by_id = {item.test_id: item for item in self.items}
+        self._baseline: dict[str, Verdict] = {}
+        self.consulted: dict[str, frozenset[str]] = {}
+        self.snapshots = default_snapshot_root() / "reference"
+
+    def close(self) -> None:
+        self.runtime.close()
+        self.control.close()
+        self.gateway.__exit__()
+
+    # --- the gateway's switches ---------------------------------------------------------------------------
+
+    def set_switches(self, names: list[str]) -> None:
+        answer = self.control.post(CONTROL_PATH, json={"switches": names})
+        answer.raise_for_status()
+
+    def take_consulted(self) -> frozenset[str]:
+        answer = self.control.get(CONTROL_PATH)
+        answer.raise_for_status()
+        return frozenset(answer.json()["consulted"])
+
+    # --- one item ---------------------------------------------------------------------------------------------
+
+    def perform(self, item: CaseItem, shapes: bool = False) -> Verdict:
+        """Perform and judge one item as a run does; with `shapes`, compare its answer's shape with the shipped
+        baseline snapshot as a run does (drift never changes the outcome)."""
+        client = is_client_case(item.case)
+        performed = self.runtime.perform_client(item) if client else self.runtime.perform_case(item)
+        if performed.skip:
+            return Verdict("skipped", message=performed.skip)
+        if performed.infra:
+            return Verdict("error", message=performed.infra)
+        if client:
+            findings = evaluate_client(item, performed)
+            return Verdict(outcome_of(findings), findings)
+        assert performed.exchange is not None
+        findings = evaluate_steps(item, performed.exchange)
+        verdict = Verdict(outcome_of(findings), findings)
+        if shapes:
+            verdict.snapshot, verdict.drift = self.shape(item, performed.exchange)
+        return verdict
+
+    def shape(self, item: CaseItem, exchange: Any) -> tuple[str, list[str]]:
+        """The run's comparison (snapshots.ShapeCheck) without syrupy's bookkeeping: the stored shape of
+        `test_case[<case>@<model>]` in snapshots/reference/<surface>.json against this answer's."""
+        name = f"test_case[{item.test_id}]"
+        stored = ShapeSnapshotExtension._read(str(self.snapshots / f"{surface_of_snapshot(name)}.json"))
+        if name not in stored:
+            return "no-baseline", []
+        shape = json.loads(json.dumps(normalise(exchange)))
+        if shape == stored[name]:
+            return "match", []
+        return "drift", diff_shapes(stored[name], shape) or ["shape differs"]
+
+    # --- the matrix -------------------------------------------------------------------------------------------
+
+    def applied(self, test: str) -> frozenset[str]:
+        """The switches the gateway consulted while answering this item in the baseline: those it applies to it."""
+        self.baseline()
+        return self.consulted[test]
+
+    def baseline(self, items: list[CaseItem] | None = None) -> dict[str, Verdict]:
+        """Every item (or `items`, other case data's) with no switch on, and the switches the gateway consulted
+        while answering each; an item is performed once."""
+        items = self.items if items is None else items
+        todo = [item for item in items if item.test_id not in self._baseline]
+        if todo:
+            self.set_switches([])
+            for item in todo:
+                self._baseline[item.test_id] = self.perform(item, shapes=not is_client_case(item.case))
+                self.consulted[item.test_id] = self.take_consulted()
+        return {item.test_id: self._baseline[item.test_id] for item in items}
+
+    def judge(self, switch: Switch, items: list[CaseItem] | None = None, full: bool | None = None,
+              shapes: bool | None = None) -> Judged:
+        """The verdict of every item (or of `items`) with exactly this switch on; the answers' shapes are compared
+        with the baseline snapshots for a drift switch (or with `shapes`)."""
+        items = self.items if items is None else items
+        baseline = self.baseline(items)
+        full = os.environ.get(FULL_MATRIX_ENV) == "1" if full is None else full
+        shapes = switch.drifts is not None if shapes is None else shapes
+        applied = {item.test_id for item in items if switch.name in self.consulted[item.test_id]}
+        self.set_switches([switch.name])
+        verdicts, performed = {}, 0
+        try:
+            for item in items:
+                test = item.test_id
+                if full or test in applied:
+                    verdicts[test] = self.perform(item, shapes=shapes and not is_client_case(item.case))
+                    performed += 1
+                else:
+                    verdicts[test] = baseline[test]  # the switch cannot change an answer it was never consulted for
+        finally:
+            self.set_switches([])
+        return Judged(switch, verdicts, applied, performed, items)
