@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,7 @@ class Session:
         self.report_lines: list[str] = []
         self.notes: list[str] = []  # console lines before the verdict (preflight notes, spec differences)
         self._runtime: Runtime | None = None
+        self.quiet_since: float | None = None
         self.xdist = False
         REDACTOR.add(self.target.token)
 
@@ -153,6 +155,7 @@ class Session:
         if not probe:
             return None
         self.preflight = preflight(self.target, self._uses(), Pacer(settings.max_rps))
+        self.quiet_since = time.monotonic()  # the preflight's last request (usage_tracking.Begin waits from it)
         self.target.unserved = dict(self.preflight.not_served)
         self.target.routes_missing = dict(self.preflight.routes_missing)
         self.notes += self.preflight.notes
@@ -231,7 +234,7 @@ class Session:
             config.pluginmanager.register(usage_plugin, USAGE_PLUGIN)
         assert self.run_dir is not None
         usage_plugin.activate(config, self.target, self.run_dir, None if self.worker is not None else self.extra,
-                              self.runtime, self.settings.usage_wait)
+                              self.runtime, self.settings.usage_wait, self.quiet_since)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

@@ -43,17 +43,19 @@ class UsageContext:
     summary_extra: dict[str, Any] | None
     runtime: Callable[[], Any]  # the process's Runtime (pacer, budget, client), made on demand (session.runtime)
     wait_s: float
+    quiet_since: float | None = None  # time.monotonic() of the run's last request before the usage requests
     record: dict[str, Any] | None = None
     evidence: dict[str, list[Any]] = field(default_factory=dict)
     settled: dict[str, usage.Verdict] | None = None
 
 
 def activate(config: pytest.Config, target: Target, run_dir: Path, summary_extra: dict[str, Any] | None,
-             runtime: Callable[[], Any], wait_s: float) -> None:
+             runtime: Callable[[], Any], wait_s: float, quiet_since: float | None = None) -> None:
     """Called by the session once it knows the run (controller and xdist workers alike): `summary_extra` is
     where the controller's summary takes the usage record from (None on a worker), `wait_s` the run's
-    --usage-wait (RunSettings.usage_wait, checked there)."""
-    config.stash[CONTEXT_KEY] = UsageContext(target, run_dir, summary_extra, runtime, float(wait_s))
+    --usage-wait (RunSettings.usage_wait, checked there), `quiet_since` when the preflight's last request was
+    made (ai_query's window must not reach back to it: usage_tracking.Begin)."""
+    config.stash[CONTEXT_KEY] = UsageContext(target, run_dir, summary_extra, runtime, float(wait_s), quiet_since)
 
 
 def _context(config: pytest.Config) -> UsageContext | None:
@@ -143,7 +145,7 @@ def _begin(config: pytest.Config, ctx: UsageContext, items: list[usage.UsageItem
         else:  # pragma: no cover - pytest always has one unless -p no:terminal
             print(text, file=sys.stderr)
 
-    begin = usage.Begin(ctx.target, ctx.runtime(), say)
+    begin = usage.Begin(ctx.target, ctx.runtime(), say, ctx.quiet_since)
     ctx.record = begin.run(items)
     ctx.evidence = begin.evidence
     if ctx.record["cases"]:
