@@ -466,3 +466,69 @@ def test_deselected_usage_cases_make_the_usage_profile_not_run_with_the_reason(r
     report = yaml.safe_load((result.run_dir / "conformance-report.yaml").read_text())
     usage = report["profiles"]["usage"]
     assert usage["result"] == "not-run" and f"{len(USAGE_IDS)} case(s) deselected" in usage["reason"]
+
+
+# --- the preflight and the usage cases ------------------------------------------------------------------------
+
+def test_the_preflight_skips_usage_cases_of_missing_routes_and_unserved_models_and_leaves_the_rest(run_cli, tmp_path):
+    """A route the preflight finds missing and a model the target does not serve skip the usage cases that need
+    them, with the preflight's reason; the SQL statement API is not the preflight's: the other usage cases run."""
+    with ThreadedGateway(TOKEN, not_serving={"gpt-5-4"}) as gateway:
+        profile = tmp_path / "p.yaml"
+        profile.write_text(yaml.safe_dump({
+            "name": "reference-sql", "url": gateway.url, "token_env": "T",
+            "routes": {"anthropic_messages": "/no/such/messages"},
+            "sql": {"warehouse_id": REFERENCE_WAREHOUSE_ID}}))
+        result = run_cli("run", "--target", str(profile), "-k", "usage", "--html", "none", env={"T": TOKEN})
+    assert result.code == 0, result.out[-3000:]
+    cases = by_id(result)
+    skipped = {i: c["message"] for i, c in cases.items() if c["outcome"] == "skipped"}
+    assert set(skipped) == {"usage-tags-anthropic-messages", "usage-ai-query-result", "usage-ai-query-captured"}
+    assert "HTTP 404 on POST /no/such/messages (preflight)" in skipped["usage-tags-anthropic-messages"]
+    assert skipped["usage-ai-query-result"].startswith("model not served: gpt-5-4 (")
+    assert {c["outcome"] for i, c in cases.items() if i not in skipped} == {"passed"}
+    assert "sql" not in json.dumps(result.summary["preflight"]["routes_missing"])
+
+
+def test_ai_query_waits_out_its_windows_slack_after_the_runs_last_request(tmp_path):
+    """ai_query's captured row is looked for in a window that opens clock_slack_s before the statement: a request
+    of the run just before it (the preflight's) must not fall in it, or a gateway that does not capture ai_query
+    would pass. usage_tracking.Begin waits that out; told the run's last request was long ago, it does not wait,
+    and a request a moment before does pass for ai_query's row (what the wait prevents)."""
+    import time
+
+    from conformance.pacing import Pacer, TokenBudget, make_store
+    from conformance.runner import Runtime
+
+    with ThreadedGateway(TOKEN, ["ai-query-not-captured"]) as gateway:
+        profile = write_profile(tmp_path, gateway.url, max_lag_s=0)  # judged at the first lookup
+        target = resolve_target(TargetOptions(target_file=profile), environ={"T": TOKEN})
+        items = [i for i in usage_tracking.expand_usage(target) if i.kind == "ai_query_captured"]
+        assert items and items[0].skip is None
+        store = make_store(None, shared=False)
+        runtime = Runtime(target, Pacer(None, store), TokenBudget(None, store), RetryPolicy(attempts=2))
+        outcomes = {}
+        slept: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            time.sleep(seconds)
+
+        try:
+            for waits in (True, False):
+                httpx.post(gateway.url + "/ai-gateway/mlflow/v1/chat/completions",
+                           headers={"Authorization": f"Bearer {TOKEN}"},
+                           json={"model": "system.ai.claude-sonnet-4-5", "max_tokens": 4,
+                                 "messages": [{"role": "user", "content": "hi"}]})
+                slept.clear()
+                quiet_since = time.monotonic() if waits else time.monotonic() - 60
+                begin = usage_tracking.Begin(target, runtime, lambda line: None, quiet_since, sleep=sleep)
+                record = begin.run(items)
+                client = StatementClient(target, REFERENCE_WAREHOUSE_ID, http=runtime.client)
+                verdict = usage_tracking.settle(record, client, 0)[items[0].test_id]
+                outcomes[waits] = verdict.outcome
+                assert (len(slept) == 1 and 0 < slept[0] <= 2.1) if waits else slept == [], slept
+                time.sleep(2.1)  # the next round's window does not reach this one's requests
+        finally:
+            runtime.close()
+    assert outcomes == {True: "failed", False: "passed"}
