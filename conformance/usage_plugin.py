@@ -225,3 +225,7 @@ def _attach(item: usage.UsageItem, ctx: UsageContext, verdict: usage.Verdict) ->
     evidence = {"requests": ctx.evidence.get(key, []), "probe": ctx.evidence.get("probe", []),
                 "record": (ctx.record or {}).get("cases", {}).get(item.test_id), "verdict": verdict.as_record()}
     allure.attach(json.dumps(REDACTOR.value(evidence), indent=1), "usage evidence", allure.attachment_type.JSON)
+    requests = evidence["requests"]
+    for index, document in enumerate(requests):  # each request in the reports' exchange form (html.exchanges_of)
+        step = f"step {index} " if len(requests) > 1 else ""
+        allure.attach(json.dumps(REDACTOR.value(document)), f"{step}exchange", allure.attachment_type.JSON)

@@ -532,3 +532,15 @@ def test_ai_query_waits_out_its_windows_slack_after_the_runs_last_request(tmp_pa
         finally:
             runtime.close()
     assert outcomes == {True: "failed", False: "passed"}
+
+
+def test_the_html_report_shows_a_usage_case_with_its_spec_and_requests(run_cli):
+    result = run_cli("run", "-k", "usage-ai-query-result or usage-tags-chat", "--html", "builtin")
+    assert result.code == 0, result.out[-2000:]
+    text = (result.run_dir / "report.html").read_text()
+    start = text.index("data-case='usage-ai-query-result@gpt-5-4'")
+    end = min(i for i in (text.find("<details class='case'", start + 1), text.index("</main>", start)) if i > 0)
+    case = text[start:end]
+    assert "Query model services with ai_query" in case and "cf-spec-quote" in case
+    assert "/api/2.0/sql/statements" in case and "ai_query(" in case  # the statement it sent, and the answer
+    assert "data-case='usage-tags-chat-completions@claude-sonnet-4-5'" in text
