@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from conformance import __version__
-from conformance.config import features, surfaces
+from conformance.config import features
 from conformance.spec import certificate_spec, spec_folder
 from conformance.summary import budget_skipped, pending
+from conformance.vocabulary import route_surfaces
 
 
 def implementation_of(target: Any) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def case_name(record: dict[str, Any]) -> str:
 
 def surface_profiles() -> set[str]:
     """Profiles that are a surface with a route of its own (data/surfaces.yaml)."""
-    return {name for name, surface in surfaces().items() if "route" in surface}
+    return set(route_surfaces())
 
 
 def profile_features() -> dict[str, dict[str, list[str]]]:

@@ -20,6 +20,7 @@ from conformance.errors import BadInput
 from conformance.settings import DEFAULT_USAGE_WAIT_S, HTML_MODES, RunSettings
 from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool its reader closed
 EXIT_BAD_INPUT = 2
 EXIT_SUITE_ERROR = 4  # the suite itself crashed: no verdict about the target
 DEV_TOKEN = "reference-token"
@@ -173,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "else the pinned section headings)")
     coverage.add_argument("--uncovered", action="store_true", help="list only the sections no case checks")
 
+    certificates = sub.add_parser("certificates", help="write DIR/README.md: the certificates in DIR side by side")
+    certificates.add_argument("folder", metavar="DIR", help="the certificates folder (docs/certifications)")
+
     sub.add_parser("html-setup", help="install the pinned Allure 3 HTML generator (npm package `allure`) "
                                       "into a per-user folder")
     return parser
@@ -321,6 +325,17 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certificates(args: argparse.Namespace) -> int:
+    from conformance.certificates import write_page
+
+    page, certificates = write_page(Path(args.folder))
+    missing = [c.folder for c in certificates if not c.has_analysis]
+    print(f"{page}: {len(certificates)} certificate(s): " + ", ".join(c.label for c in certificates))
+    if missing:
+        print(f"warning: no ANALYSIS.md in {', '.join(missing)}", file=sys.stderr)
+    return 0
+
+
 def cmd_html_setup(_: argparse.Namespace) -> int:
     from conformance.html import install_allure
 
@@ -334,7 +349,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return {"run": cmd_run, "serve": cmd_serve, "models": cmd_models, "report": cmd_report,
                 "diff": cmd_diff, "verify-usage": cmd_verify_usage, "coverage": cmd_coverage,
+                "certificates": cmd_certificates,
                 "html-setup": cmd_html_setup}[args.command](args)
     except BadInput as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # the reader went away (`conformance diff | head`): stop quietly, as a Unix tool killed by SIGPIPE does;
+        # stdout goes to /dev/null so the interpreter's final flush does not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

@@ -45,7 +45,7 @@ from conformance.bounds import (
     loads,
     read_body,
 )
-from conformance.config import Target
+from conformance.config import Target, merge_headers
 from conformance.errors import InfrastructureError
 from conformance.pacing import Pacer
 from conformance.redact import map_strings
@@ -423,15 +423,16 @@ class GatewayClient:
         stream: bool = False,
         retry_server_errors: bool = True,
         method: str = "POST",
+        surface: str | None = None,
     ) -> Exchange:
+        """Send a case's (or a preflight probe's) request. The target profile's headers for the surface go on
+        every request, under the credential and the case's own headers (which name what the case tests)."""
         url = self.url_for(route, model)
-        request_headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if method == "GET":
-            del request_headers["Content-Type"]
-        if stream:
-            request_headers["Accept"] = "text/event-stream"
-        request_headers.update(self.auth_headers(auth))
-        request_headers.update(headers or {})
+        framing = {"Accept": "text/event-stream" if stream else "application/json"}
+        if method != "GET":
+            framing["Content-Type"] = "application/json"
+        profile = self.target.headers_for(surface) if surface else self.target.headers
+        request_headers = merge_headers(framing, profile, self.auth_headers(auth), headers or {})
         content = raw_body.encode() if raw_body is not None else None if method == "GET" else encode_json(body)
         started = time.monotonic()
         budget_end = started + self.retry.deadline_s

@@ -84,13 +84,13 @@ def coverage(folder: Path | None) -> dict[str, Any]:
     ours: list[str] = []
     unplaced: list[str] = []
     for case in [*load_cases(), *load_usage_cases()]:
-        doc = case.spec.get("doc")
+        doc = case.spec.doc
         if doc == "ours":
             ours.append(case.id)
             continue
         found = None
         position = 0
-        for part in re.split(r" / |: ", case.spec.get("section", "")):
+        for part in re.split(r" / |: ", case.spec.section):
             part = _clean(part).lower()
             for index, section in enumerate(sections.get(doc, [])):
                 if index >= position and section.title.lower() == part:

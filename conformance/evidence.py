@@ -23,17 +23,18 @@ EVIDENCE_LIMIT = 2000  # characters of one request string (a base64 image) kept 
 RESPONSE_LIMIT = 200_000
 CASE_LABEL = "conformance_case"
 
+allure: Any
 try:
     import allure
 except ImportError:  # pragma: no cover - allure-pytest is a dependency
     allure = None
 
 
-def title(item: case_data.CaseItem) -> str:
+def title(item: case_data.CaseItem[Any]) -> str:
     return f"{item.case.id} @ {item.model.name}" if item.model else item.case.id
 
 
-def label(item: case_data.CaseItem) -> None:
+def label(item: case_data.CaseItem[Any]) -> None:
     """Grouping labels, title and the plain description (spec section and quote) of a test."""
     if allure is None:
         return
@@ -44,8 +45,7 @@ def label(item: case_data.CaseItem) -> None:
     allure.dynamic.story(item.model.name if item.model else "no model")
     allure.dynamic.label(CASE_LABEL, item.test_id)
     spec = case.spec
-    allure.dynamic.description(f"{case.description.strip()}\n\nspec: {spec.get('doc')} {spec.get('section')}\n"
-                               f"{spec.get('quote', spec.get('reason', ''))}")
+    allure.dynamic.description(f"{case.description.strip()}\n\nspec: {spec.doc} {spec.section}\n{spec.words}")
 
 
 def record_exchange(exchange: Exchange) -> None:

@@ -39,7 +39,7 @@ STALL_SLACK_S = 20.0
 STARTUP_S = 120.0
 
 
-def perform(runtime: Runtime, kind: str, item: case_data.CaseItem) -> Performed:
+def perform(runtime: Runtime, kind: str, item: case_data.CaseItem[Any]) -> Performed:
     """One case; a client case to its verdict, as the SDK's result object cannot cross to the pytest process."""
     from conformance.clientcases import judge
 
@@ -90,13 +90,14 @@ def _helper_main(target: Target, retry: RetryPolicy, concurrency: int, max_rps: 
     _exit_with_parent()
     if nice:
         os.nice(nice)
-    REDACTOR.add(target.token)
+    for secret in target.secrets():  # the token and credential-carrying profile headers
+        REDACTOR.add(secret)
     media.use_target(target)  # what case expansion did in the pytest process (media URLs of this target)
     runtime = Runtime(target, Pacer(max_rps, store), TokenBudget(budget_limit, store), retry)
     pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="conformance-helper")
     sending = threading.Lock()
 
-    def run(nodeid: str, kind: str, item: case_data.CaseItem) -> None:
+    def run(nodeid: str, kind: str, item: case_data.CaseItem[Any]) -> None:
         try:
             performed = perform(runtime, kind, item)
         except Exception as exc:  # never lost: the pytest process would wait for it
@@ -159,7 +160,7 @@ class Helper:
     def pid(self) -> int | None:
         return self._process.pid
 
-    def submit(self, tasks: list[tuple[str, str, case_data.CaseItem]]) -> None:
+    def submit(self, tasks: list[tuple[str, str, case_data.CaseItem[Any]]]) -> None:
         """Hand over cases, as one message. The helper reads its tasks at all times, so this blocks only while
         the helper's interpreter starts (its pipe holds 64 KB)."""
         if not tasks:

@@ -32,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from conformance.casemodel import CaseBase
 from conformance.errors import BadInput
 from conformance.pretty import LABEL, PRE, evidence_html
 from conformance.resources import tools_dir
@@ -262,7 +263,7 @@ def case_index(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {case_name(r): r for r in summary["cases"]}
 
 
-def _case_data() -> dict[str, Any]:
+def _case_data() -> dict[str, CaseBase]:
     from conformance.cases import load_cases
     from conformance.clientcases import load_client_cases
     from conformance.usage_tracking import load_usage_cases
@@ -308,14 +309,14 @@ def findings_html(record: dict[str, Any]) -> str:
     return f'<div style="{LABEL}">{title}</div><ul class="cf-findings" style="margin:2px 0 8px">{"".join(items)}</ul>'
 
 
-def spec_html(record: dict[str, Any], case: Any) -> str:
+def spec_html(record: dict[str, Any], case: CaseBase | None) -> str:
     """The case's description, then the spec section as a heading and its quote set apart."""
-    spec = dict(getattr(case, "spec", {}) or {}) if case is not None else {}
-    section = spec.get("section") or record.get("spec") or ""
-    doc = spec.get("doc", "")
-    quote = spec.get("quote") or ""
-    reason = spec.get("reason") or ""
-    description = (getattr(case, "description", "") or "").strip() if case is not None else ""
+    spec = case.spec if case is not None else None  # None: a case this suite no longer has
+    section = (spec.section if spec else "") or record.get("spec") or ""
+    doc = spec.doc if spec else ""
+    quote = (spec.quote if spec else "") or ""
+    reason = (spec.reason if spec else "") or ""
+    description = (case.description or "").strip() if case is not None else ""
     out = f'<p class="cf-description" style="margin:0 0 8px">{html.escape(description)}</p>' if description else ""
     out += (f'<div class="cf-spec-section" style="{LABEL}">spec {html.escape(str(doc))} &middot; '
             f"{html.escape(str(section))}</div>")
@@ -328,7 +329,7 @@ def spec_html(record: dict[str, Any], case: Any) -> str:
     return out
 
 
-def case_html(record: dict[str, Any], case: Any, exchanges: list[dict[str, Any]]) -> str:
+def case_html(record: dict[str, Any], case: CaseBase | None, exchanges: list[dict[str, Any]]) -> str:
     """Everything a reader needs about one case: spec, findings, snapshot drift, evidence."""
     snap = record.get("snapshot") or {}
     drift = ""
@@ -343,7 +344,7 @@ def case_html(record: dict[str, Any], case: Any, exchanges: list[dict[str, Any]]
 
 
 def read_results(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
-    out = []
+    out: list[tuple[Path, dict[str, Any]]] = []
     if not folder.is_dir():
         return out
     for path in sorted(folder.glob("*-result.json"), key=lambda p: p.stat().st_mtime):

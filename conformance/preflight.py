@@ -175,7 +175,8 @@ class Probe:
         assert route is not None
         body = _expand(probe_data()["probes"].get(surface or "", {}), served or "") if method == "POST" else None
         try:
-            exchange = self.client.send(route, model=served, body=body, method=method, retry_server_errors=False)
+            exchange = self.client.send(route, model=served, body=body, method=method, retry_server_errors=False,
+                                        surface=surface)
         except InfrastructureError as exc:
             what = f"{method} {urlsplit(self.client.url_for(route, served)).path}"
             return Answer(what, None, "infra", REDACTOR.text(str(exc).split(": ", 1)[-1]),
@@ -396,7 +397,8 @@ class Probe:
 
 def family_of(surface: str) -> str:
     """The surface family a route belongs to (Gemini's generate, stream and v1 routes are one)."""
-    return surfaces().get(surface, {}).get("summary_surface", surface)
+    found = surfaces().get(surface)
+    return found.summary_surface if found is not None and found.summary_surface else surface
 
 
 def _missing_reason(answer: Answer) -> str:

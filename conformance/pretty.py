@@ -16,7 +16,7 @@ import html
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from conformance.sse import parse_sse
 
@@ -93,7 +93,7 @@ def resolve(document: Any, path: tuple[str | int, ...]) -> set[tuple[str | int, 
                 walk(element, tail, (*at, i))
         elif (isinstance(head, int) and isinstance(value, list) and 0 <= head < len(value)) or (
                 isinstance(head, str) and isinstance(value, dict) and head in value):
-            walk(value[head], tail, (*at, head))
+            walk(cast(Any, value)[head], tail, (*at, head))
         else:
             found.add(at)
 

@@ -14,11 +14,12 @@ import secrets
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from conformance import cases as case_data
+from conformance.casemodel import Case, ClientCase
 from conformance.certify import implementation_of
 from conformance.client import RetryPolicy
 from conformance.config import REFERENCE_TOKEN_ENV
@@ -44,7 +45,7 @@ def session_of(config: pytest.Config) -> Session | None:
     return plugin if isinstance(plugin, Session) else None
 
 
-def performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseItem) -> Performed:
+def performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseItem[Any]) -> Performed:
     """The `exchange` / `client_result` fixtures' work: a skip skips, an infrastructure problem is an *error*."""
     session = session_of(request.config)
     if session is None:
@@ -63,21 +64,21 @@ def performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseIte
     return result
 
 
-def case_metadata(item: case_data.CaseItem) -> dict[str, Any]:
+def case_metadata(item: case_data.CaseItem[Any]) -> dict[str, Any]:
     case = item.case
     return {"id": case.id, "surface": case.surface, "model": item.model.name if item.model else None,
             "model_type": case.model_type, "features": list(case.features), "strength": case.strength,
-            "strength_reason": case.strength_reason, "spec": case.spec.get("section")}
+            "strength_reason": case.strength_reason, "spec": case.spec.section}
 
 
-def _client_cases() -> tuple[case_data.Case, ...]:
+def _client_cases() -> tuple[ClientCase, ...]:
     from conformance.clientcases import load_client_cases
 
     return load_client_cases()
 
 
-def route_of(case: case_data.Case) -> str:
-    return case.client["route"] if getattr(case, "client", None) else case.route_surface
+def route_of(case: Case | ClientCase) -> str:
+    return case.route_surface
 
 
 # pytest-xdist puts "[gw0] linux -- Python 3.x /path/to/python" before a worker's failure text
@@ -116,7 +117,8 @@ class Session:
         self._runtime: Runtime | None = None
         self.quiet_since: float | None = None
         self.xdist = False
-        REDACTOR.add(self.target.token)
+        for secret in self.target.secrets():  # the token and credential-carrying profile headers
+            REDACTOR.add(secret)
 
     # --- start: the controller, before pytest configures (plugin.pytest_cmdline_main) ---------------------
 
@@ -169,14 +171,13 @@ class Session:
         usage cases' own to prove: an unusable warehouse skips or errors them alone)."""
         from conformance.usage_tracking import expand_usage
 
-        uses = []
-        for loader in (case_data.load_cases, _client_cases):
-            for item in case_data.expand(loader(), self.target):
-                if not case_data.unclaimed_features(item.case, self.target):
-                    uses.append(Use(route_of(item.case), item.model))
-        for usage_item in expand_usage(self.target):
-            if usage_item.skip is None and usage_item.model is not None:
-                uses.append(Use(usage_item.case.raw.get("route", "chat_completions"), usage_item.model))
+        items: list[case_data.CaseItem[Any]] = [*case_data.expand(case_data.load_cases(), self.target),
+                                                 *case_data.expand(_client_cases(), self.target)]
+        uses = [Use(route_of(item.case), item.model) for item in items
+                if not case_data.unclaimed_features(item.case, self.target)]
+        uses += [Use(usage_item.case.route or "chat_completions", usage_item.model)
+                 for usage_item in expand_usage(self.target)
+                 if usage_item.skip is None and usage_item.model is not None]
         return uses
 
     def _stop_early(self, line: str, status: int, key: str | None = None, value: str | None = None) -> int:
@@ -267,7 +268,7 @@ class Session:
             params.append(pytest.param(item, id=item.test_id, marks=marks))
         return params
 
-    def skip_reason(self, item: case_data.CaseItem) -> str | None:
+    def skip_reason(self, item: case_data.CaseItem[Any]) -> str | None:
         """Why a case cannot run on this target: a feature it does not claim, a route the preflight found
         missing, a model it does not serve (its route having no route at all is the runner's to say)."""
         missing = case_data.unclaimed_features(item.case, self.target)
@@ -304,7 +305,7 @@ class Session:
         if not deselected:
             return
         if self.worker is not None:
-            items[0].config.workeroutput.setdefault("conformance_deselected", []).extend(deselected)
+            cast(Any, items[0].config).workeroutput.setdefault("conformance_deselected", []).extend(deselected)
         else:
             self.collector.deselected(deselected)
 

@@ -223,12 +223,9 @@ def snapshot_dir() -> Path:
 @cache
 def _surface_of_case() -> dict[str, str]:
     from conformance.cases import load_cases
-    from conformance.config import surfaces
+    from conformance.vocabulary import reported_surface
 
-    out = {}
-    for case in load_cases():
-        out[case.id] = surfaces().get(case.surface, {}).get("summary_surface", case.surface)
-    return out
+    return {case.id: reported_surface(case.surface) for case in load_cases()}
 
 
 def surface_of_snapshot(snapshot_name: str) -> str:
@@ -300,6 +297,7 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
         def merge() -> None:
             document = dict(cls._read(location))
             for snapshot in snapshot_collection:
+                assert snapshot.data is not None
                 document[snapshot.name] = json.loads(snapshot.data)
             _atomic_write(Path(location), _dump(document))
 

@@ -81,9 +81,9 @@ usage_check(
 def strength_of(case: Any, check: str) -> str:
     """The strength of a rule in a usage case: the case's override, else the usage check's default, else the
     judging path's (the tagged request is judged as an ordinary case)."""
-    override = (case.raw.get("check_strengths") or {}).get(check)
+    override = case.check_strengths.get(check)
     if override:
-        return str(override["strength"])
+        return override.strength
     if check in USAGE_CHECKS:
         return USAGE_CHECKS[check].strength
     return rule_strength_of(case, check)

@@ -89,7 +89,7 @@ def metadata(item: usage.UsageItem) -> dict[str, Any]:
     case = item.case
     return {"id": case.id, "surface": "usage", "model": item.model.name if item.model else None,
             "model_type": case.model_type, "features": list(case.features), "strength": case.strength,
-            "strength_reason": case.strength_reason, "spec": case.spec.get("section")}
+            "strength_reason": case.strength_reason, "spec": case.spec.section}
 
 
 def _usage_item(test: pytest.Item) -> usage.UsageItem | None:
@@ -161,7 +161,8 @@ def _settled(config: pytest.Config, ctx: UsageContext) -> dict[str, usage.Verdic
     if ctx.settled is None:
         if ctx.record is None:  # an xdist worker: what the controller recorded
             phase = ctx.run_dir / usage.PHASE_FILE
-            document = json.loads(phase.read_text(encoding="utf-8")) if phase.exists() else {"record": None}
+            document: dict[str, Any] = (json.loads(phase.read_text(encoding="utf-8")) if phase.exists()
+                                        else {"record": None})
             ctx.record, ctx.evidence = document["record"], document.get("evidence", {})
         ctx.settled = {}
         record = ctx.record
@@ -219,8 +220,8 @@ def _attach(item: usage.UsageItem, ctx: UsageContext, verdict: usage.Verdict) ->
     allure.dynamic.epic("usage")
     allure.dynamic.feature(case.model_type)
     allure.dynamic.story(item.model.name if item.model else "no model")
-    allure.dynamic.description(f"{case.description}\n\nspec: {case.spec.get('doc')} {case.spec['section']}\n"
-                               f"{case.spec.get('quote', '')}")
+    allure.dynamic.description(f"{case.description}\n\nspec: {case.spec.doc} {case.spec.section}\n"
+                               f"{case.spec.quote or ''}")
     key = {"ai_query_result": "ai_query", "ai_query_captured": "ai_query"}.get(item.kind, item.test_id)
     evidence = {"requests": ctx.evidence.get(key, []), "probe": ctx.evidence.get("probe", []),
                 "record": (ctx.record or {}).get("cases", {}).get(item.test_id), "verdict": verdict.as_record()}

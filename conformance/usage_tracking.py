@@ -35,9 +35,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from conformance.cases import Case, CaseItem, select_models
+from conformance.casemodel import Case, UsageCase
+from conformance.cases import CaseItem, select_models
 from conformance.catalog import Model
-from conformance.config import Target, features, surfaces
+from conformance.config import Target, features
 from conformance.errors import BadInput, InfrastructureError
 from conformance.evaluate import evaluate_steps
 from conformance.findings import CASE_RULES, RULES, Finding
@@ -49,6 +50,7 @@ from conformance.summary import PENDING
 from conformance.usage_checks import (
     USAGE_CHECKS,
     CannotJudge,
+    Problem,
     Verdict,
     judge_ai_query_result,
     judge_capture,
@@ -59,6 +61,7 @@ from conformance.usage_checks import (
     not_run_tagged,
     tags_of,
 )
+from conformance.vocabulary import surfaces
 from conformance.yamlio import load_yaml
 
 __all__ = ["Verdict", "judge_capture", "judge_tags"]  # the judges live in usage_checks.py
@@ -96,7 +99,8 @@ def load_usage_data(directory: Path = USAGE_CASES_DIR) -> dict[str, Any]:
         if not any(f.startswith("usage.") for f in raw["features"]):
             raise BadInput(f"{where}: a usage case lists a usage.* feature (the surfaces it needs go in requires)")
         _check_strength_names(raw, where)
-        if raw["kind"] == "tags" and "route" not in surfaces().get(raw["route"], {}):
+        surface = surfaces().get(raw.get("route", ""))
+        if raw["kind"] == "tags" and (surface is None or surface.route is None):
             raise BadInput(f"{where}: surface {raw['route']!r} has no route")
         if raw["kind"] != "tags" and raw["statement"] not in data["statements"]:
             raise BadInput(f"{where}: no statement named {raw['statement']!r}")
@@ -116,15 +120,16 @@ def _check_strength_names(raw: dict[str, Any], where: str) -> None:
         raise BadInput(f"{where}: check_strengths names {name!r}, no check of a {raw['kind']} case")
 
 
-def load_usage_cases() -> tuple[Case, ...]:
-    return tuple(Case(raw=raw, source="usage.yaml") for raw in load_usage_data()["cases"])
+@cache
+def load_usage_cases() -> tuple[UsageCase, ...]:
+    return tuple(UsageCase.from_record(raw, "usage.yaml") for raw in load_usage_data()["cases"])
 
 
 @dataclass(frozen=True)
 class UsageItem:
     """One usage test: a case on one model (or none), and why it is skipped on this target, if it is."""
 
-    case: Case
+    case: UsageCase
     model: Model | None
     served_model: str | None  # tags: the name the target serves; ai_query: the endpoint name of the statement
     skip: str | None = None
@@ -135,10 +140,10 @@ class UsageItem:
 
     @property
     def kind(self) -> str:
-        return str(self.case.kind)
+        return self.case.kind
 
 
-def usage_case(test_id: str) -> Case:
+def usage_case(test_id: str) -> UsageCase:
     """The case of a usage test id (`case@model` or a bare case id)."""
     case_id = test_id.split("@")[0]
     return next(c for c in load_usage_cases() if c.id == case_id)
@@ -147,17 +152,17 @@ def usage_case(test_id: str) -> Case:
 def expand_usage(target: Target) -> list[UsageItem]:
     items = []
     for case in load_usage_cases():
-        missing = [f for f in [*case.features, *(case.raw.get("requires") or [])] if not target.claims(f)]
+        missing = [f for f in [*case.features, *case.requires] if not target.claims(f)]
         skip = None
         if missing:
             skip = f"target does not claim feature(s): {', '.join(missing)}"
             if any(f.startswith("usage.") for f in missing) and not target.sql:
                 skip += " (a target profile claims them by naming a SQL warehouse: sql: {warehouse_id: ...})"
-        elif case.kind == "tags" and target.route(case.route) is None:
-            skip = f"target has no route for {case.route}"
-        elif case.kind == "tags" and case.route in target.routes_missing:  # the preflight found no such route
-            skip = target.routes_missing[case.route]
-        if case.models == "none":
+        elif case.kind == "tags" and target.route(case.route_surface) is None:
+            skip = f"target has no route for {case.route_surface}"
+        elif case.kind == "tags" and case.route_surface in target.routes_missing:  # the preflight found none
+            skip = target.routes_missing[case.route_surface]
+        if case.models.none:
             items.append(UsageItem(case, None, None, skip))
             continue
         for model in select_models(case, target):
@@ -171,11 +176,9 @@ def expand_usage(target: Target) -> list[UsageItem]:
     return items
 
 
-def request_item(item: UsageItem, tags: dict[str, str]) -> CaseItem:
-    """The tagged request of a tags case, as a case of the ordinary format (performed and judged as one)."""
-    raw = {k: v for k, v in item.case.raw.items() if k != "kind"}  # an ordinary case (behaviours.is_usage_case)
-    raw.update(surface=raw["route"], request={**raw["request"], "headers": {TAGS_HEADER: json.dumps(tags)}})
-    return CaseItem(Case(raw=raw, source="usage.yaml"), item.model, item.served_model)
+def request_item(item: UsageItem, tags: dict[str, str]) -> CaseItem[Case]:
+    """The tagged request of a tags case, as an ordinary case of its route (performed and judged as one)."""
+    return CaseItem(item.case.tagged_request({TAGS_HEADER: json.dumps(tags)}), item.model, item.served_model)
 
 
 # --- time -----------------------------------------------------------------------------------------------------
@@ -321,25 +324,14 @@ class Begin:
                 self._decide(item, Verdict("skipped", f"token budget of {self.runtime.budget.limit} spent"))
             return
         try:
-            statement = self._execute(client, sql, None, "ai_query")
-        except StatementRefused as exc:
-            statement = None
-            problems = [("ai_query_answers", f"the documented statement was refused: {_refusal_text(exc)}")]
+            statement, problems, until = self._documented_statement(client, sql)
         except InfrastructureError as exc:
             for item in items:
                 self._decide(item, Verdict("error", REDACTOR.text(f"infrastructure: {exc}")))
             return
-        until = None
-        if statement is not None:
-            problems = judge_ai_query_result(statement)
-            try:
-                clock = self._execute(client, self.queries["clock"], None, "ai_query")
-                if clock.succeeded and clock.records():
-                    until = parse_time(clock.records()[0].get("now") or "")
-            except (StatementRefused, InfrastructureError, ValueError):
-                until = None  # no window: the capture cannot be looked for
         # the request was made when the statement succeeded, whatever its answer is worth: capture is judged apart
-        ran = statement is not None and statement.state == "SUCCEEDED" and until is not None
+        succeeded = statement is not None and statement.state == "SUCCEEDED"
+        ran = succeeded and until is not None
         self.record["ai_query"] = {"endpoint": endpoint, "since": iso(since), "until": iso(until) if until else None,
                                    "ran": ran, "sent_at": iso(utc_now()), "usage": None}
         spent = None
@@ -351,16 +343,38 @@ class Begin:
         for item in items:
             if item.kind == "ai_query_result":
                 self._decide(item, judged(item.case, problems, spent))
-            elif self.record["table_problem"]:
-                self._decide(item, Verdict("error", self.record["table_problem"]))
-            elif ran:
-                self._decide(item, Verdict("pending"), sent_at=self.record["ai_query"]["sent_at"])
-            elif until is None and statement is not None and statement.state == "SUCCEEDED":
-                self._decide(item, Verdict("error", "the warehouse's clock could not be read after the ai_query "
-                                                    "statement: no window to look in"))
             else:
-                self._decide(item, Verdict("skipped", "the documented ai_query statement did not succeed "
-                                                      "(usage-ai-query-result): there is no request to look for"))
+                self._decide_capture(item, ran, unclocked=succeeded and until is None)
+
+    def _documented_statement(self, client: StatementClient, sql: str,
+                              ) -> tuple[Statement | None, list[Problem], datetime | None]:
+        """The documented ai_query statement's answer (None: refused as a request), what is wrong with it, and the
+        warehouse's clock read right after it, which closes its window (None: unread, no window to look in)."""
+        try:
+            statement = self._execute(client, sql, None, "ai_query")
+        except StatementRefused as exc:
+            return None, [("ai_query_answers", f"the documented statement was refused: {_refusal_text(exc)}")], None
+        problems = judge_ai_query_result(statement)
+        try:
+            clock = self._execute(client, self.queries["clock"], None, "ai_query")
+            if clock.succeeded and clock.records():
+                return statement, problems, parse_time(clock.records()[0].get("now") or "")
+        except (StatementRefused, InfrastructureError, ValueError):
+            pass
+        return statement, problems, None
+
+    def _decide_capture(self, item: UsageItem, ran: bool, unclocked: bool) -> None:
+        """ai_query_captured once the statement ran: pending its row, or why there is nothing to look for."""
+        if self.record["table_problem"]:
+            self._decide(item, Verdict("error", self.record["table_problem"]))
+        elif ran:
+            self._decide(item, Verdict("pending"), sent_at=self.record["ai_query"]["sent_at"])
+        elif unclocked:
+            self._decide(item, Verdict("error", "the warehouse's clock could not be read after the ai_query "
+                                                "statement: no window to look in"))
+        else:
+            self._decide(item, Verdict("skipped", "the documented ai_query statement did not succeed "
+                                                  "(usage-ai-query-result): there is no request to look for"))
 
     def _tags(self, items: list[UsageItem]) -> None:
         if not items:
@@ -462,6 +476,25 @@ def ai_query_tokens(client: StatementClient, record: dict[str, Any], queries: di
     return {"prompt": prompt, "completion": completion} if found else None
 
 
+def _rows(record: dict[str, Any], client: StatementClient, queries: dict[str, str], kinds: set[str],
+          ) -> tuple[list[dict[str, Any] | None], list[dict[str, Any]]]:
+    """One lookup of what the pending kinds wait for: the request_tags of the run's tagged rows, and the rows of
+    ai_query's window (each empty when no pending case waits for it)."""
+    tag_rows: list[dict[str, Any] | None] = []
+    if "tags" in kinds:
+        rows = client.execute(queries["run_rows"], {"run": record["run_tag"], "since": (_since(record), "TIMESTAMP")})
+        if not rows.succeeded:
+            raise _TableTrouble(rows, record["table"], ())
+        tag_rows = [tags_of(r.get("request_tags")) for r in rows.records()]
+    window_rows: list[dict[str, Any]] = []
+    if "ai_query_captured" in kinds:
+        window = client.execute(queries["window_rows"], {**_window(record), "requester": record["requester"]})
+        if not window.succeeded:
+            raise _TableTrouble(window, record["table"], ("event_time", "requester"))
+        window_rows = window.records()
+    return tag_rows, window_rows
+
+
 def settle(record: dict[str, Any], client: StatementClient, wait_s: float, only: set[str] | None = None,
            sleep: Callable[[float], None] = time.sleep) -> dict[str, Verdict]:
     """Look the pending cases up, polling for at most wait_s; every pending case gets a verdict (still-pending
@@ -476,19 +509,7 @@ def settle(record: dict[str, Any], client: StatementClient, wait_s: float, only:
     pause = 1.0
     while pending:
         try:
-            tag_rows: list[dict[str, Any] | None] = []
-            if any(c["kind"] == "tags" for c in pending.values()):
-                rows = client.execute(queries["run_rows"], {"run": record["run_tag"],
-                                                             "since": (_since(record), "TIMESTAMP")})
-                if not rows.succeeded:
-                    raise _TableTrouble(rows, record["table"], ())
-                tag_rows = [tags_of(r.get("request_tags")) for r in rows.records()]
-            window_rows: list[dict[str, Any]] = []
-            if any(c["kind"] == "ai_query_captured" for c in pending.values()):
-                window = client.execute(queries["window_rows"], {**_window(record), "requester": record["requester"]})
-                if not window.succeeded:
-                    raise _TableTrouble(window, record["table"], ("event_time", "requester"))
-                window_rows = window.records()
+            tag_rows, window_rows = _rows(record, client, queries, {c["kind"] for c in pending.values()})
         except (_TableTrouble, StatementRefused, InfrastructureError) as exc:
             reason = exc.reason if isinstance(exc, _TableTrouble) else (
                 _refusal_text(exc) if isinstance(exc, StatementRefused) else f"infrastructure: {exc}")

@@ -62,8 +62,6 @@ from conformance.statements import StatementClient
 from conformance.usage_tracking import Begin, UsageItem, expand_usage, settle, verdict_of
 
 FULL_MATRIX_ENV = "CONFORMANCE_FULL_MATRIX"
-# environment a run would read a target from: the harness never talks to anything but its own gateway
-TARGET_ENV = ("GATEWAY_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_FILE", REFERENCE_TOKEN_ENV)
 USAGE_WAIT_S = 10.0  # the lookups' polling (--usage-wait): the usage-lag variation's rows come a second late
 Item = CaseItem | UsageItem
 

@@ -232,3 +232,20 @@ def test_allure_outcome_tags_follow_the_record_once(tmp_path):
     assert warned["status"] == "unknown" and [lb["value"] for lb in warned["labels"] if lb["name"] == "tag"] == [
         "warned"]
     assert failed["status"] == "failed" and not [lb for lb in failed["labels"] if lb["name"] == "tag"]
+
+
+def test_diff_into_a_closed_pipe_is_quiet():
+    """`conformance diff A B | head -1`: the reader closes the pipe; no BrokenPipeError traceback, status 141."""
+    import subprocess
+    import sys
+
+    certs = Path(__file__).resolve().parent.parent / "docs" / "certifications"
+    runs = sorted(certs.glob("*/summary.json"))[:2]
+    assert len(runs) == 2
+    proc = subprocess.Popen([sys.executable, "-m", "conformance", "diff", *map(str, runs)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as head does, here before the first line is written (the child is still importing)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

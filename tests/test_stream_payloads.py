@@ -4,6 +4,7 @@ trouble never replaces a verdict."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -33,13 +34,13 @@ def chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, obje
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
-def item(case_id: str, **expect: object) -> CaseItem:
+def item(case_id: str, **expect: object) -> CaseItem[Case]:
     """The case on its first model; `expect` overrides fields of its expectation (on a copy)."""
     case = next(c for c in load_cases() if c.id == case_id)
     first = next(i for i in expand((case,), Target(url="http://x", name="t", token=None)) if i.model)
     if not expect:
         return first
-    copy = Case(raw={**case.raw, "expect": {**case.raw["expect"], **expect}}, source=case.source)
+    copy = dataclasses.replace(case, expect=dataclasses.replace(case.expect, **expect))
     return CaseItem(copy, first.model, first.served_model)
 
 
@@ -81,7 +82,7 @@ def test_a_check_that_raises_is_a_finding_with_the_error(monkeypatch):
     ctx = CheckContext({}, stream(chunk({"content": "x"})), None)
     assert run_check("broken_check", ctx) == ["first", "raised KeyError: 'choices'"], "what it found first is kept"
     answer = stream(chunk({"role": "assistant", "content": "x"}, "stop"))
-    found = evaluate(item("chat-stream-system-and-user", checks=["broken_check"]), answer)
+    found = evaluate(item("chat-stream-system-and-user", checks=("broken_check",)), answer)
     assert [f.text() for f in found] == [
         "[broken_check] first", "[broken_check] raised KeyError: 'choices'"]
 

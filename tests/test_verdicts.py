@@ -106,7 +106,7 @@ def test_an_unstated_rejection_answered_200_warns_and_a_stated_one_fails():
 
 def test_a_case_overrides_a_rule_s_strength_for_itself():
     stream = next(c for c in load_cases() if c.id == "anthropic-stream-multi-turn")
-    assert stream.check_strengths["schema"]["strength"] == "should"  # the spec shows no Anthropic stream
+    assert stream.check_strengths["schema"].strength == "should"  # the spec shows no Anthropic stream
     plain = next(c for c in load_cases() if c.id == "anthropic-multi-turn")
     from conformance.findings import strength_of
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +26,7 @@ from conformance.gateway.common import (
     words_of,
 )
 from conformance.gateway.framing import SSEWriter
+from conformance.gateway.mutators import mutate
 from conformance.gateway.reasoning import reasoning_content, reasoning_plan, validate_reasoning_history
 from conformance.gateway.vision import validate_images
 
@@ -90,87 +90,71 @@ class ChatAnswer:
     def finish_reason(self) -> str | None:
         if self.state.on("finish-reason-null"):  # the variation: not reported, as 001's example response shows
             return None
-        if self.truncated:
-            return "stop" if self.state.on("finish-reason-stop-when-truncated") else "length"
-        return "stop"
+        return "length" if self.truncated else "stop"
 
     def usage(self) -> dict[str, int]:
-        total = self.prompt_tokens + self.completion_tokens + (1 if self.state.on("usage-sum-wrong") else 0)
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": total}
+                "total_tokens": self.prompt_tokens + self.completion_tokens}
 
     def completion(self) -> dict[str, Any]:
-        on = self.state.on
-        text = "" if on("empty-content") else " ".join(self.words)
-        message: dict[str, Any] = {"role": "model" if on("role-not-assistant") else "assistant",
+        text = " ".join(self.words)
+        message: dict[str, Any] = {"role": "assistant",
                                    "content": reasoning_content(self.request, self.thought, text,
                                                                 keep_empty_text=self.keep_empty_text)
                                    if self.reasoning else text}
-        if not self.reasoning and on("drift-content-blocks"):  # conformant (001 Reasoning: typed blocks)
-            message["content"] = [{"type": "text", "text": message["content"]}]
         message.update(extra(self.request, {"refusal": None, "annotations": None, "tool_calls": None}))
-        choice = {"index": 1 if on("choice-index-wrong") else 0, "message": message,
-                  "finish_reason": self.finish_reason()}
+        choice = {"index": 0, "message": message, "finish_reason": self.finish_reason()}
         choice.update(extra(self.request, {"logprobs": None}))
         body: dict[str, Any] = {
             "id": self.id,
-            "object": "chat.completions" if on("wrong-object-name") else "chat.completion",
+            "object": "chat.completion",
             "created": self.created,
             "model": self.model_name,
             "choices": [choice],
+            "usage": self.usage(),
         }
-        if not on("usage-missing"):
-            body["usage"] = self.usage()
-        if on("drift-new-field"):
-            body["x_route"] = {"endpoint": "primary"}
         body.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default",
                                           "x_gateway": {"route": "chat"}}))
-        return body
+        return mutate(self.request, "chat.completion", body)
 
-    def chunks(self) -> Iterator[dict[str, Any]]:
+    def chunks(self) -> list[dict[str, Any]]:
         on = self.state.on
-        kind = "chat.completion" if on("wrong-chunk-object") else "chat.completion.chunk"
-        envelope: dict[str, Any] = {"object": kind, "created": self.created, "model": self.model_name}
+        envelope: dict[str, Any] = {"object": "chat.completion.chunk", "created": self.created,
+                                    "model": self.model_name}
+        chunks: list[dict[str, Any]] = []
         if on("extra-stream-events"):  # a first chunk without choices, as Azure OpenAI sends its filter results
-            yield {"id": self.id, **envelope, "choices": [], "prompt_filter_results": []}
+            chunks.append({"id": self.id, **envelope, "choices": [], "prompt_filter_results": []})
         pieces = [""] + [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
         last = len(pieces)  # index of the closing chunk
         for i, piece in enumerate([*pieces, None]):
             delta: dict[str, Any] = {}
-            if i == 0 and not on("stream-no-role"):
+            if i == 0:
                 delta["role"] = "assistant"
             elif on("delta-nulls"):  # the variation: every field on every delta, null where it has no value
                 delta["role"] = None
             if piece is not None:
-                delta["content"] = "" if on("stream-empty-deltas") else piece
+                delta["content"] = piece
             elif on("delta-nulls"):
                 delta["content"] = None
             if on("delta-nulls"):
                 delta.update({"refusal": None, "tool_calls": None, "function_call": None})
             delta.update(extra(self.request, {"x_delta": {}}))
-            finish = self.finish_reason() if i == last else None
-            if on("stream-finish-reason-every-chunk"):
-                finish = self.finish_reason()
-            chunk_id = self.id if not on("stream-id-changes") or self.id is None else f"{self.id}-{i}"
-            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+            choice: dict[str, Any] = {"index": 0, "delta": delta,
+                                      "finish_reason": self.finish_reason() if i == last else None}
             choice.update(extra(self.request, {"logprobs": None}))
-            chunk: dict[str, Any] = {"id": chunk_id, **envelope, "choices": [choice]}
+            chunk: dict[str, Any] = {"id": self.id, **envelope, "choices": [choice]}
             if on("usage-chunk"):
                 chunk["usage"] = None  # as OpenAI's include_usage sends every chunk before the usage chunk
             chunk.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default"}))
-            yield chunk
+            chunks.append(chunk)
         if on("usage-chunk"):
-            yield {"id": self.id, **envelope, "choices": [], "usage": self.usage()}
+            chunks.append({"id": self.id, **envelope, "choices": [], "usage": self.usage()})
+        return mutate(self.request, "chat.chunks", chunks)
 
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
-        for i, chunk in enumerate(self.chunks()):
-            if i == 2 and self.state.on("stream-event-not-json"):  # one chunk cut short, as a broken proxy sends
-                text = json.dumps(chunk)
-                yield writer.event(text[: len(text) // 2])
-            yield writer.event(chunk)
-        if not self.state.on("stream-no-done"):
-            yield writer.event("[DONE]")
+        for event in mutate(self.request, "chat.events", [*self.chunks(), "[DONE]"]):
+            yield writer.event(event)
 
 
 def chat_response(request: Request, body: dict[str, Any], model_name: str, model: Model | None = None) -> Response:
@@ -185,9 +169,7 @@ def chat_response(request: Request, body: dict[str, Any], model_name: str, model
         reasoning = reasoning_plan(request, model, body)
     answer = ChatAnswer(request, body, model_name, reasoning, model)
     if body.get("stream"):
-        if state_of(request).on("stream-not-sse"):
-            return JSONResponse(answer.completion())
-        return StreamingResponse(answer.sse(), media_type="text/event-stream")
+        return mutate(request, "chat.stream", StreamingResponse(answer.sse(), media_type="text/event-stream"), answer)
     return JSONResponse(answer.completion())
 
 

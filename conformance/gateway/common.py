@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from conformance.catalog import Model, load_catalog
+from conformance.gateway.mutators import mutate
 
 WORDS = (
     "a mixture of experts model routes each token to a few specialised expert networks so the model "
@@ -156,7 +157,7 @@ def error_response(request: Request, exc: ApiError) -> Response:
         exc = ApiError(413 if exc.too_large else 422, exc.code, exc.message)
     if state.on("echo-credentials"):
         exc = ApiError(exc.status, exc.code, f"{exc.message} (received {request.headers.get('authorization')})")
-    response = _error_response(request, state, exc)
+    response = mutate(request, "error.response", _error_response(request, exc), exc)
     if state.on("extra-fields") and response.media_type == "application/json":
         body = json.loads(response.body)
         body.update({"request_id": "req_reference", "x_gateway": {"route": request.url.path}})
@@ -166,17 +167,8 @@ def error_response(request: Request, exc: ApiError) -> Response:
     return response
 
 
-def _error_response(request: Request, state: GatewayState, exc: ApiError) -> Response:
-    if state.on("error-body-not-json"):
-        return Response(f"<html><body>{exc.status} error</body></html>", exc.status, media_type="text/html")
-    if state.on("error-body-unstructured"):
-        return JSONResponse({"detail": exc.message}, exc.status)
-    if state.on("auth-error-leaks-output") and exc.status == 401:
-        return JSONResponse(
-            {"error_code": exc.code, "message": exc.message,
-             "choices": [{"index": 0, "message": {"role": "assistant", "content": "leaked"}}]},
-            exc.status,
-        )
+def _error_response(request: Request, exc: ApiError) -> Response:
+    state = state_of(request)
     native = native_error(request, exc)
     if native is not None and not state.on("native-databricks-error-form"):
         return JSONResponse(native, exc.status)

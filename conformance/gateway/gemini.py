@@ -29,6 +29,7 @@ from conformance.gateway.common import (
     words_of,
 )
 from conformance.gateway.framing import SSEWriter
+from conformance.gateway.mutators import mutate
 
 VERSIONS = ("v1beta", "v1")
 ACTIONS = ("generateContent", "streamGenerateContent")
@@ -86,55 +87,53 @@ class GeminiAnswer:
         self.id = response_id(request, "", [model_name, contents], nullable=True)
 
     def finish_reason(self) -> str:
-        if self.on("gemini-finish-reason-invalid"):
-            return "COMPLETE"
-        if self.truncated and not self.on("gemini-finish-stop-when-truncated"):
-            return "MAX_TOKENS"
-        return "STOP"
+        return "MAX_TOKENS" if self.truncated else "STOP"
 
     def usage(self, candidates: int) -> dict[str, Any]:
-        total = self.prompt_tokens + candidates + (1 if self.on("gemini-usage-total-wrong") else 0)
-        usage = {"promptTokenCount": self.prompt_tokens, "candidatesTokenCount": candidates, "totalTokenCount": total}
+        usage = {"promptTokenCount": self.prompt_tokens, "candidatesTokenCount": candidates,
+                 "totalTokenCount": self.prompt_tokens + candidates}
         details = [{"modality": "TEXT", "tokenCount": self.prompt_tokens}]
         usage.update(extra(self.request, {"promptTokensDetails": details}))
-        return usage
+        return mutate(self.request, "gemini.usage", usage)
 
     def response(self, text: str, finish: bool, candidates_so_far: int, usage: bool) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"parts": [{"text": text, **extra(self.request, {"x_part": {}})}],
-                                                 "role": "user" if self.on("gemini-role-user") else "model"},
+                                                 "role": "model"},
                                      "index": 0}
         if finish:
             candidate["finishReason"] = self.finish_reason()
         candidate.update(extra(self.request, {"avgLogprobs": -0.1, "safetyRatings": []}))
         out: dict[str, Any] = {"candidates": [candidate]}
-        if usage and not self.on("gemini-usage-missing"):
+        if usage:
             out["usageMetadata"] = self.usage(candidates_so_far)
         out["modelVersion"] = self.model_name
         out.update(extra(self.request, {"createTime": "2025-01-01T00:00:00Z"}))
         if self.id is not None:
             out["responseId"] = self.id
-        return out
+        return mutate(self.request, "gemini.response", out)
 
     def whole(self) -> dict[str, Any]:
         return self.response(" ".join(self.words), True, len(self.words), True)
 
-    def chunks(self) -> Iterator[dict[str, Any]]:
+    def chunk(self, text: str, sent: int, final: bool) -> dict[str, Any]:
+        """One event of the stream: `sent` words so far; the final one carries finishReason and usage (the
+        variations: usage on every event, or in an event of its own after the last)."""
+        usage = (final or self.on("gemini-usage-every-chunk")) and not self.on("gemini-usage-chunk")
+        return self.response(text, final, sent, usage)
+
+    def chunks(self) -> list[dict[str, Any]]:
         pieces = [self.words[i:i + WORDS_PER_CHUNK] for i in range(0, len(self.words), WORDS_PER_CHUNK)] or [[]]
-        early = len(pieces) > 1 and self.on("gemini-stream-finish-early")  # one event: nothing comes early
-        every = self.on("gemini-usage-every-chunk")
-        usage_apart = self.on("gemini-usage-chunk")  # the variation: usage in a last event of its own
+        chunks = []
         sent = 0
         for n, piece in enumerate(pieces):
             sent += len(piece)
-            final = n == len(pieces) - 1
-            marked = (n == 0) if early else final
-            text = ("" if n == 0 else " ") + " ".join(piece)
-            yield self.response(text, marked, sent, (marked or every) and not usage_apart)
-        if usage_apart:
+            chunks.append(self.chunk(("" if n == 0 else " ") + " ".join(piece), sent, n == len(pieces) - 1))
+        if self.on("gemini-usage-chunk"):  # the variation: usage in a last event of its own
             last: dict[str, Any] = {"usageMetadata": self.usage(sent), "modelVersion": self.model_name}
             if self.id is not None:
                 last["responseId"] = self.id
-            yield last
+            chunks.append(last)
+        return mutate(self.request, "gemini.chunks", chunks, self)
 
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
@@ -156,9 +155,10 @@ async def generate(request: Request) -> Response:
     max_output = await validate(request, model, body)
     answer = GeminiAnswer(request, body, name, max_output)
     if action == "streamGenerateContent":
-        if request.query_params.get("alt") == "sse" and not state_of(request).on("gemini-stream-not-sse"):
-            return StreamingResponse(answer.sse(), media_type="text/event-stream")
-        return JSONResponse(list(answer.chunks()))  # without alt=sse Google streams one JSON array
+        if request.query_params.get("alt") == "sse":
+            return mutate(request, "gemini.stream", StreamingResponse(answer.sse(), media_type="text/event-stream"),
+                          answer)
+        return JSONResponse(answer.chunks())  # without alt=sse Google streams one JSON array
     return JSONResponse(answer.whole())
 
 

@@ -19,6 +19,11 @@ from conformance.gateway.common import GatewayState
 from conformance.gateway.faults import FaultConfig
 
 ANNOUNCE = "conformance reference gateway listening on "
+# How long an idle keep-alive connection stays open. uvicorn's default, 5 s, is shorter than the pools of the
+# gateways certified against the reference gateway as their upstream keep a connection (aiohttp 15 s, LiteLLM
+# 120 s): a request sent on a connection the server is closing fails as a connection error, at random, under
+# load. A workspace's load balancer keeps them for minutes; so does the reference gateway.
+KEEP_ALIVE_S = 600
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -37,7 +42,8 @@ def bind(host: str, port: int) -> socket.socket:
 def _server(state: GatewayState, faults: FaultConfig | None = None) -> uvicorn.Server:
     # injected transport faults are meant to happen: do not print a traceback for each
     level = "critical" if faults and faults.fault_rate else "warning"
-    config = uvicorn.Config(create_app(state, faults), log_level=level, access_log=False, lifespan="off")
+    config = uvicorn.Config(create_app(state, faults), log_level=level, access_log=False, lifespan="off",
+                            timeout_keep_alive=KEEP_ALIVE_S)
     return uvicorn.Server(config)
 
 

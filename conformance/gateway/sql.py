@@ -38,6 +38,7 @@ from starlette.routing import Route
 from conformance.catalog import DEFAULT_CHAT_MODEL, load_catalog
 from conformance.config import REFERENCE_WAREHOUSE_ID
 from conformance.gateway.common import ApiError, GatewayState, authenticate, read_json, state_of
+from conformance.gateway.mutators import mutate
 from conformance.gateway.usage_log import (
     AI_QUERY_HEADER,
     REQUESTER,
@@ -321,7 +322,7 @@ def row_of(event: UsageEvent, state: GatewayState) -> tuple[Any, ...]:
         endpoint = next((g for g in found.groups() if g), None) if found else None
     api_type = "ai_query" if event.ai_query else event.path.removeprefix("/ai-gateway/").lstrip("/")
     prompt, completion = tokens if tokens else (None, None)
-    total = prompt + completion if tokens else None
+    total = sum(tokens) if tokens else None
     return (event.request_id, event_time_of(state, event).replace(tzinfo=None), event.requester, endpoint, api_type,
             event.status, recorded_tags(state, event.request_tags), prompt, completion, total)
 
@@ -369,9 +370,7 @@ async def execute_statement(request: Request) -> Response:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", error["message"])  # refused as a request, not a statement
     if state_of(request).on("statements-pending-first"):
         return JSONResponse({"statement_id": answer["statement_id"], "status": {"state": "PENDING"}})
-    if state_of(request).on("statements-no-statement-id"):  # a final answer without its id: out of the API's form
-        answer = {k: v for k, v in answer.items() if k != "statement_id"}
-    return JSONResponse(answer)
+    return JSONResponse(mutate(request, "sql.statement", answer))
 
 
 async def get_statement(request: Request) -> Response:

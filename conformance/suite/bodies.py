@@ -14,6 +14,7 @@ import pytest
 
 from conformance import cases as case_data
 from conformance import evidence
+from conformance.casemodel import Case, ClientCase
 from conformance.client import Exchange
 from conformance.evaluate import evaluate_client, evaluate_steps
 from conformance.findings import Finding, outcome_of
@@ -30,7 +31,7 @@ def shape_check(snapshot: Any, request: pytest.FixtureRequest) -> ShapeCheck:
     return ShapeCheck(snapshot, bool(request.config.option.update_snapshots), request.node)
 
 
-def run_case(case_item: case_data.CaseItem, exchange: Exchange, request: pytest.FixtureRequest,
+def run_case(case_item: case_data.CaseItem[Case], exchange: Exchange, request: pytest.FixtureRequest,
              shape_check: ShapeCheck | None = None) -> None:
     """Label and keep the evidence first (whatever happens while judging, the answer is in the report), evaluate,
     compare the shape, conclude."""
@@ -53,7 +54,7 @@ def conclude(request: pytest.FixtureRequest, findings: list[Finding]) -> None:
         pytest.fail("\n".join(f.text() for f in findings), pytrace=False)
 
 
-def run_client_case(client_item: case_data.CaseItem, client_result: Performed,
+def run_client_case(client_item: case_data.CaseItem[ClientCase], client_result: Performed,
                     request: pytest.FixtureRequest) -> None:
     evidence.label(client_item)
     findings = evaluate_client(client_item, client_result)
