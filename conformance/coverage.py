@@ -94,11 +94,13 @@ def _sections_of(folder: Path | None) -> dict[str, list[Section]]:
 
 
 def all_cases() -> list[Any]:
-    """Every case that points at the spec: the HTTP cases and the official clients' examples."""
+    """Every case that points at the spec: the HTTP cases, the official clients' examples and the usage profile's
+    cases (which read the usage system table and ai_query's results, not an HTTP answer)."""
     from conformance.cases import load_cases
     from conformance.clientcases import load_client_cases
+    from conformance.usage_tracking import load_usage_cases
 
-    return [*load_cases(), *load_client_cases()]
+    return [*load_cases(), *load_client_cases(), *load_usage_cases()]
 
 
 def spec_of(case: Any, key: str) -> Any:
@@ -123,11 +125,17 @@ def _normal(text: str) -> str:
     return re.sub(r"\s+", "", text).lower()
 
 
-def profile_cases(cases: list[Any], quote: str) -> list[str]:
-    """The cases whose spec quote is (a fragment of) the statement, or holds it."""
+def profile_cases(cases: list[Any], quote: str, profile: str) -> list[str]:
+    """The cases of a profile (by the profile of their features) whose spec quote is (a fragment of) the
+    statement, or holds it."""
+    from conformance.config import features
+
+    known = features()
     statement = _normal(quote)
     ids = []
     for case in cases:
+        if not any(known.get(f, {}).get("profile") == profile for f in case.features):
+            continue
         fragments = [_normal(f) for f in (spec_of(case, "quote") or "").split("...") if len(f.strip()) >= 3]
         if any(f in statement or statement in f for f in fragments):
             ids.append(case.id)
@@ -155,7 +163,8 @@ def coverage(folder: Path | None) -> dict[str, Any]:
         for section in sections.get(entry["doc"], []):
             if section.title == entry["title"]:
                 section.scope = entry
-    statements = [{**entry, "cases": profile_cases(cases, entry["quote"]) if entry["kind"] == "profile" else []}
+    statements = [{**entry, "cases": profile_cases(cases, entry["quote"], entry["profile"])
+                                           if entry["kind"] == "profile" else []}
                   for entry in data["statements"]]
     return {"sections": sections, "duplicates": dict(data["duplicates"]), "statements": statements,
             "ours": sorted(set(ours)), "unplaced": sorted(set(unplaced))}

@@ -51,12 +51,23 @@ def test_statements_are_matched_to_the_profile_cases_that_quote_them():
         quote = "Requests made through ai_query ... are captured in the usage tracking system table"
 
     class Case:
-        id, spec = "usage-ai-query-captured", Spec()
+        id, spec, features = "usage-ai-query-captured", Spec(), ("usage.ai_query",)
+
+    class HttpCase:
+        id, spec, features = "chat-quoting-it", Spec(), ("chat_completions",)
 
     statement = ("Requests made through ai_query to Azure Databricks-provided model services are captured in the "
                  "usage tracking system table (system.ai_gateway.usage).")
-    assert profile_cases([Case()], statement) == ["usage-ai-query-captured"]
-    assert profile_cases([Case()], "These requests also appear in the built-in usage dashboard.") == []
+    assert profile_cases([Case(), HttpCase()], statement, "usage") == ["usage-ai-query-captured"]
+    assert profile_cases([Case()], "These requests also appear in the built-in usage dashboard.", "usage") == []
+
+
+def test_the_usage_profile_checks_the_usage_statements(result):
+    by_quote = {entry["quote"][:30]: entry for entry in result["statements"]}
+    assert by_quote["Request tags are logged to the "]["cases"]
+    assert by_quote["Requests made through ai_query "]["cases"] == ["usage-ai-query-captured"]
+    ai_query = next(s for s in result["sections"]["003"] if s.title == "Query model services with ai_query")
+    assert "usage-ai-query-result" in ai_query.cases
 
 
 def test_the_coverage_data_names_real_headings_and_quotes():
