@@ -64,8 +64,8 @@ def test_statements_are_matched_to_the_profile_cases_that_quote_them():
 
 def test_the_usage_profile_checks_the_usage_statements(result):
     by_quote = {entry["quote"][:30]: entry for entry in result["statements"]}
-    assert by_quote["Request tags are logged to the "]["cases"]
-    assert by_quote["Requests made through ai_query "]["cases"] == ["usage-ai-query-captured"]
+    assert by_quote["Request tags are logged to the"]["cases"]
+    assert by_quote["Requests made through ai_query"]["cases"] == ["usage-ai-query-captured"]
     ai_query = next(s for s in result["sections"]["003"] if s.title == "Query model services with ai_query")
     assert "usage-ai-query-result" in ai_query.cases
 
