@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from conformance.gateway.common import REQUEST_TAGS_HEADER, GatewayState
+from conformance.gateway.common import AI_QUERY_HEADER, REQUEST_TAGS_HEADER, GatewayState
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 MODEL_SERVICE_PREFIXES = ("/ai-gateway/", "/serving-endpoints/")
-AI_QUERY_HEADER = "x-conformance-ai-query"  # marks the chat requests the warehouse's ai_query makes (sql.py)
 REQUESTER = "conformance@reference.invalid"  # the identity behind the reference gateway's one token
 BODY_CAP = 4 << 20  # answers longer than this are logged without token counts
 LAG_S = 1.0  # the usage-lag variation: rows become visible this long after the request
