@@ -253,8 +253,13 @@ def _check_references(case: dict[str, Any], where: str, known_checks: set[str]) 
     if "route" not in surfaces().get(route, {}):
         raise BadInput(f"{where}: surface {route!r} has no route; name one with `route:`")
     steps = [*case.get("steps", []), case]
+    nonce = "{nonce}" in repr(case.get("request", {}).get("body"))
+    if nonce != ("concurrent" in case) or ("concurrent" in case and "steps" in case):
+        raise BadInput(f"{where}: a concurrent case has one request, with {{nonce}} in its body (and only it)")
     for index, step in enumerate(steps):
         request = step.get("request", {})
+        if "route" in request and "route" not in surfaces().get(request["route"], {}):
+            raise BadInput(f"{where}: step route {request['route']!r} is not a surface with a route")
         if ("body" in request) == ("raw_body" in request):
             raise BadInput(f"{where}: a request has exactly one of body and raw_body")
         for name in step["expect"].get("checks", []):

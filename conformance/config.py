@@ -51,6 +51,7 @@ class TargetOptions:
     timeout: float = 60.0
     name_form: str | None = None
     max_body_bytes: int | None = None  # None: bounds.DEFAULT_MAX_BODY_BYTES
+    concurrency: int = 8  # --concurrency: requests in flight at once (a concurrent case sends that many)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Target:
     timeout: float = 60.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # decoded bytes of one answer (conformance/bounds.py)
     reference: bool = False  # the suite started its own reference gateway for this run
+    concurrency: int = 8  # --concurrency: how many requests a concurrent case sends at once (concurrency.py)
 
     def claims(self, feature: str) -> bool:
         if feature in self.unsupported_features:
@@ -217,4 +219,5 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
         timeout=float(opts.timeout),
         max_body_bytes=opts.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         reference=url is None,
+        concurrency=opts.concurrency,
     )

@@ -97,6 +97,7 @@ def _options(config: pytest.Config) -> TargetOptions:
         timeout=config.getoption("gateway_timeout"),
         name_form=config.getoption("gateway_name_form"),
         max_body_bytes=config.getoption("gateway_max_body_bytes"),
+        concurrency=config.getoption("gateway_concurrency"),
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance import cases as case_data
+from conformance import concurrency
 from conformance.bounds import Bound, Limits
 from conformance.client import NOT_IMPLEMENTED, TRANSIENT_STATUS, Exchange, GatewayClient, RetryPolicy
 from conformance.config import Target
@@ -71,6 +72,8 @@ class Runtime:
         if not self.target.token and any(s.request.get("auth") in ("bearer", "basic") for s in case.steps):
             # a local target run without a token (allowed) cannot show how a credential is sent
             return Performed(skip="the run has no token, and this case sends one")
+        if concurrency.is_concurrent(case):  # the same request N times at once (conformance/concurrency.py)
+            return concurrency.perform(self, item, route)
         sent: list[Exchange] = []
         unsent = None
         for step in case.steps:  # one step, or the earlier steps of a multi-step case and then its own
@@ -80,8 +83,11 @@ class Runtime:
             except case_data.Unresolved as exc:
                 unsent = str(exc)  # the earlier answer is wrong: judged (and failed) in the call phase
                 break
+            step_route = self.target.route(req["route"]) if "route" in req else route  # a step on another route
+            if step_route is None:
+                return Performed(skip=f"target has no route for {req['route']}")
             try:
-                result = self.client.send(route, model=item.served_model, body=body, raw_body=req.get("raw_body"),
+                result = self.client.send(step_route, model=item.served_model, body=body, raw_body=req.get("raw_body"),
                                           headers=req.get("headers"), auth=req.get("auth", "default"),
                                           stream=step.stream, retry_server_errors=not step.negative)
             except InfrastructureError as exc:
