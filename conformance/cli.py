@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deviation", action="append", default=[], metavar="NAME",
                      help="reference gateway only: turn on a switch (see `conformance serve --list-deviations`)")
     run.add_argument("--retries", type=int, default=5, help="attempts per request for transient answers (default 5)")
+    run.add_argument("--stream-delay", type=float, default=0.0, metavar="S",
+                     help="reference gateway only: stream at S seconds per token, as a model does (default 0: at "
+                          "once), so the incremental-stream cases have something to measure")
     run.add_argument("--snapshot-update", action="store_true",
                      help="record the shape snapshots of this target as its new baseline")
     run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: snapshots/)")
@@ -119,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--faults", type=float, default=0.0, metavar="F",
                        help="fraction of requests answered with a 503, a reset or a cut stream")
     serve.add_argument("--seed", type=int, default=0, help="seed of the fault choice (deterministic runs)")
+    serve.add_argument("--stream-delay", type=float, default=0.0, metavar="S",
+                       help="seconds per token between the events of every stream, as a model generates them "
+                            "(default 0: as fast as possible)")
     serve.add_argument("--token-env", metavar="NAME", default=REFERENCE_TOKEN_ENV,
                        help=f"environment variable with the token to accept (default {REFERENCE_TOKEN_ENV}; "
                             f"unset: the development token {DEV_TOKEN!r})")
@@ -162,6 +168,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise BadInput(f"--port must be 0..65535, not {args.port}")
     if args.latency < 0 or not 0 <= args.faults <= 1 or (args.rate_limit is not None and args.rate_limit <= 0):
         raise BadInput("--latency must be >= 0, --faults within 0..1, --rate-limit > 0")
+    if not 0 <= args.stream_delay <= 10:
+        raise BadInput("--stream-delay must be within 0..10 seconds per token")
     from conformance.gateway.faults import FaultConfig
 
     faults = FaultConfig(args.latency, args.rate_limit, args.faults, args.seed)
@@ -176,7 +184,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
-        state = GatewayState(token=token, switches=switches, self_test=args.self_test)
+        state = GatewayState(token=token, switches=switches, self_test=args.self_test,
+                             stream_delay_s=args.stream_delay)
         serve(state, args.host, args.port, announce, faults)
     return 0
 
@@ -210,6 +219,8 @@ def pytest_arguments(args: argparse.Namespace, run_dir: Path) -> list[str]:
     out += ["--gateway-max-consecutive-errors", str(args.max_consecutive_errors)]
     for name in args.deviation:
         out += ["--gateway-deviation", name]
+    if args.stream_delay:
+        out += ["--gateway-stream-delay", str(args.stream_delay)]
     if args.snapshot_update:
         out.append("--snapshot-update")
     if args.snapshots:
@@ -244,6 +255,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     behaviours.check_names(args.deviation)
     if args.deviation and not target.reference:
         raise BadInput("--deviation applies to the reference gateway only (no --url)")
+    if args.stream_delay and (not target.reference or not 0 < args.stream_delay <= 10):
+        raise BadInput("--stream-delay applies to the reference gateway only (no --url), within 0..10 s per token")
     run_dir = new_run_dir(Path(args.reports))
     code = pytest.main(pytest_arguments(args, run_dir))
     summary_path = run_dir / "summary.json"

@@ -10,13 +10,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.gateway.common import (
+    STREAM_USAGE_SKEW,
     ApiError,
     answer_words,
     authenticate,
+    cached_part,
     digest_id,
     extra,
     positive_int,
@@ -27,7 +29,7 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
-from conformance.gateway.framing import SSEWriter
+from conformance.gateway.framing import SSEWriter, stream_response
 from conformance.gateway.vision import from_anthropic, validate_images
 
 MIN_BUDGET_TOKENS = 1024  # Anthropic's lower bound for thinking.budget_tokens
@@ -128,8 +130,23 @@ class MessageAnswer:
             if self.on("anthropic-content-string") else blocks
         return self.envelope(content, self.stop_reason(), self.usage())
 
+    def start_usage(self) -> dict[str, Any]:
+        """message_start's usage: the input tokens (Anthropic reports them there), output 1 so far. Under the
+        anthropic-message-start-usage-zero deviation both are 0; stream-usage-differs counts the input 3 off;
+        usage-cached-tokens reports half the input as read from the prompt cache (input_tokens excludes it)."""
+        usage = self.usage(output_tokens=1)
+        if self.on("anthropic-message-start-usage-zero"):
+            usage.update(input_tokens=0, output_tokens=0)
+        elif self.on("stream-usage-differs"):
+            usage["input_tokens"] += STREAM_USAGE_SKEW
+        if self.on("usage-cached-tokens"):
+            cached = cached_part(usage["input_tokens"])
+            usage.update(input_tokens=usage["input_tokens"] - cached, cache_creation_input_tokens=0,
+                         cache_read_input_tokens=cached)
+        return usage
+
     def events(self) -> Iterator[dict[str, Any]]:
-        start = self.envelope([], None, self.usage(output_tokens=1))
+        start = self.envelope([], None, self.start_usage())
         yield {"type": "message_start", "message": start}
         yield {"type": "ping"}
         if self.on("extra-stream-events"):  # "we may add new event types": a client must pass over unknown ones
@@ -172,7 +189,9 @@ class MessageAnswer:
             for key in ("content_block", "delta"):
                 if isinstance(payload.get(key), dict):
                     payload[key].update(extra(self.request, {"x_gateway": None}))
-            yield writer.event(payload, payload["type"])
+            delta = payload.get("delta") if payload["type"] == "content_block_delta" else None
+            text = delta.get("text") or delta.get("thinking") if isinstance(delta, dict) else None
+            yield writer.event(payload, payload["type"], tokens=len(text.split()) if isinstance(text, str) else 0)
 
 
 async def messages(request: Request) -> Response:
@@ -193,7 +212,7 @@ async def messages(request: Request) -> Response:
     validate_images(request, model, from_anthropic(body["messages"]))
     answer = MessageAnswer(request, body, name, max_tokens)
     if body.get("stream"):
-        return StreamingResponse(answer.sse(), media_type="text/event-stream")
+        return stream_response(request, answer.sse())
     return JSONResponse(answer.message())
 
 

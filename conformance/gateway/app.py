@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from conformance.gateway import anthropic, chat, embeddings, gemini, invocations, responses
 from conformance.gateway.common import ApiError, GatewayState, error_response
+from conformance.gateway.crossing import ConcurrentAnswers
 from conformance.gateway.faults import FaultConfig, FaultInjector
 from conformance.gateway.framing import TransportVariations
 
@@ -30,7 +31,8 @@ def create_app(state: GatewayState, faults: FaultConfig | None = None) -> Any:
     routes = [route for module in SURFACE_MODULES for route in module.routes()]
     app = Starlette(routes=routes, exception_handlers={ApiError: on_api_error, HTTPException: on_http_error})
     app.state.gateway = state
-    served = FaultInjector(TransportVariations(app, state), faults or FaultConfig())
+    # concurrent answers are mixed up (deviations) before the transport variations compress or split them
+    served = FaultInjector(TransportVariations(ConcurrentAnswers(app, state), state), faults or FaultConfig())
     if state.self_test:  # the self-tests' switch control (gateway/selftest.py); never on a gateway a run starts
         from conformance.gateway.selftest import SelfTestControl
 

@@ -7,15 +7,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.catalog import Model
 from conformance.gateway import media
 from conformance.gateway.common import (
+    STREAM_USAGE_SKEW,
     ApiError,
     answer_words,
     authenticate,
+    cached_part,
     created,
     extra,
     positive_int,
@@ -26,11 +28,13 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
-from conformance.gateway.framing import SSEWriter
+from conformance.gateway.framing import SSEWriter, stream_response
 from conformance.gateway.reasoning import reasoning_content, reasoning_plan, validate_reasoning_history
 from conformance.gateway.vision import validate_images
 
 ROLES = {"system", "user", "assistant", "developer", "tool"}
+ROLE_FIRST_WAIT_S = 0.2  # stream-role-chunk-first: the model's time to first token after the role chunk
+ROLE_FIRST_PACE_S = 0.01  # ... and its pace after it
 
 
 def validate_messages(messages: Any) -> None:
@@ -86,6 +90,8 @@ class ChatAnswer:
                                     and model.family == "gpt-oss")
         self.id = response_id(request, "chatcmpl-", [model_name, messages], nullable=True)
         self.created = created(request)
+        options = body.get("stream_options")
+        self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
 
     def finish_reason(self) -> str | None:
         if self.state.on("finish-reason-null"):  # the variation: not reported, as 001's example response shows
@@ -94,10 +100,17 @@ class ChatAnswer:
             return "stop" if self.state.on("finish-reason-stop-when-truncated") else "length"
         return "stop"
 
-    def usage(self) -> dict[str, int]:
-        total = self.prompt_tokens + self.completion_tokens + (1 if self.state.on("usage-sum-wrong") else 0)
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": total}
+    def usage(self, streamed: bool = False) -> dict[str, Any]:
+        """The answer's usage; a stream's (its usage chunk) may count the prompt differently under the
+        stream-usage-differs deviation, or report part of it as cached (usage-cached-tokens: prompt_tokens
+        still counts them, as OpenAI's does)."""
+        prompt = self.prompt_tokens + (STREAM_USAGE_SKEW if streamed and self.state.on("stream-usage-differs") else 0)
+        total = prompt + self.completion_tokens + (1 if self.state.on("usage-sum-wrong") else 0)
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": self.completion_tokens,
+                                 "total_tokens": total}
+        if streamed and self.state.on("usage-cached-tokens"):
+            usage["prompt_tokens_details"] = {"cached_tokens": cached_part(prompt)}
+        return usage
 
     def completion(self) -> dict[str, Any]:
         on = self.state.on
@@ -133,6 +146,10 @@ class ChatAnswer:
         envelope: dict[str, Any] = {"object": kind, "created": self.created, "model": self.model_name}
         if on("extra-stream-events"):  # a first chunk without choices, as Azure OpenAI sends its filter results
             yield {"id": self.id, **envelope, "choices": [], "prompt_filter_results": []}
+        # stream_options.include_usage (what OpenAI-compatible clients ask for), or the usage-chunk variation:
+        # usage null on every chunk, then a usage-only chunk before [DONE]
+        usage_chunk = on("usage-chunk") or self.include_usage
+        role_only = on("stream-role-chunk-first")  # the variation: a first chunk without a content key
         pieces = [""] + [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
         last = len(pieces)  # index of the closing chunk
         for i, piece in enumerate([*pieces, None]):
@@ -141,7 +158,7 @@ class ChatAnswer:
                 delta["role"] = "assistant"
             elif on("delta-nulls"):  # the variation: every field on every delta, null where it has no value
                 delta["role"] = None
-            if piece is not None:
+            if piece is not None and not (i == 0 and role_only):
                 delta["content"] = "" if on("stream-empty-deltas") else piece
             elif on("delta-nulls"):
                 delta["content"] = None
@@ -155,20 +172,23 @@ class ChatAnswer:
             choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
             choice.update(extra(self.request, {"logprobs": None}))
             chunk: dict[str, Any] = {"id": chunk_id, **envelope, "choices": [choice]}
-            if on("usage-chunk"):
+            if usage_chunk:
                 chunk["usage"] = None  # as OpenAI's include_usage sends every chunk before the usage chunk
             chunk.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default"}))
             yield chunk
-        if on("usage-chunk"):
-            yield {"id": self.id, **envelope, "choices": [], "usage": self.usage()}
+        if usage_chunk:
+            yield {"id": self.id, **envelope, "choices": [], "usage": self.usage(streamed=True)}
 
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
+        if self.state.on("stream-role-chunk-first"):  # the role at once, the first token after a realistic wait
+            writer.first_token_s, writer.pace_s = ROLE_FIRST_WAIT_S, max(writer.pace_s, ROLE_FIRST_PACE_S)
         for i, chunk in enumerate(self.chunks()):
             if i == 2 and self.state.on("stream-event-not-json"):  # one chunk cut short, as a broken proxy sends
                 text = json.dumps(chunk)
                 yield writer.event(text[: len(text) // 2])
-            yield writer.event(chunk)
+            content = [c.get("delta", {}).get("content") for c in chunk["choices"]]
+            yield writer.event(chunk, tokens=sum(len(c.split()) for c in content if isinstance(c, str)))
         if not self.state.on("stream-no-done"):
             yield writer.event("[DONE]")
 
@@ -187,7 +207,7 @@ def chat_response(request: Request, body: dict[str, Any], model_name: str, model
     if body.get("stream"):
         if state_of(request).on("stream-not-sse"):
             return JSONResponse(answer.completion())
-        return StreamingResponse(answer.sse(), media_type="text/event-stream")
+        return stream_response(request, answer.sse())
     return JSONResponse(answer.completion())
 
 

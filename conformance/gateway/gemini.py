@@ -10,15 +10,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.catalog import Model, load_catalog
 from conformance.gateway import media
 from conformance.gateway.common import (
+    STREAM_USAGE_SKEW,
     ApiError,
     answer_words,
     authenticate,
+    cached_part,
     extra,
     positive_int,
     read_json,
@@ -28,7 +30,7 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
-from conformance.gateway.framing import SSEWriter
+from conformance.gateway.framing import SSEWriter, stream_response
 
 VERSIONS = ("v1beta", "v1")
 ACTIONS = ("generateContent", "streamGenerateContent")
@@ -92,14 +94,20 @@ class GeminiAnswer:
             return "MAX_TOKENS"
         return "STOP"
 
-    def usage(self, candidates: int) -> dict[str, Any]:
-        total = self.prompt_tokens + candidates + (1 if self.on("gemini-usage-total-wrong") else 0)
-        usage = {"promptTokenCount": self.prompt_tokens, "candidatesTokenCount": candidates, "totalTokenCount": total}
-        details = [{"modality": "TEXT", "tokenCount": self.prompt_tokens}]
+    def usage(self, candidates: int, streamed: bool = False) -> dict[str, Any]:
+        """usageMetadata; a stream's may count the prompt 3 off (stream-usage-differs) or report half of it as
+        cached (usage-cached-tokens: promptTokenCount still includes cachedContentTokenCount)."""
+        prompt = self.prompt_tokens + (STREAM_USAGE_SKEW if streamed and self.on("stream-usage-differs") else 0)
+        total = prompt + candidates + (1 if self.on("gemini-usage-total-wrong") else 0)
+        usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates, "totalTokenCount": total}
+        if streamed and self.on("usage-cached-tokens"):
+            usage["cachedContentTokenCount"] = cached_part(prompt)
+        details = [{"modality": "TEXT", "tokenCount": prompt}]
         usage.update(extra(self.request, {"promptTokensDetails": details}))
         return usage
 
-    def response(self, text: str, finish: bool, candidates_so_far: int, usage: bool) -> dict[str, Any]:
+    def response(self, text: str, finish: bool, candidates_so_far: int, usage: bool,
+                 streamed: bool = False) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"parts": [{"text": text, **extra(self.request, {"x_part": {}})}],
                                                  "role": "user" if self.on("gemini-role-user") else "model"},
                                      "index": 0}
@@ -108,7 +116,7 @@ class GeminiAnswer:
         candidate.update(extra(self.request, {"avgLogprobs": -0.1, "safetyRatings": []}))
         out: dict[str, Any] = {"candidates": [candidate]}
         if usage and not self.on("gemini-usage-missing"):
-            out["usageMetadata"] = self.usage(candidates_so_far)
+            out["usageMetadata"] = self.usage(candidates_so_far, streamed)
         out["modelVersion"] = self.model_name
         out.update(extra(self.request, {"createTime": "2025-01-01T00:00:00Z"}))
         if self.id is not None:
@@ -129,9 +137,9 @@ class GeminiAnswer:
             final = n == len(pieces) - 1
             marked = (n == 0) if early else final
             text = ("" if n == 0 else " ") + " ".join(piece)
-            yield self.response(text, marked, sent, (marked or every) and not usage_apart)
+            yield self.response(text, marked, sent, (marked or every) and not usage_apart, streamed=True)
         if usage_apart:
-            last: dict[str, Any] = {"usageMetadata": self.usage(sent), "modelVersion": self.model_name}
+            last: dict[str, Any] = {"usageMetadata": self.usage(sent, streamed=True), "modelVersion": self.model_name}
             if self.id is not None:
                 last["responseId"] = self.id
             yield last
@@ -139,7 +147,8 @@ class GeminiAnswer:
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
         for chunk in self.chunks():
-            yield writer.event(chunk)
+            parts = [p for c in chunk.get("candidates", []) for p in c["content"]["parts"]]
+            yield writer.event(chunk, tokens=sum(len(p["text"].split()) for p in parts))
 
 
 async def generate(request: Request) -> Response:
@@ -157,7 +166,7 @@ async def generate(request: Request) -> Response:
     answer = GeminiAnswer(request, body, name, max_output)
     if action == "streamGenerateContent":
         if request.query_params.get("alt") == "sse" and not state_of(request).on("gemini-stream-not-sse"):
-            return StreamingResponse(answer.sse(), media_type="text/event-stream")
+            return stream_response(request, answer.sse())
         return JSONResponse(list(answer.chunks()))  # without alt=sse Google streams one JSON array
     return JSONResponse(answer.whole())
 

@@ -7,13 +7,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.gateway.common import (
+    STREAM_USAGE_SKEW,
     ApiError,
     answer_words,
     authenticate,
+    cached_part,
     created,
     extra,
     positive_int,
@@ -24,7 +26,7 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
-from conformance.gateway.framing import SSEWriter
+from conformance.gateway.framing import SSEWriter, stream_response
 
 ROLES = {"system", "user", "assistant", "developer"}
 PART_TYPES = {"input_text", "output_text", "input_image", "input_file", "refusal"}
@@ -93,7 +95,7 @@ class ResponsesAnswer:
         item.update(extra(self.request, {"x_item": None}))
         return item
 
-    def response(self, done: bool = True) -> dict[str, Any]:
+    def response(self, done: bool = True, streamed: bool = False) -> dict[str, Any]:
         output: list[dict[str, Any]] = []
         if done:
             if self.on("responses-reasoning-item"):
@@ -111,11 +113,16 @@ class ResponsesAnswer:
         if self.incomplete and done:
             body["incomplete_details"] = {"reason": "max_output_tokens"}
         if done and not self.on("responses-usage-missing"):
-            total = self.input_tokens + self.output_tokens + (1 if self.on("responses-usage-sum-wrong") else 0)
-            body["usage"] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            # a stream's terminal event may count the input 3 off (stream-usage-differs) or report half of it as
+            # cached (usage-cached-tokens: input_tokens still includes input_tokens_details.cached_tokens)
+            skew = STREAM_USAGE_SKEW if streamed and self.on("stream-usage-differs") else 0
+            total = self.input_tokens + skew + self.output_tokens + (1 if self.on("responses-usage-sum-wrong") else 0)
+            body["usage"] = {"input_tokens": self.input_tokens + skew, "output_tokens": self.output_tokens,
                              "total_tokens": total}
             body["usage"].update(extra(self.request, {"input_tokens_details": {"cached_tokens": 0},
                                                       "output_tokens_details": {"reasoning_tokens": 0}}))
+            if streamed and self.on("usage-cached-tokens"):
+                body["usage"]["input_tokens_details"] = {"cached_tokens": cached_part(self.input_tokens + skew)}
         elif not done:
             body["usage"] = None
         if self.on("responses-minimal"):
@@ -151,7 +158,7 @@ class ResponsesAnswer:
             {"type": "response.output_item.done", "output_index": at,
              "item": self.message(self.text, "incomplete" if self.incomplete else "completed")},
         ]
-        closing = [{"type": terminal, "response": self.response()}]
+        closing = [{"type": terminal, "response": self.response(streamed=True)}]
         events = [*opening, *body, *closing]
         if on("responses-stream-completed-not-last"):
             events = [*opening, *body[:-1], *closing, body[-1]]
@@ -163,7 +170,8 @@ class ResponsesAnswer:
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
         for event in self.events():
-            yield writer.event(event, event["type"])
+            delta = event.get("delta") if event["type"] == "response.output_text.delta" else None
+            yield writer.event(event, event["type"], tokens=len(delta.split()) if isinstance(delta, str) else 0)
 
 
 def responses_response(request: Request, body: dict[str, Any], model_name: str) -> Response:
@@ -175,7 +183,7 @@ def responses_response(request: Request, body: dict[str, Any], model_name: str) 
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "'stream' must be a boolean.")
     answer = ResponsesAnswer(request, body, model_name)
     if body.get("stream"):
-        return StreamingResponse(answer.sse(), media_type="text/event-stream")
+        return stream_response(request, answer.sse())
     return JSONResponse(answer.response())
 
 
