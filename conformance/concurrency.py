@@ -30,7 +30,7 @@ NONCE = "{nonce}"
 NONCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: a model that re-spells it cannot confuse them
 NONCE_LENGTH = 10
 MAX_REQUESTS = 16  # the connection pool holds 32; a helper runs other cases beside a concurrent one
-GATE_S = 10.0  # the most a request waits at the gate for the others (a slow pacer turn, a full pool)
+GATE_S = 5.0  # the most a request waits at the gate for the others (a slow pacer turn, a full pool)
 
 
 def is_concurrent(case: Any) -> bool:

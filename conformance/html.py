@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from conformance import latency
 from conformance.errors import BadInput
 
 TOOLS_ENV = "CONFORMANCE_TOOLS_DIR"
@@ -146,7 +147,7 @@ def builtin_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any]
         parts.append(f"<tr><td>{esc(name)}</td><td>{esc(profile['result'])}</td><td>{st['passed']}</td>"
                      f"<td>{st['failed']}</td><td>{st.get('warned', 0)}</td><td>{st['skipped']}</td>"
                      f"<td>{st['errors']}</td><td>{esc(profile.get('reason') or '')}</td></tr>")
-    parts.append("</table><h2>Cases</h2>")
+    parts.append("</table>" + latency.html_table(summary, esc) + "<h2>Cases</h2>")
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for record in summary["cases"]:
         groups.setdefault((record["surface"], record["model_type"], record.get("model") or "no model"),

@@ -30,6 +30,7 @@ from conformance.runner import Performed, Runtime
 from conformance.snapshots import SNAPSHOT_DIR_ENV, ShapeCheck, attach_snapshot, report_drift, snapshot_setup
 from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS, RunGuard, stop_reason
 from conformance.summary import SummaryCollector, new_run_dir, point_latest, write_json
+from conformance.timing import case_latency
 
 TARGET_KEY = pytest.StashKey[Target]()
 STATE_KEY = pytest.StashKey[dict[str, Any]]()
@@ -465,6 +466,10 @@ def _performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseIt
     if performed.usage:
         request.node.user_properties.append(("usage", {"prompt": performed.usage[0],
                                                        "completion": performed.usage[1]}))
+    if performed.exchange is not None:  # time to first byte, total, first content (conformance/timing.py)
+        latency = case_latency([*performed.exchange.previous, performed.exchange])
+        if latency is not None:
+            request.node.user_properties.append(("latency", latency))
     return performed
 
 

@@ -1,0 +1,292 @@
+"""Issue 21's behaviour: answers that never cross (concurrent cases), streams that stream, usage that adds up,
+latency in the reports. The deviation matrix (test_deviations.py) proves each check fails under its deviation and
+passes under every variation; this file proves what the matrix cannot see: that concurrent requests really are
+in flight together, that answers are timed event by event, that a stream paced like a model's is *measured* and
+passes (not merely too fast to judge), that a buffered one is caught at that pace, and the latency figures."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_reports import _Page
+
+from conformance import cases as case_data
+from conformance import concurrency, latency
+from conformance.client import GatewayClient, RetryPolicy
+from conformance.config import TargetOptions, resolve_target
+from conformance.evaluate import evaluate_steps
+from conformance.findings import outcome_of
+from conformance.gateway.server import ThreadedGateway
+from conformance.pacing import Pacer, TokenBudget, make_store
+from conformance.runner import Runtime
+from conformance.schemas import validate
+from conformance.sse import parse_sse
+from conformance.timing import Timing, event_ends, stream_profile
+
+TOKEN = "behaviour-test-token-0123456789"
+PACE_S = 0.01  # the realistic-delay mode's pace in these tests: 80 words in about 0.8 s
+
+
+def runtime_for(url: str, concurrency: int = 8) -> Runtime:
+    target = resolve_target(TargetOptions(url=url, token_env="T", concurrency=concurrency), {"T": TOKEN})
+    store = make_store(None, shared=False)
+    return Runtime(target, Pacer(None, store), TokenBudget(None, store), RetryPolicy(attempts=2))
+
+
+def items_of(runtime: Runtime, prefix: str) -> list[case_data.CaseItem]:
+    items = [i for i in case_data.expand(case_data.load_cases(), runtime.target) if i.case.id.startswith(prefix)]
+    assert items, prefix
+    return items
+
+
+# --- timing ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "data: a\n\ndata: b\n\n",
+    "data: a\r\n\r\ndata: b\r\n\r\n",
+    "data: a\r\rdata: b\r\r",
+    "\ufeff: comment\n\nevent: x\ndata: {\ndata: 1}\n\nid: 3\n\ndata: é✓\n\ndata: last without a blank line",
+    "event: only a name\n\ndata: [DONE]\n\n",
+])
+def test_event_ends_frame_a_body_as_the_sse_parser_does(text):
+    ends, events = event_ends(text), parse_sse(text)
+    assert len(ends) == len(events)
+    data = text.encode()
+    assert ends == sorted(ends) and ends[-1] <= len(data)
+    for end, event in zip(ends, events, strict=True):  # each event's last data line lies before its end
+        assert event.data.split("\n")[-1].encode() in data[:end]
+
+
+def test_an_event_arrives_with_the_read_that_completes_it():
+    timing = Timing(0.01, 0.5, ((10, 0.01), (25, 0.2), (40, 0.5)))
+    assert [timing.at_byte(b) for b in (5, 10, 11, 25, 40, 99)] == [0.01, 0.01, 0.2, 0.2, 0.5, 0.5]
+
+
+def test_answers_are_timed_event_by_event_when_the_gateway_paces_them():
+    with ThreadedGateway(TOKEN, stream_delay_s=PACE_S) as gateway:
+        client = GatewayClient(runtime_for(gateway.url).target)
+        try:
+            body = {"model": "system.ai.claude-sonnet-4-5", "stream": True, "max_tokens": 64,
+                    "messages": [{"role": "user", "content": "Say something, in 40 words."}]}
+            streamed = client.send("/ai-gateway/mlflow/v1/chat/completions", model=None, body=body, stream=True)
+            whole = client.send("/ai-gateway/mlflow/v1/chat/completions", model=None, body={**body, "stream": False})
+        finally:
+            client.close()
+    profile = stream_profile(streamed)
+    assert profile is not None and profile.content_events == 40
+    assert streamed.timing.ttfb_s < profile.first_content_s < profile.last_content_s <= streamed.timing.total_s
+    assert profile.last_content_s - profile.first_content_s >= 39 * PACE_S * 0.9
+    assert profile.ratio < 0.5
+    assert whole.timing is not None and 0 < whole.timing.ttfb_s <= whole.timing.total_s < 1.0
+    assert stream_profile(whole) is None  # not a stream
+
+
+# --- concurrency ----------------------------------------------------------------------------------------------
+
+
+class _RecordingServer:
+    """HTTP on loopback that notes when each request's headers and body arrived, and answers a fixed JSON."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.heads: list[float] = []
+        self.bodies: list[float] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        with self.lock:
+            self.heads.append(time.monotonic())
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        while len(body) < length:
+            body += conn.recv(65536)
+        with self.lock:
+            self.bodies.append(time.monotonic())
+        answer = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}]}).encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                     + str(len(answer)).encode() + b"\r\nconnection: close\r\n\r\n" + answer)
+        conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_concurrent_requests_are_all_in_flight_before_any_body_is_sent():
+    server = _RecordingServer()
+    try:
+        runtime = runtime_for(server.url, concurrency=6)
+        item = items_of(runtime, "concurrent-isolation-chat")[0]
+        performed = runtime.perform_case(item)
+        runtime.close()
+    finally:
+        server.close()
+    group = [*performed.exchange.previous, performed.exchange]
+    assert len(group) == len(server.heads) == len(server.bodies) == 6
+    assert max(server.heads) <= min(server.bodies), "a body went out before every request's headers were in"
+    nonces = [e.nonce for e in group]
+    assert len(set(nonces)) == 6 and all(len(n) == concurrency.NONCE_LENGTH for n in nonces)
+    for exchange, nonce in zip(group, nonces, strict=True):  # each request carried its own nonce
+        assert nonce in json.dumps(exchange.request_body) and concurrency.NONCE not in json.dumps(exchange.request_body)
+
+
+def test_concurrent_cases_on_the_reference_gateway_pass_and_need_concurrency():
+    with ThreadedGateway(TOKEN) as gateway:
+        runtime = runtime_for(gateway.url, concurrency=4)
+        one = runtime_for(gateway.url, concurrency=1)
+        try:
+            for item in items_of(runtime, "concurrent-isolation-"):
+                performed = runtime.perform_case(item)
+                group = [*performed.exchange.previous, performed.exchange]
+                assert len(group) == 4, item.test_id
+                assert evaluate_steps(item, performed.exchange) == [], item.test_id
+                assert performed.usage and performed.usage[0] > 0  # every answer's tokens are spent
+            skipped = one.perform_case(items_of(one, "concurrent-isolation-chat")[0])
+            assert skipped.skip and "--concurrency 1" in skipped.skip
+        finally:
+            runtime.close()
+            one.close()
+
+
+# --- streams in time ------------------------------------------------------------------------------------------
+
+
+def judge_streams(switches: tuple[str, ...] = (), stream_delay_s: float = 0.0) -> dict[str, tuple[str, object]]:
+    """The incremental-stream cases against a reference gateway: test id -> (outcome, stream profile)."""
+    out = {}
+    with ThreadedGateway(TOKEN, switches, stream_delay_s=stream_delay_s) as gateway:
+        runtime = runtime_for(gateway.url)
+        try:
+            for item in items_of(runtime, "stream-incremental-"):
+                performed = runtime.perform_case(item)
+                findings = evaluate_steps(item, performed.exchange)
+                out[item.test_id] = (outcome_of(findings), stream_profile(performed.exchange), findings)
+        finally:
+            runtime.close()
+    assert len(out) == 4
+    return out
+
+
+def test_a_stream_paced_like_a_model_is_measured_and_passes():
+    for test, (outcome, profile, findings) in judge_streams(stream_delay_s=PACE_S).items():
+        assert outcome == "passed", (test, findings)
+        assert profile.last_content_s >= 0.5, f"{test}: too short to be judged ({profile})"  # min_duration_s
+        assert profile.ratio < 0.5, (test, profile)
+
+
+def test_a_stream_buffered_at_a_model_s_pace_is_caught():
+    for test, (outcome, profile, findings) in judge_streams(("stream-buffered",), stream_delay_s=PACE_S).items():
+        assert outcome == "warned", (test, findings)  # streaming_incremental is should: the spec implies streams
+        assert [f.check for f in findings] == ["streaming_incremental"]
+        assert profile.ratio > 0.95, (test, profile)
+
+
+def test_the_fast_default_is_too_fast_to_judge_and_so_is_not_judged():
+    for test, (outcome, profile, _) in judge_streams().items():
+        assert outcome == "passed"
+        assert profile.last_content_s < 0.5, f"{test}: the default gateway streams at once ({profile})"
+
+
+def test_a_role_chunk_then_a_late_first_token_is_measured_and_passes():
+    judged = judge_streams(("stream-role-chunk-first",))
+    outcome, profile, findings = judged["stream-incremental-chat@claude-sonnet-4-5"]
+    assert outcome == "passed", findings
+    assert profile.first_content_s >= 0.2 and profile.last_content_s >= 0.5  # measured, not too fast to judge
+
+
+# --- latency in the reports -----------------------------------------------------------------------------------
+
+
+def test_percentiles_interpolate():
+    assert latency.percentile([1.0], 95) == 1.0
+    assert latency.percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5
+    assert latency.percentile([float(n) for n in range(1, 101)], 95) == pytest.approx(95.05)
+
+
+def test_latency_is_aggregated_per_surface_and_model():
+    cases = [{"surface": "chat_completions", "model": "m", "latency": {"ttfb_s": t, "total_s": 2 * t, "stream": False}}
+             for t in (0.1, 0.2, 0.3)]
+    cases += [{"surface": "chat_completions", "model": "m",
+               "latency": {"ttfb_s": 0.05, "total_s": 1.0, "stream": True, "first_content_s": 0.4}},
+              {"surface": "auth", "model": None, "outcome": "passed"}]  # no latency record: not counted
+    table = latency.aggregate(cases)
+    entry = table["chat_completions"]["m"]
+    assert entry["answers"] == 4 and entry["streams"] == 1
+    assert entry["ttfb_s"] == {"p50": 0.15, "p95": pytest.approx(0.285)}
+    assert entry["first_content_s"] == {"p50": 0.4, "p95": 0.4}
+    assert "auth" not in table
+    summary = {"latency": table, "cases": cases}
+    md = "\n".join(latency.markdown(summary))
+    assert "### Latency" in md and "| chat_completions | m | 4 (1 streams) | 150 ms / 285 ms |" in md
+
+
+def test_latency_goes_into_the_allure_environment_beside_other_keys(tmp_path):
+    results = tmp_path / "allure-results"
+    results.mkdir()
+    (results / "environment.properties").write_text("target=reference\nlatency\\ old=x\n")
+    summary = {"latency": {"chat_completions": {"m": {"answers": 1, "streams": 0, "ttfb_s": {"p50": 0.1, "p95": 0.1},
+                                                      "total_s": {"p50": 0.2, "p95": 0.3}}}}}
+    latency.allure_environment(tmp_path, summary)
+    lines = (results / "environment.properties").read_text().splitlines()
+    assert lines[0] == "target=reference" and not any("old" in line for line in lines)
+    assert lines[1] == ("latency\\ chat_completions\\ m=1 answers; time to first byte p50/p95 100 ms / 100 ms; "
+                        "total p50/p95 200 ms / 300 ms")
+
+
+def test_a_run_reports_latency_in_summary_json_summary_md_and_html(run_cli):
+    result = run_cli("run", "-k", "concurrent-isolation-chat or stream-incremental or usage-stream-consistent-gemini",
+                     "--concurrency", "4", "--html", "builtin")
+    assert result.code == 0, result.out[-2000:]
+    summary = result.summary
+    assert validate("summary", summary) == []
+    assert {c["outcome"] for c in summary["cases"]} == {"passed"}
+    by_id = {c["id"]: c for c in summary["cases"]}
+    assert by_id["concurrent-isolation-chat"]["latency"]["requests"] == 4
+    stream = by_id["stream-incremental-gemini"]["latency"]
+    assert stream["stream"] and stream["content_events"] >= 20 and 0 < stream["first_last_ratio"] <= 1
+    table = summary["latency"]
+    assert set(table) == {"chat_completions", "responses_supervisor", "anthropic_messages", "gemini_generate_content"}
+    assert table["gemini_generate_content"]["gemini-3-1-pro"]["streams"] == 2
+    md = (result.run_dir / "summary.md").read_text()
+    assert "### Latency" in md and "| gemini_generate_content | gemini-3-1-pro |" in md
+    page = _Page()
+    page.feed((result.run_dir / "report.html").read_text())
+    assert "latency" in page.ids
+
+
+def test_stream_delay_is_for_the_reference_gateway_only(run_cli):
+    result = run_cli("run", "--url", "http://127.0.0.1:9", "--stream-delay", "0.01")
+    assert result.code == 2 and "--stream-delay applies to the reference gateway only" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_nonce_placeholder_needs_a_concurrent_case(tmp_path: Path):
+    from conformance.errors import BadInput
+
+    source = (case_data.CASES_DIR / "behaviour.yaml").read_text()
+    broken = tmp_path / "cases"
+    broken.mkdir()
+    (broken / "behaviour.yaml").write_text(source.replace("    concurrent: {}\n", "", 1))
+    with pytest.raises(BadInput, match="a concurrent case has one request, with \\{nonce\\} in its body"):
+        case_data.load_cases(broken)
