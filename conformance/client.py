@@ -242,11 +242,13 @@ class GatedBody:
     def __init__(self, data: bytes, gate: Callable[[], None]) -> None:
         self.data = data
         self._gate: Callable[[], None] | None = gate
+        self.released_at: float | None = None  # when the gate opened: the request's time starts there
 
     def __iter__(self) -> Iterator[bytes]:
         gate, self._gate = self._gate, None
         if gate is not None:
             gate()
+            self.released_at = time.monotonic()
         yield self.data
 
 
@@ -428,6 +430,8 @@ class GatewayClient:
                         bound.observe(response.status_code, response.headers)
                         return Answer(response.status_code, dict(response.headers.items()), "", b"")
                     answer = read_answer(response.status_code, response.headers, response.iter_raw(), bound, url)
+                    # a gated body's wait for the other concurrent requests is not the gateway's time
+                    started = getattr(content, "released_at", None) or started
                     answer.timing = Timing.measure(started, bound.headers_at, bound.arrivals)
                     return answer
             except (httpx.TimeoutException, DeadlineExceeded) as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 MEASURES = (("ttfb_s", "time to first byte"), ("total_s", "total"), ("first_content_s", "first content"))
+SHORT = {"ttfb_s": "TTFB", "total_s": "total", "first_content_s": "first content"}
 NO_MODEL = "(no model)"
 ENVIRONMENT_FILE = "environment.properties"
 ENVIRONMENT_PREFIX = "latency "
@@ -61,11 +62,14 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
+def table_of(summary: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    return summary.get("latency") or aggregate(summary.get("cases", []))
+
+
 def rows(summary: dict[str, Any]) -> list[list[str]]:
     """The table's rows: surface, model, answers (streams), then p50 / p95 of each measure."""
-    table = summary.get("latency") or aggregate(summary.get("cases", []))
     out = []
-    for surface, models in table.items():
+    for surface, models in table_of(summary).items():
         for model, entry in models.items():
             cells = [surface, model, f"{entry['answers']}" + (f" ({entry['streams']} streams)" if entry["streams"]
                                                               else "")]
@@ -111,11 +115,13 @@ def allure_environment(run_dir: Path, summary: dict[str, Any]) -> Path | None:
     path = folder / ENVIRONMENT_FILE
     kept = [line for line in (path.read_text(encoding="utf-8").splitlines() if path.exists() else [])
             if not line.startswith(_escape(ENVIRONMENT_PREFIX))]
-    for cells in rows(summary):
-        surface, model, answers, *figures = cells
-        value = f"{answers} answers; " + "; ".join(f"{label} p50/p95 {figure}" for (_, label), figure
-                                                     in zip(MEASURES, figures, strict=True) if figure != "-")
-        kept.append(f"{_escape(f'{ENVIRONMENT_PREFIX}{surface} {model}')}={value}")
+    for surface, models in table_of(summary).items():
+        for model, entry in models.items():
+            figures = [f"{SHORT[name]} {_ms(entry[name]['p50'])} / {_ms(entry[name]['p95'])}"
+                       for name, _ in MEASURES if entry.get(name)]
+            streams = f", {entry['streams']} streamed" if entry["streams"] else ""
+            value = f"p50 / p95: {'; '.join(figures)} ({entry['answers']} answers{streams})"
+            kept.append(f"{_escape(f'{ENVIRONMENT_PREFIX}{surface} {model}')}={value}")
     path.write_text("\n".join(kept) + "\n", encoding="utf-8")
     return path
 
