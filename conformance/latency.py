@@ -129,3 +129,24 @@ def allure_environment(run_dir: Path, summary: dict[str, Any]) -> Path | None:
 def _escape(key: str) -> str:
     """A .properties key: spaces, ':' and '=' escaped."""
     return key.replace("\\", "\\\\").replace(" ", "\\ ").replace(":", "\\:").replace("=", "\\=")
+
+
+SLOWER_FACTOR = 1.5  # a p95 this many times the earlier run's ...
+SLOWER_FLOOR_S = 0.05  # ... and at least this much more: latency is noisy, a few ms are no regression
+
+
+def slower(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    """Surfaces and models whose p95 of a measure grew by SLOWER_FACTOR and SLOWER_FLOOR_S from run A to run B
+    (`conformance diff` lists them beside new drift; never a regression of the verdict)."""
+    old, new = table_of(a), table_of(b)
+    out = []
+    for surface, models in new.items():
+        for model, entry in models.items():
+            before = old.get(surface, {}).get(model, {})
+            for name, label in MEASURES:
+                if name in entry and name in before:
+                    p95_a, p95_b = before[name]["p95"], entry[name]["p95"]
+                    if p95_b >= p95_a * SLOWER_FACTOR and p95_b - p95_a >= SLOWER_FLOOR_S:
+                        out.append({"surface": surface, "model": model, "measure": label,
+                                    "p95_a_s": p95_a, "p95_b_s": p95_b})
+    return out

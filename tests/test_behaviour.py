@@ -316,3 +316,24 @@ def test_a_nonce_placeholder_needs_a_concurrent_case(tmp_path: Path):
     (broken / "behaviour.yaml").write_text(source.replace("    concurrent: {}\n", "", 1))
     with pytest.raises(BadInput, match="a concurrent case has one request, with \\{nonce\\} in its body"):
         case_data.load_cases(broken)
+
+
+def test_diff_lists_what_got_slower_without_calling_it_a_regression(tmp_path, capsys):
+    from conformance.cli import main
+
+    def run(name: str, ttfb: float) -> Path:
+        cases = [{"id": "c", "model": "m", "surface": "chat_completions", "outcome": "passed",
+                  "latency": {"ttfb_s": ttfb, "total_s": ttfb + 0.01, "stream": False}}]
+        folder = tmp_path / name
+        folder.mkdir()
+        summary = {"cases": cases, "totals": {"passed": 1}, "latency": latency.aggregate(cases)}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        return folder
+
+    fast, noisy, slow = run("fast", 0.10), run("noisy", 0.13), run("slow", 0.40)
+    capsys.readouterr()
+    assert main(["diff", str(fast), str(slow)]) == 0
+    out = capsys.readouterr().out
+    assert "slower: 2" in out and "chat_completions m: time to first byte p95 100 ms -> 400 ms" in out
+    assert main(["diff", str(fast), str(noisy)]) == 0  # 30 ms more is noise, not slower
+    assert "slower: 0" in capsys.readouterr().out
