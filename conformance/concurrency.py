@@ -2,13 +2,15 @@
 
 A gateway under load may hand one request the answer of another (a shared buffer, a response cache or request
 coalescing keyed on too little, a batch whose results are assigned to the wrong requests). A case with
-`concurrent:` sends its request N times (N = `concurrent.requests`, else `--concurrency`, at most MAX_REQUESTS),
-each with a fresh random nonce in place of `{nonce}` in its body, and holds every body until all N requests'
-headers are out (client.GatedBody and a barrier): the gateway has all N in flight at once. Each answer is judged by
-the case's expect, as a step is ([request i] before its messages), with the whole group in the check context
-(CheckContext.group): an answer must carry its own request's nonce and no other's, and no two may share an id
-(conformance/checks/behaviour.py). The answers travel as one exchange with the others in `previous`, in request
-order, as a multi-step case's do. Nonces are new on every run, so no cache of an earlier run can answer them.
+`concurrent:` sends its request N times: N = `concurrent.requests`, else `--concurrency`, at most MAX_REQUESTS and
+at least 2 (isolation cannot be judged one request at a time, so even a run of one request after another sends
+two here). Each request has a fresh random nonce in place of `{nonce}` in its body, and every body is held until
+all N requests' headers are out (client.GatedBody and a barrier): the gateway has all N in flight at once. Each
+answer is judged by the case's expect, as a step is ([request i] before its messages), with the whole group in the
+check context (CheckContext.group): an answer must carry its own request's nonce and no other's, and no two may
+share an id (conformance/checks/behaviour.py). The answers travel as one exchange with the others in `previous`,
+in request order, as a multi-step case's do. Nonces are new on every run, so no cache of an earlier run can
+answer them.
 """
 
 from __future__ import annotations
@@ -41,10 +43,13 @@ def new_nonce() -> str:
     return "".join(secrets.choice(NONCE_ALPHABET) for _ in range(NONCE_LENGTH))
 
 
+MIN_REQUESTS = 2
+
+
 def requests_of(item: CaseItem, concurrency: int) -> int:
-    """How many requests the case sends at once: its own number, else the run's --concurrency."""
+    """How many requests the case sends at once: its own number, else the run's --concurrency (2 at least)."""
     wanted = item.case.raw["concurrent"].get("requests") or concurrency
-    return max(1, min(int(wanted), MAX_REQUESTS))
+    return max(MIN_REQUESTS, min(int(wanted), MAX_REQUESTS))
 
 
 def with_nonce(body: Any, nonce: str) -> Any:
@@ -56,9 +61,6 @@ def perform(runtime: Any, item: CaseItem, route: str) -> Any:
     from conformance.runner import Performed
 
     count = requests_of(item, runtime.target.concurrency)
-    if count < 2:
-        return Performed(skip="this case sends concurrent requests, and the run allows one at a time "
-                              "(--concurrency 1)")
     step = item.case.steps[-1]
     request = step.request
     nonces = [new_nonce() for _ in range(count)]

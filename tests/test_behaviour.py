@@ -177,22 +177,19 @@ def test_concurrent_requests_are_all_in_flight_before_any_body_is_sent():
         assert nonce in json.dumps(exchange.request_body) and concurrency.NONCE not in json.dumps(exchange.request_body)
 
 
-def test_concurrent_cases_on_the_reference_gateway_pass_and_need_concurrency():
+def test_concurrent_cases_on_the_reference_gateway_pass_with_n_from_concurrency():
     with ThreadedGateway(TOKEN) as gateway:
-        runtime = runtime_for(gateway.url, concurrency=4)
-        one = runtime_for(gateway.url, concurrency=1)
-        try:
-            for item in items_of(runtime, "concurrent-isolation-"):
-                performed = runtime.perform_case(item)
-                group = [*performed.exchange.previous, performed.exchange]
-                assert len(group) == 4, item.test_id
-                assert evaluate_steps(item, performed.exchange) == [], item.test_id
-                assert performed.usage and performed.usage[0] > 0  # every answer's tokens are spent
-            skipped = one.perform_case(items_of(one, "concurrent-isolation-chat")[0])
-            assert skipped.skip and "--concurrency 1" in skipped.skip
-        finally:
-            runtime.close()
-            one.close()
+        for setting, sent in ((4, 4), (1, 2), (64, concurrency.MAX_REQUESTS)):  # 1: still two at once
+            runtime = runtime_for(gateway.url, concurrency=setting)
+            try:
+                for item in items_of(runtime, "concurrent-isolation-"):
+                    performed = runtime.perform_case(item)
+                    group = [*performed.exchange.previous, performed.exchange]
+                    assert len(group) == sent, item.test_id
+                    assert evaluate_steps(item, performed.exchange) == [], item.test_id
+                    assert performed.usage and performed.usage[0] > 0  # every answer's tokens are spent
+            finally:
+                runtime.close()
 
 
 # --- streams in time ------------------------------------------------------------------------------------------

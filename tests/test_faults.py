@@ -48,7 +48,7 @@ def test_max_rps_is_a_global_ceiling(run_cli):
 
 
 def test_token_budget_skips_model_calls_once_spent(run_cli):
-    result = run_cli("run", "--token-budget", "150", "-k", "not concurrent-isolation")  # those skip at --concurrency 1
+    result = run_cli("run", "--token-budget", "150")
     cases = result.summary["cases"]
     skipped = [c for c in cases if c["outcome"] == "skipped"]
     assert skipped and all("token budget of 150 spent" in c["message"] for c in skipped)

@@ -12,7 +12,7 @@ from conformance.schemas import validate
 def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, harness):
     """The one real end-to-end run of everything: the CLI, pytest, two xdist workers, the official clients, the
     reports; its verdicts are the in-process harness's (tests/harness.py), which the deviation matrix uses."""
-    result = run_cli("run", "-n", "2", "--concurrency", "8")  # xdist reads no answers ahead: N of the concurrent cases
+    result = run_cli("run", "-n", "2")
     assert result.code == 0, result.out[-3000:]
     summary = result.summary
     assert validate("summary", summary) == []
@@ -38,7 +38,8 @@ def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, 
 def test_selection_by_keyword_and_marker(run_cli):
     result = run_cli("run", "-k", "stream and not client", "-m", "chat_completions and chat")
     assert result.code == 0
-    assert {c["id"] for c in result.summary["cases"]} == {"chat-stream-system-and-user", "chat-stream-multi-turn"}
+    assert {c["id"] for c in result.summary["cases"]} == {"chat-stream-system-and-user", "chat-stream-multi-turn",
+                                                          "stream-incremental-chat", "usage-stream-consistent-chat"}
 
 
 def test_a_selection_that_matches_nothing_is_bad_input(run_cli):
