@@ -30,7 +30,7 @@ from conformance.sse import parse_sse
 from conformance.timing import Timing, event_ends, stream_profile
 
 TOKEN = "behaviour-test-token-0123456789"
-PACE_S = 0.01  # the realistic-delay mode's pace in these tests: 80 words in about 0.8 s
+PACE_S = 0.008  # the realistic-delay mode's pace in these tests: 160 words in about 1.3 s
 
 
 def runtime_for(url: str, concurrency: int = 8) -> Runtime:
@@ -214,7 +214,7 @@ def judge_streams(switches: tuple[str, ...] = (), stream_delay_s: float = 0.0) -
 def test_a_stream_paced_like_a_model_is_measured_and_passes():
     for test, (outcome, profile, findings) in judge_streams(stream_delay_s=PACE_S).items():
         assert outcome == "passed", (test, findings)
-        assert profile.last_content_s >= 0.5, f"{test}: too short to be judged ({profile})"  # min_duration_s
+        assert profile.last_content_s >= 1.0, f"{test}: too short to be judged ({profile})"  # min_duration_s
         assert profile.ratio < 0.5, (test, profile)
 
 
@@ -228,14 +228,14 @@ def test_a_stream_buffered_at_a_model_s_pace_is_caught():
 def test_the_fast_default_is_too_fast_to_judge_and_so_is_not_judged():
     for test, (outcome, profile, _) in judge_streams().items():
         assert outcome == "passed"
-        assert profile.last_content_s < 0.5, f"{test}: the default gateway streams at once ({profile})"
+        assert profile.last_content_s < 1.0, f"{test}: the default gateway streams at once ({profile})"
 
 
 def test_a_role_chunk_then_a_late_first_token_is_measured_and_passes():
     judged = judge_streams(("stream-role-chunk-first",))
     outcome, profile, findings = judged["stream-incremental-chat@claude-sonnet-4-5"]
     assert outcome == "passed", findings
-    assert profile.first_content_s >= 0.2 and profile.last_content_s >= 0.5  # measured, not too fast to judge
+    assert profile.first_content_s >= 0.1 and profile.last_content_s >= 1.0  # measured, not too fast to judge
 
 
 # --- latency in the reports -----------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def streaming_incremental(ctx: CheckContext) -> Iterator[str]:
         return
     max_ratio = float(ctx.args.get("max_ratio", 0.9))
     min_events = int(ctx.args.get("min_content_events", 5))
-    min_duration = float(ctx.args.get("min_duration_s", 0.5))
+    min_duration = float(ctx.args.get("min_duration_s", 1.0))
     profile = stream_profile(ctx.exchange)
     if profile is None or profile.content_events < min_events or profile.last_content_s < min_duration:
         return

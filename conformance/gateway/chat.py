@@ -33,8 +33,8 @@ from conformance.gateway.reasoning import reasoning_content, reasoning_plan, val
 from conformance.gateway.vision import validate_images
 
 ROLES = {"system", "user", "assistant", "developer", "tool"}
-ROLE_FIRST_WAIT_S = 0.2  # stream-role-chunk-first: the model's time to first token after the role chunk
-ROLE_FIRST_PACE_S = 0.01  # ... and its pace after it
+ROLE_FIRST_WAIT_S = 0.1  # stream-role-chunk-first: the model's time to first token after the role chunk
+ROLE_FIRST_PACE_S = 0.008  # ... and its pace after it
 
 
 def validate_messages(messages: Any) -> None:
