@@ -72,7 +72,7 @@ class MessageAnswer:
         thinking = body.get("thinking")
         self.thinking_words = (answer_words(request, ["thinking", messages])[:THINKING_WORDS]
                                if isinstance(thinking, dict) and thinking.get("type") == "enabled" else [])
-        words = answer_words(request, messages)
+        words = answer_words(request, messages, streamed=body.get("stream") is True)
         room = max(0, max_tokens - len(self.thinking_words))
         self.truncated = len(words) > room
         if self.truncated and not self.on("anthropic-max-tokens-ignored"):

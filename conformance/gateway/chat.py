@@ -66,7 +66,7 @@ class ChatAnswer:
         self.state = state_of(request)
         self.model_name = model_name
         messages = body["messages"]
-        words = answer_words(request, messages)
+        words = answer_words(request, messages, streamed=body.get("stream") is True)
         # with reasoning, the reasoning tokens come first and count against max_tokens (and the thinking budget)
         self.reasoning, budget = reasoning
         # reasoning-budget-spent: a realistic reasoning model thinks at length (48 tokens, within the budget), so a

@@ -216,10 +216,12 @@ def asked_code(prompt: Any) -> str | None:
     return found[-1] if found else None
 
 
-def answer_words(request: Request, prompt: Any) -> list[str]:
-    """A deterministic answer: the same prompt gets the same words, different prompts different words."""
+def answer_words(request: Request, prompt: Any, streamed: bool = False) -> list[str]:
+    """A deterministic answer: the same prompt gets the same words, different prompts different words. With the
+    stream-other-sample variation a stream is another sample of the model than the whole answer to the same
+    request: other words, another length."""
     on = state_of(request).on
-    digest = seed_digest(prompt)
+    digest = seed_digest(["another sample", prompt] if streamed and on("stream-other-sample") else prompt)
     vocabulary = OTHER_WORDS if on("other-text") else WORDS
     asked = [int(m.group(1)) for text in _strings(prompt) for m in WORDS_ASKED.finditer(text)]
     length = min(asked[-1], MAX_WORDS_ASKED) if asked else 9 + digest[0] % 6 + (7 if on("other-text") else 0)

@@ -74,12 +74,13 @@ async def validate(request: Request, model: Model, body: dict[str, Any]) -> int 
 
 
 class GeminiAnswer:
-    def __init__(self, request: Request, body: dict[str, Any], model_name: str, max_output: int | None) -> None:
+    def __init__(self, request: Request, body: dict[str, Any], model_name: str, max_output: int | None,
+                 streamed: bool = False) -> None:
         self.request = request
         self.on = state_of(request).on
         self.model_name = model_name
         contents = body["contents"]
-        words = answer_words(request, contents)
+        words = answer_words(request, contents, streamed=streamed)
         self.truncated = max_output is not None and len(words) > max_output
         if self.truncated and not self.on("gemini-max-output-tokens-ignored"):
             words = words[:max_output]
@@ -163,7 +164,7 @@ async def generate(request: Request) -> Response:
     body = await read_json(request)
     model = resolve_gemini(request, name)
     max_output = await validate(request, model, body)
-    answer = GeminiAnswer(request, body, name, max_output)
+    answer = GeminiAnswer(request, body, name, max_output, streamed=action == "streamGenerateContent")
     if action == "streamGenerateContent":
         if request.query_params.get("alt") == "sse" and not state_of(request).on("gemini-stream-not-sse"):
             return stream_response(request, answer.sse())

@@ -59,7 +59,7 @@ class ResponsesAnswer:
         self.on = state_of(request).on
         self.model_name = model_name
         prompt = body["input"]
-        words = answer_words(request, prompt)
+        words = answer_words(request, prompt, streamed=body.get("stream") is True)
         limit = positive_int(body, "max_output_tokens")
         self.incomplete = False
         if limit is not None and self.on("responses-max-output-tokens-ignored"):
