@@ -59,7 +59,7 @@ def aggregate(cases: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, 
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def table_of(summary: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -71,8 +71,9 @@ def rows(summary: dict[str, Any]) -> list[list[str]]:
     out = []
     for surface, models in table_of(summary).items():
         for model, entry in models.items():
-            cells = [surface, model, f"{entry['answers']}" + (f" ({entry['streams']} streams)" if entry["streams"]
-                                                              else "")]
+            streams = entry["streams"]
+            cells = [surface, model, f"{entry['answers']}" + (f" ({streams} stream{'s' if streams > 1 else ''})"
+                                                              if streams else "")]
             for name, _ in MEASURES:
                 figures = entry.get(name)
                 cells.append(f"{_ms(figures['p50'])} / {_ms(figures['p95'])}" if figures else "-")

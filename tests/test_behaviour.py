@@ -261,7 +261,7 @@ def test_latency_is_aggregated_per_surface_and_model():
     assert "auth" not in table
     summary = {"latency": table, "cases": cases}
     md = "\n".join(latency.markdown(summary))
-    assert "### Latency" in md and "| chat_completions | m | 4 (1 streams) | 150 ms / 285 ms |" in md
+    assert "### Latency" in md and "| chat_completions | m | 4 (1 stream) | 150 ms / 285 ms |" in md
 
 
 def test_latency_goes_into_the_allure_environment_beside_other_keys(tmp_path):
