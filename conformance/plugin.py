@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from conformance import cases as case_data
+from conformance import concurrency
 from conformance.certify import implementation_of
 from conformance.client import Exchange, RetryPolicy, probe_target, shorten
 from conformance.config import REFERENCE_TOKEN_ENV, Target, TargetOptions, resolve_target, surfaces
@@ -536,8 +537,9 @@ def _attach(case_item: case_data.CaseItem, exchange: Exchange) -> None:
     allure.dynamic.description(f"{case.description}\n\nspec: {case.spec.get('doc')} {case.spec['section']}\n"
                                f"{case.spec.get('quote', case.spec.get('reason', ''))}")
     sent = [*exchange.previous, exchange]
+    kind = "request" if concurrency.is_concurrent(case) else "step"  # N requests at once, or steps in turn
     for index, step_exchange in enumerate(sent):
-        label = f"step {index} " if len(sent) > 1 else ""
+        label = f"{kind} {index} " if len(sent) > 1 else ""
         _attach_exchange(allure, step_exchange, label)
 
 

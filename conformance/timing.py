@@ -40,8 +40,7 @@ class Timing:
 
     def at_byte(self, offset: int) -> float:
         """When the body had `offset` bytes: the first read that reached it (the total time past the end)."""
-        sizes = [size for size, _ in self.arrivals]
-        index = bisect.bisect_left(sizes, offset)
+        index = bisect.bisect_left(self.arrivals, (offset,))  # (n,) sorts before every (n, t)
         return self.arrivals[index][1] if index < len(self.arrivals) else self.total_s
 
 
