@@ -6,10 +6,7 @@ passes (not merely too fast to judge), that a buffered one is caught at that pac
 
 from __future__ import annotations
 
-import contextlib
 import json
-import selectors
-import socket
 import threading
 from pathlib import Path
 
@@ -91,90 +88,39 @@ def test_answers_are_timed_event_by_event_when_the_gateway_paces_them():
 # --- concurrency ----------------------------------------------------------------------------------------------
 
 
-class _RecordingServer:
-    """HTTP on loopback, one thread polling every connection: notes in which polling round each request's headers
-    and its body were first seen, and answers a fixed JSON. Data that is in the kernel when a round starts is read
-    in that round, so a body sent after every request's headers can never be seen in a round before one of them."""
+def test_concurrent_requests_are_all_in_flight_before_any_body_is_sent(monkeypatch):
+    """Every write the client puts on the wire, in order: each request's headers (one write starting with the
+    request line), then its body. All N requests' headers go out before any body does, so a gateway has all N in
+    flight at once (on loopback, a write is in the peer's receive buffer when it returns)."""
+    import httpcore._backends.sync as sync
 
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.setblocking(False)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.heads: list[int] = []
-        self.bodies: list[int] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+    writes: list[tuple[int, bytes]] = []
+    lock = threading.Lock()
+    original = sync.SyncStream.write
 
-    def _serve(self) -> None:
-        selector = selectors.DefaultSelector()
-        selector.register(self.sock, selectors.EVENT_READ)
-        buffers: dict[socket.socket, bytes] = {}
-        round_ = 0
-        while not self.stop.is_set():
-            round_ += 1
-            for key, _ in selector.select(timeout=0.05):
-                conns = []
-                if key.fileobj is self.sock:
-                    with contextlib.suppress(BlockingIOError):
-                        while True:
-                            conn, _ = self.sock.accept()
-                            conn.setblocking(False)
-                            selector.register(conn, selectors.EVENT_READ)
-                            buffers[conn] = b""
-                            conns.append(conn)
-                else:
-                    conns.append(key.fileobj)
-                for conn in conns:
-                    self._read(selector, buffers, conn, round_)
+    def recording(self, buffer, timeout=None):  # type: ignore[no-untyped-def]
+        with lock:
+            writes.append((id(self), bytes(buffer[:5])))
+        return original(self, buffer, timeout)
 
-    def _read(self, selector, buffers, conn, round_) -> None:  # type: ignore[no-untyped-def]
-        with contextlib.suppress(BlockingIOError):
-            while chunk := conn.recv(65536):
-                had_head = b"\r\n\r\n" in buffers[conn]
-                had_body = had_head and not buffers[conn].endswith(b"\r\n\r\n")
-                buffers[conn] += chunk
-                head, found, body = buffers[conn].partition(b"\r\n\r\n")
-                if found and not had_head:
-                    self.heads.append(round_)
-                if body and not had_body:
-                    self.bodies.append(round_)  # the first bytes of this request's body
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length")), -1)
-                if found and len(body) == length:
-                    answer = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant",
-                                                                              "content": "x"}}]}).encode()
-                    conn.setblocking(True)
-                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-                                 + str(len(answer)).encode() + b"\r\nconnection: close\r\n\r\n" + answer)
-                    selector.unregister(conn)
-                    conn.close()
-                    return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-        self.sock.close()
-
-
-def test_concurrent_requests_are_all_in_flight_before_any_body_is_sent():
-    server = _RecordingServer()
-    try:
-        runtime = runtime_for(server.url, concurrency=6)
-        item = items_of(runtime, "concurrent-isolation-chat")[0]
-        performed = runtime.perform_case(item)
-        runtime.close()
-    finally:
-        server.close()
+    monkeypatch.setattr(sync.SyncStream, "write", recording)
+    with ThreadedGateway(TOKEN) as gateway:
+        runtime = runtime_for(gateway.url, concurrency=6)
+        try:
+            item = items_of(runtime, "concurrent-isolation-chat")[0]
+            performed = runtime.perform_case(item)
+        finally:
+            runtime.close()
+    heads = [i for i, (_, start) in enumerate(writes) if start.startswith(b"POST ")]
+    bodies = [i for i, (_, start) in enumerate(writes) if start.startswith(b"{")]
+    assert len(heads) == len(bodies) == 6 and len({conn for conn, _ in writes}) == 6, writes
+    assert max(heads) < min(bodies), f"a body went out before every request's headers: {writes}"
     group = [*performed.exchange.previous, performed.exchange]
-    assert len(group) == len(server.heads) == len(server.bodies) == 6
-    assert max(server.heads) <= min(server.bodies), "a body went out before every request's headers were in"
     nonces = [e.nonce for e in group]
     assert len(set(nonces)) == 6 and all(len(n) == concurrency.NONCE_LENGTH for n in nonces)
-    for exchange, nonce in zip(group, nonces, strict=True):  # each request carried its own nonce
+    for exchange, nonce in zip(group, nonces, strict=True):  # each request carried its own nonce, and got it back
         assert nonce in json.dumps(exchange.request_body) and concurrency.NONCE not in json.dumps(exchange.request_body)
+        assert nonce in exchange.text
 
 
 def test_concurrent_cases_on_the_reference_gateway_pass_with_n_from_concurrency():
