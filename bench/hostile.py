@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from hostile import MODES, HostileServer, Run, start_run, watch
+from hostile import MODES, HostileServer, Run, start_run, watch  # type: ignore[attr-defined]  # tests/hostile.py
 
 SLOW_READS = {"huge": "30", "gzip-bomb": "30"}  # the default 32 MiB cap must be read before the deadline
 

@@ -57,7 +57,7 @@ def measure(latency: float, rate: float | None, extra: list[str], allowed: tuple
         wall, cpu, summary, code = run_suite(gateway.url, token, [*extra, "--html", "none"], allowed)
         stats = httpx.get(gateway.url + STATS_PATH).json()
     needed = stats["requests"] - stats["throttled"]
-    chain = max(len(getattr(case, "steps", [None])) for case in load_cases())
+    chain = max(len(case.steps) for case in load_cases())
     limit = max(needed / rate if rate else 0.0, chain * latency)
     return {"wall_s": wall, "cpu_s": cpu, "requests": needed, "throttled": stats["throttled"], "chain": chain,
             "limit_s": limit, "efficiency": limit / wall if wall else 0.0, "summary": summary, "code": code}
@@ -70,8 +70,8 @@ def one_case_per_kind() -> str:
     chosen = [load_cases()[0].id]
     names: set[str] = set()
     for case in load_client_cases():
-        if case.client["name"] not in names:
-            names.add(case.client["name"])
+        if case.client.name not in names:
+            names.add(case.client.name)
             chosen.append(case.id)
     return " or ".join(chosen)
 
@@ -83,7 +83,7 @@ def documented_values() -> dict[str, int]:
 
     found: dict[str, int] = {}
     for case in [*load_cases(), *load_client_cases()]:
-        documented = case.raw.get("documented") or {}
+        documented = case.documented
         limit = next((documented[k] for k in ("max_tokens", "max_output_tokens", "maxOutputTokens")
                       if k in documented), None)
         if limit:

@@ -10,23 +10,16 @@ listed as warned_cases. A run that left cases out (-k / -m, a spent token budget
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from conformance import __version__
-from conformance.config import features, surfaces
-from conformance.resources import PACKAGE_DIR
+from conformance.config import features
+from conformance.spec import certificate_spec, spec_folder
 from conformance.summary import budget_skipped
-
-SPEC_DIR_ENV = "CONFORMANCE_SPEC_DIR"
-
-
-def default_spec_dir() -> Path:
-    return Path(os.environ.get(SPEC_DIR_ENV) or PACKAGE_DIR.parent.parent / "shared" / "spec")
+from conformance.vocabulary import route_surfaces
 
 
 def implementation_of(target: Any) -> dict[str, Any]:
@@ -40,12 +33,20 @@ def implementation_of(target: Any) -> dict[str, Any]:
 
 
 def spec_digests(spec_dir: Path | None) -> dict[str, Any]:
-    folder = spec_dir or default_spec_dir()
-    if not folder.is_dir():
-        return {"path": str(folder), "documents": {}, "note": "spec folder not found: no digests"}
-    docs = {p.name: "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in (".txt", ".md")}
-    return {"path": str(folder), "documents": docs}
+    """The pinned spec the cases were written against, and how local spec files compare (conformance/spec.py)."""
+    return certificate_spec(spec_folder(spec_dir))
+
+
+def models_section(summary: dict[str, Any]) -> dict[str, Any]:
+    """Which catalog models the target serves, as the preflight found (conformance/preflight.py): the cases of a
+    model it does not serve were skipped, never failed."""
+    found = (summary.get("preflight") or {}).get("models")
+    if not found:
+        return {"source": "not checked"}
+    return {"source": found.get("source"), "served": found.get("served", []),
+            "not_served": found.get("not_served", {}),
+            **({"routes_missing": summary["preflight"]["routes_missing"]}
+               if summary["preflight"].get("routes_missing") else {})}
 
 
 def _claimed(summary: dict[str, Any], feature: str) -> bool:
@@ -61,7 +62,7 @@ def case_name(record: dict[str, Any]) -> str:
 
 def surface_profiles() -> set[str]:
     """Profiles that are a surface with a route of its own (data/surfaces.yaml)."""
-    return {name for name, surface in surfaces().items() if "route" in surface}
+    return set(route_surfaces())
 
 
 def profile_features() -> dict[str, dict[str, list[str]]]:
@@ -173,6 +174,7 @@ def conformance_report(summary: dict[str, Any], spec_dir: Path | None = None) ->
         "suite_version": summary.get("suite_version", __version__),
         "spec": spec_digests(spec_dir),
         "deviations": summary.get("deviations", []),
+        "models": models_section(summary),
         "strict": bool(summary.get("strict")),
         "incomplete": bool(summary.get("incomplete")),
         **({"not_run": {k: v for k, v in summary["not_run"].items() if k != "deselected_cases"}}

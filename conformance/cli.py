@@ -17,13 +17,13 @@ from typing import NoReturn
 from conformance import __version__
 from conformance.config import REFERENCE_TOKEN_ENV, TargetOptions, resolve_target
 from conformance.errors import BadInput
-from conformance.resources import SUITE_DIR
+from conformance.settings import HTML_MODES, RunSettings
 from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool its reader closed
 EXIT_BAD_INPUT = 2
 EXIT_SUITE_ERROR = 4  # the suite itself crashed: no verdict about the target
 DEV_TOKEN = "reference-token"
-HTML_MODES = ("auto", "allure", "builtin", "none")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "once), so the incremental-stream cases have something to measure")
     run.add_argument("--snapshot-update", action="store_true",
                      help="record the shape snapshots of this target as its new baseline")
-    run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: snapshots/)")
+    run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: a checkout's "
+                                                        "snapshots/; installed: the shipped reference baseline, "
+                                                        "else ./snapshots)")
     run.add_argument("--strict", action="store_true",
                      help="count warnings (broken should/advisory rules) as failures: such cases are recorded "
                           "failed and the exit status is 1")
@@ -96,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exit 1 when a response shape drifted from the baseline (for nightly jobs)")
     run.add_argument("--html", choices=HTML_MODES, default="auto",
                      help="HTML report: auto (Allure when installed, else the built-in page), allure, builtin, none")
-    run.add_argument("--spec", metavar="DIR", help="spec documents to digest in the certificate "
-                                                   "(default ../shared/spec or $CONFORMANCE_SPEC_DIR)")
+    run.add_argument("--spec", metavar="DIR", help="spec documents to compare with the pinned spec in the certificate "
+                                                   "(default $CONFORMANCE_SPEC_DIR, or ../shared/spec by a checkout)")
     run.add_argument("--max-rps", type=_positive_float, default=None, metavar="R",
                      help="ceiling on requests per second, all workers together (default: learnt from 429s)")
     run.add_argument("--token-budget", type=int, default=None, metavar="N",
@@ -125,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--stream-delay", type=float, default=0.0, metavar="S",
                        help="seconds per token between the events of every stream, as a model generates them "
                             "(default 0: as fast as possible)")
+    serve.add_argument("--not-serving", action="append", default=[], metavar="MODEL",
+                       help="answer as if this catalog model were not served (404, absent from the listing)")
+    serve.add_argument("--no-listing", action="store_true",
+                       help="no serving-endpoints listing (GET /api/2.0/serving-endpoints answers 404)")
     serve.add_argument("--token-env", metavar="NAME", default=REFERENCE_TOKEN_ENV,
                        help=f"environment variable with the token to accept (default {REFERENCE_TOKEN_ENV}; "
                             f"unset: the development token {DEV_TOKEN!r})")
@@ -134,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="re-render summary.md, conformance-report.yaml and the HTML of a run")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (reports/<run>, or reports/latest)")
     report.add_argument("--html", choices=HTML_MODES, default="auto", help="as for `run` (default auto)")
-    report.add_argument("--spec", metavar="DIR", help="spec documents to digest (default ../shared/spec)")
+    report.add_argument("--spec", metavar="DIR", help="spec documents to compare with the pinned spec")
 
     diff = sub.add_parser("diff", help="cases that regressed, recovered, appeared or vanished between two runs")
     diff.add_argument("run_a", metavar="RUN_A", help="the earlier run folder (or its summary.json)")
@@ -142,11 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     coverage = sub.add_parser("coverage", help="each spec section with the cases that check it")
-    coverage.add_argument("--spec", metavar="DIR", help="spec documents (default ../shared/spec)")
+    coverage.add_argument("--spec", metavar="DIR", help="spec documents (default: ../shared/spec by a checkout, "
+                                                        "else the pinned section headings)")
     coverage.add_argument("--uncovered", action="store_true", help="list only the sections no case checks")
 
-    sub.add_parser("html-setup", help="install the Allure 3 HTML generator (npm package `allure`) "
-                                      "into a project-local folder")
+    certificates = sub.add_parser("certificates", help="write DIR/README.md: the certificates in DIR side by side")
+    certificates.add_argument("folder", metavar="DIR", help="the certificates folder (docs/certifications)")
+
+    sub.add_parser("html-setup", help="install the pinned Allure 3 HTML generator (npm package `allure`) "
+                                      "into a per-user folder")
     return parser
 
 
@@ -183,130 +193,63 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def announce(line: str) -> None:
         print(line, flush=True)
 
+    from conformance.catalog import load_catalog
+
+    catalog = load_catalog()
+    unknown = [name for name in args.not_serving if catalog.get(name) is None]
+    if unknown:
+        raise BadInput(f"--not-serving {unknown[0]!r} is not a catalog model (see `conformance models`)")
+    not_serving = frozenset(m.name for m in map(catalog.get, args.not_serving) if m is not None)
+    state = GatewayState(token=token, switches=switches, not_serving=not_serving, listing=not args.no_listing,
+                         self_test=args.self_test, stream_delay_s=args.stream_delay)
     with contextlib.suppress(KeyboardInterrupt):
-        state = GatewayState(token=token, switches=switches, self_test=args.self_test,
-                             stream_delay_s=args.stream_delay)
         serve(state, args.host, args.port, announce, faults)
     return 0
 
 
-# pytest plugins a conformance run has no use for (no log capture, Python warnings or thread exceptions to
-# report about the suite's own code); their per-test wrappers were a quarter of the pytest process's CPU
-LEAN_PLUGINS = ("-p", "no:logging", "-p", "no:warnings", "-p", "no:unraisableexception", "-p", "no:threadexception")
+def run_settings(args: argparse.Namespace) -> RunSettings:
+    """The flags of `conformance run`, resolved once into the object the plugin runs from."""
+    options = TargetOptions(url=args.url, token_env=args.token_env, databricks_profile=args.profile,
+                            auth=args.auth, target_file=args.target, insecure=args.insecure,
+                            timeout=args.timeout, name_form=args.name_form, max_body_bytes=args.max_body_bytes,
+                            concurrency=args.concurrency)
+    return RunSettings(
+        target=resolve_target(options), switches=tuple(args.deviation), retries=args.retries,
+        concurrency=args.concurrency, max_rps=args.max_rps, token_budget=args.token_budget,
+        reports=Path(args.reports), snapshots=Path(args.snapshots) if args.snapshots else None, html=args.html,
+        spec_dir=Path(args.spec) if args.spec else None, fail_on_drift=args.fail_on_drift, strict=args.strict,
+        max_consecutive_errors=args.max_consecutive_errors, stream_delay_s=args.stream_delay,
+    ).check()
 
 
-def pytest_arguments(args: argparse.Namespace, run_dir: Path) -> list[str]:
-    out = [str(SUITE_DIR), "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(SUITE_DIR),
-           "-p", "no:cacheprovider", *LEAN_PLUGINS, "-q", "-rfE", "--conformance-run-dir", str(run_dir),
-           "--gateway-timeout", str(args.timeout), "--gateway-retries", str(args.retries)]
-    for flag, value in (("--gateway-url", args.url), ("--gateway-token-env", args.token_env),
-                        ("--gateway-profile", args.profile), ("--gateway-auth", args.auth),
-                        ("--gateway-target", args.target), ("--gateway-name-form", args.name_form),
-                        ("-k", args.keyword), ("-m", args.markexpr)):
+def pytest_arguments(args: argparse.Namespace) -> list[str]:
+    """What is left for pytest itself: selection, workers, output, snapshot recording, and `-- ARGS`."""
+    from conformance.plugin import terminal_arguments
+
+    out = terminal_arguments()
+    for flag, value in (("-k", args.keyword), ("-m", args.markexpr)):
         if value:
             out += [flag, value]
-    if args.insecure:
-        out.append("--gateway-insecure")
-    if args.strict:
-        out.append("--conformance-strict")
-    out += ["--gateway-concurrency", str(args.concurrency)]
-    if args.max_rps:
-        out += ["--gateway-max-rps", str(args.max_rps)]
-    if args.token_budget is not None:
-        out += ["--gateway-token-budget", str(args.token_budget)]
-    if args.max_body_bytes is not None:
-        out += ["--gateway-max-body-bytes", str(args.max_body_bytes)]
-    out += ["--gateway-max-consecutive-errors", str(args.max_consecutive_errors)]
-    for name in args.deviation:
-        out += ["--gateway-deviation", name]
-    if args.stream_delay:
-        out += ["--gateway-stream-delay", str(args.stream_delay)]
     if args.snapshot_update:
         out.append("--snapshot-update")
-    if args.snapshots:
-        out += ["--conformance-snapshots", args.snapshots]
-    if args.workers != "0":
-        out += ["-n", args.workers]
-    else:
-        out += ["-p", "no:xdist"]
+    out += ["-n", args.workers] if args.workers != "0" else ["-p", "no:xdist"]
     return out + list(args.pytest_args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import pytest
+    from conformance import plugin
 
-    from conformance.gateway import behaviours
-    from conformance.summary import exit_status, new_run_dir
-
-    if args.retries < 1:
-        raise BadInput("--retries must be at least 1")
-    if args.concurrency < 1:
-        raise BadInput("--concurrency must be at least 1")
-    if args.spec and not Path(args.spec).is_dir():
-        raise BadInput(f"--spec {args.spec}: not a folder")
-    if args.token_budget is not None and args.token_budget < 0:
-        raise BadInput("--token-budget must be >= 0")
-    if args.max_consecutive_errors < 0:
-        raise BadInput("--max-consecutive-errors must be >= 0 (0: never stop)")
-    options = TargetOptions(url=args.url, token_env=args.token_env, databricks_profile=args.profile,
-                            auth=args.auth, target_file=args.target, insecure=args.insecure,
-                            timeout=args.timeout, name_form=args.name_form, max_body_bytes=args.max_body_bytes)
-    target = resolve_target(options)  # bad input fails here, before any work
-    behaviours.check_names(args.deviation)
-    if args.deviation and not target.reference:
-        raise BadInput("--deviation applies to the reference gateway only (no --url)")
-    if args.stream_delay and (not target.reference or not 0 < args.stream_delay <= 10):
-        raise BadInput("--stream-delay applies to the reference gateway only (no --url), within 0..10 s per token")
-    run_dir = new_run_dir(Path(args.reports))
-    code = pytest.main(pytest_arguments(args, run_dir))
-    summary_path = run_dir / "summary.json"
-    if code == pytest.ExitCode.USAGE_ERROR:
+    settings = run_settings(args)  # bad input fails here, before any work
+    status, code = plugin.run(settings, pytest_arguments(args))
+    if status is not None:
+        return status
+    if code == 4:  # pytest's usage error (a -m expression, an unknown pytest flag): it said so in one line
         return EXIT_BAD_INPUT
-    if not summary_path.exists():
-        print(f"conformance: error: the run wrote no summary (pytest exit {int(code)})", file=sys.stderr)
-        return EXIT_SUITE_ERROR
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    if summary.get("unreachable"):
-        return 3
-    stopped = _stopped_early(summary, run_dir, args)
-    if stopped is not None:
-        return stopped
-    if code == pytest.ExitCode.INTERNAL_ERROR:
-        print("conformance: error: the suite itself failed (pytest internal error)", file=sys.stderr)
-        return EXIT_SUITE_ERROR
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED or not summary["cases"]:
-        print("conformance: error: no case selected (check -k / -m / the target's models)", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    from conformance.reporting import render_reports
-
-    for line in render_reports(run_dir, html=args.html, spec_dir=args.spec):
-        print(line)
-    status = exit_status(summary)
-    if status == 0 and args.fail_on_drift and summary["totals"].get("drift"):
-        print(f"conformance: {summary['totals']['drift']} case(s) drifted from the snapshot baseline",
-              file=sys.stderr)
-        return 1
-    return status
-
-
-def _stopped_early(summary: dict[str, object], run_dir: Path, args: argparse.Namespace) -> int | None:
-    """A run ended by a signal (exit 128 + its number) or by the circuit breaker (exit 3): the partial summary
-    is rendered (no HTML after a signal: a terminating process should end quickly) and the reason said once."""
-    from conformance.reporting import render_reports
-
-    signal_name, aborted = summary.get("interrupted"), summary.get("aborted")
-    if not signal_name and not aborted:
-        return None
-    import signal
-
-    html = "none" if signal_name else args.html
-    for line in render_reports(run_dir, html=html, spec_dir=args.spec):
-        print(line)
-    if signal_name:
-        print(f"conformance: interrupted by {signal_name}: partial summary in {run_dir}", file=sys.stderr)
-        return 128 + int(getattr(signal, str(signal_name), signal.SIGTERM))
-    print(f"conformance: {aborted}", file=sys.stderr)
-    return 3
+    if code == 2:
+        print("conformance: interrupted", file=sys.stderr)
+        return 130
+    print(f"conformance: error: the suite itself failed (pytest exit {code})", file=sys.stderr)
+    return EXIT_SUITE_ERROR
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -338,6 +281,17 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certificates(args: argparse.Namespace) -> int:
+    from conformance.certificates import write_page
+
+    page, certificates = write_page(Path(args.folder))
+    missing = [c.folder for c in certificates if not c.has_analysis]
+    print(f"{page}: {len(certificates)} certificate(s): " + ", ".join(c.label for c in certificates))
+    if missing:
+        print(f"warning: no ANALYSIS.md in {', '.join(missing)}", file=sys.stderr)
+    return 0
+
+
 def cmd_html_setup(_: argparse.Namespace) -> int:
     from conformance.html import install_allure
 
@@ -350,7 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return {"run": cmd_run, "serve": cmd_serve, "models": cmd_models, "report": cmd_report,
-                "diff": cmd_diff, "coverage": cmd_coverage, "html-setup": cmd_html_setup}[args.command](args)
+                "diff": cmd_diff, "coverage": cmd_coverage, "certificates": cmd_certificates,
+                "html-setup": cmd_html_setup}[args.command](args)
     except BadInput as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # the reader went away (`conformance diff | head`): stop quietly, as a Unix tool killed by SIGPIPE does;
+        # stdout goes to /dev/null so the interpreter's final flush does not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

@@ -45,7 +45,7 @@ from conformance.bounds import (
     loads,
     read_body,
 )
-from conformance.config import Target
+from conformance.config import Target, merge_headers
 from conformance.errors import InfrastructureError
 from conformance.pacing import Pacer
 from conformance.redact import map_strings
@@ -451,19 +451,23 @@ class GatewayClient:
         auth: str = "default",
         stream: bool = False,
         retry_server_errors: bool = True,
+        method: str = "POST",
+        surface: str | None = None,
         gate: Callable[[], None] | None = None,
     ) -> Exchange:
-        """The request with its retries. `gate`: called before the body of the first attempt is sent, after its
-        headers (concurrency.py holds concurrent requests there until every one of them is in flight)."""
+        """Send a case's (or a preflight probe's) request. The target profile's headers for the surface go on
+        every request, under the credential and the case's own headers (which name what the case tests).
+        `gate`: called before the body of the first attempt is sent, after its headers (concurrency.py holds
+        concurrent requests there until every one of them is in flight)."""
         url = self.url_for(route, model)
-        request_headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if stream:
-            request_headers["Accept"] = "text/event-stream"
-        request_headers.update(self.auth_headers(auth))
-        request_headers.update(headers or {})
-        content = raw_body.encode() if raw_body is not None else encode_json(body)
-        payload: bytes | GatedBody = content
-        if gate is not None:
+        framing = {"Accept": "text/event-stream" if stream else "application/json"}
+        if method != "GET":
+            framing["Content-Type"] = "application/json"
+        profile = self.target.headers_for(surface) if surface else self.target.headers
+        request_headers = merge_headers(framing, profile, self.auth_headers(auth), headers or {})
+        content = raw_body.encode() if raw_body is not None else None if method == "GET" else encode_json(body)
+        payload: bytes | GatedBody | None = content
+        if gate is not None and content is not None:
             request_headers["Content-Length"] = str(len(content))  # not chunked: the body is one known length
             payload = GatedBody(content, gate)
         started = time.monotonic()
@@ -473,7 +477,7 @@ class GatewayClient:
         server_errors: list[Answer] = []  # a 5xx other than 501-504 on every attempt: the gateway's failure
 
         def exchange(answer: Answer, failure: TransportFailure | None = None) -> Exchange:
-            return Exchange("POST", url, request_headers, body, raw_body, answer.status, answer.headers,
+            return Exchange(method, url, request_headers, body, raw_body, answer.status, answer.headers,
                             answer.text, stream, made, time.monotonic() - started,
                             transport_failure=failure or answer.failure, timing=answer.timing)
 
@@ -486,7 +490,7 @@ class GatewayClient:
             bound = Bound(self.limits, deadline=min(time.monotonic() + self.limits.timeout_s, budget_end))
             retry_after = None
             try:
-                answer = self.request("POST", url, headers=request_headers, content=payload, bound=bound)
+                answer = self.request(method, url, headers=request_headers, content=payload, bound=bound)
             except Unanswered as exc:
                 last_cause = str(exc)
                 server_errors.clear()
@@ -519,35 +523,3 @@ class GatewayClient:
             f"{url}: no answer after {made} attempt(s) in {time.monotonic() - started:.1f}s; "
             f"last cause: {last_cause}{self.retry.why_stopped(stop)}"
         )
-
-
-def bounded_request(target: Target, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-                    content: bytes | None = None, timeout_s: float | None = None,
-                    read_body: bool = True) -> Answer:
-    """One bounded request outside a case (the start-up probe, a preflight): the same deadline, caps and
-    transport rules as every case, on a pool of its own. Raises Unanswered when there is no answer in time."""
-    client = GatewayClient(target)
-    try:
-        limits = Limits(timeout_s or client.limits.timeout_s, client.limits.max_body_bytes)
-        return client.request(method, url, headers=headers, content=content, bound=Bound(limits),
-                              read_body=read_body)
-    finally:
-        client.close()
-
-
-def probe_target(target: Target, retry: RetryPolicy, timeout_s: float = 15.0) -> str | None:
-    """Whether the target answers HTTP at all: GET of its URL until the status line and headers are in, the body
-    never read (an endless or huge body, a gzip bomb cannot hold the start-up). Any status counts as reachable.
-    Returns None, or why it could not be reached after `retry.attempts` attempts."""
-    assert target.url is not None
-    problem = "no attempt made"
-    for attempt in range(retry.attempts):
-        if attempt:
-            time.sleep(retry.backoff(attempt - 1))
-        try:
-            bounded_request(target, "GET", target.url, headers={"Accept-Encoding": "identity"},
-                            timeout_s=min(target.timeout, timeout_s), read_body=False)
-            return None
-        except Unanswered as exc:
-            problem = str(exc)
-    return f"target {target.url} could not be reached after {retry.attempts} attempt(s): {problem}"

@@ -6,54 +6,37 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from conformance.cases import Case, CaseItem
+from conformance.casemodel import ClientCase
+from conformance.cases import CaseItem, check_common, load_files
 from conformance.clients import read_path
-from conformance.config import features
-from conformance.errors import BadInput
 from conformance.resources import PACKAGE_DIR
 from conformance.schemas import validate
-from conformance.yamlio import load_yaml
 
 CLIENT_CASES_DIR = PACKAGE_DIR / "client_cases"
 
 
 @cache
-def load_client_cases(directory: Path = CLIENT_CASES_DIR) -> tuple[Case, ...]:
-    cases: list[Case] = []
-    seen: set[str] = set()
-    for path in sorted(directory.glob("*.yaml")):
-        data = load_yaml(path)
-        errors = validate("client-case-file", data)
-        if errors:
-            raise BadInput(f"client case file {path.name} is invalid: {errors[0]}")
-        for raw in data["cases"]:
-            if raw["id"] in seen:
-                raise BadInput(f"{path.name}: duplicate client case id {raw['id']}")
-            seen.add(raw["id"])
-            for feature in raw["features"]:
-                if feature not in features():
-                    raise BadInput(f"{path.name}: case {raw['id']}: unknown feature {feature!r}")
-            cases.append(Case(raw=raw, source=path.name))
-    return tuple(cases)
+def load_client_cases(directory: Path = CLIENT_CASES_DIR) -> tuple[ClientCase, ...]:
+    return load_files(directory, "client-case-file", ClientCase.from_record, check_common, kind="client case")
 
 
 def _empty(value: Any) -> bool:
     return value is None or (hasattr(value, "__len__") and len(value) == 0)
 
 
-def judge(item: CaseItem, result: Any) -> list[str]:
+def judge(item: CaseItem[ClientCase], result: Any) -> list[str]:
     """Failures of a client result: every field the example reads must be present and non-empty."""
-    spec = item.case.client
-    who = f"{spec['name']} {spec.get('call', 'POST ' + spec['route'])}"
+    call = item.case.client
+    who = f"{call.name} {call.call or 'POST ' + call.route}"
     failures = []
-    if spec.get("schema"):
-        failures += [f"[{who}] [schema {spec['schema']}] {e}" for e in validate(spec["schema"], result)]
-    if spec.get("iterate"):
+    if call.schema:
+        failures += [f"[{who}] [schema {call.schema}] {e}" for e in validate(call.schema, result)]
+    if call.iterate:
         items = result if isinstance(result, list) else []
         values = []
         for element in items:
             try:
-                value = read_path(element, spec["iterate"])
+                value = read_path(element, call.iterate)
             except (AttributeError, IndexError, KeyError, TypeError):
                 continue  # e.g. a usage-only chunk with no choices
             if isinstance(value, str):
@@ -61,8 +44,8 @@ def judge(item: CaseItem, result: Any) -> list[str]:
         if not items:
             failures.append(f"[{who}] iterating the stream gave no items")
         elif not "".join(values).strip():
-            failures.append(f"[{who}] no item of the stream had text at {spec['iterate']}")
-    for path in spec.get("read", []):
+            failures.append(f"[{who}] no item of the stream had text at {call.iterate}")
+    for path in call.read:
         try:
             value = read_path(result, path)
         except (AttributeError, IndexError, KeyError, TypeError) as exc:

@@ -21,6 +21,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from conformance.casemodel import Case
 from conformance.cases import CaseItem
 from conformance.client import Exchange
 from conformance.errors import InfrastructureError
@@ -36,7 +37,7 @@ GATE_S = 5.0  # the most a request waits at the gate for the others (a slow pace
 
 
 def is_concurrent(case: Any) -> bool:
-    return "concurrent" in case.raw
+    return getattr(case, "concurrent", None) is not None  # a Case with `concurrent:` (a ClientCase never is)
 
 
 def new_nonce() -> str:
@@ -46,17 +47,17 @@ def new_nonce() -> str:
 MIN_REQUESTS = 2
 
 
-def requests_of(item: CaseItem, concurrency: int) -> int:
+def requests_of(item: CaseItem[Case], concurrency: int) -> int:
     """How many requests the case sends at once: its own number, else the run's --concurrency (2 at least)."""
-    wanted = item.case.raw["concurrent"].get("requests") or concurrency
-    return max(MIN_REQUESTS, min(int(wanted), MAX_REQUESTS))
+    own = item.case.concurrent.requests if item.case.concurrent is not None else None
+    return max(MIN_REQUESTS, min(int(own or concurrency), MAX_REQUESTS))
 
 
 def with_nonce(body: Any, nonce: str) -> Any:
     return map_strings(body, lambda s: s.replace(NONCE, nonce) if NONCE in s else s)
 
 
-def perform(runtime: Any, item: CaseItem, route: str) -> Any:
+def perform(runtime: Any, item: CaseItem[Case], route: str) -> Any:
     """Send the case's request N times at once (module docstring); a Performed like runner.perform_case's."""
     from conformance.runner import Performed
 
@@ -74,12 +75,12 @@ def perform(runtime: Any, item: CaseItem, route: str) -> Any:
 
     def send(nonce: str) -> Exchange:
         return runtime.client.send(route, model=item.served_model, body=with_nonce(base, nonce),
-                                   headers=request.get("headers"), auth=request.get("auth", "default"),
-                                   stream=step.stream, gate=gate)
+                                   headers=request.headers, auth=request.auth, stream=step.stream,
+                                   surface=item.case.route_surface, gate=gate)
 
     with ThreadPoolExecutor(count, thread_name_prefix="conformance-concurrent") as pool:
         futures = [pool.submit(send, nonce) for nonce in nonces]
-        outcomes = []
+        outcomes: list[Exchange | InfrastructureError] = []
         for future in futures:
             try:
                 outcomes.append(future.result())
@@ -100,7 +101,7 @@ def perform(runtime: Any, item: CaseItem, route: str) -> Any:
     return Performed(exchange=last, usage=usage)
 
 
-def evaluate(item: CaseItem, exchange: Exchange) -> list[Finding]:
+def evaluate(item: CaseItem[Case], exchange: Exchange) -> list[Finding]:
     """Every answer of the group judged by the case's expect, with the group in view of its checks."""
     from conformance.evaluate import evaluate as judge
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import configparser
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,16 +22,21 @@ from conformance.catalog import NAME_FORMS, load_catalog
 from conformance.errors import BadInput
 from conformance.resources import DATA_DIR
 from conformance.schemas import validate
+from conformance.vocabulary import surfaces
 from conformance.yamlio import load_yaml
 
 DEFAULT_TOKEN_ENV = "DATABRICKS_TOKEN"
 REFERENCE_TOKEN_ENV = "CONFORMANCE_REFERENCE_TOKEN"
 AUTH_SCHEMES = ("bearer", "basic")
-
-
-@cache
-def surfaces() -> dict[str, dict[str, Any]]:
-    return load_yaml(DATA_DIR / "surfaces.yaml")["surfaces"]
+# ${NAME} in a profile header value: the environment variable NAME (a profile names its secrets, never holds them)
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# a header whose name says it carries a credential: its value is a secret to the redactor (x-portkey-config
+# carries provider keys, as vendor config headers often do). Whole words of the name only: "portkey" is no key,
+# and masking x-portkey-provider's "anthropic" everywhere would blot out the evidence.
+CREDENTIAL_HEADER = re.compile(r"(?:^|[-_.])(?:api-?key|apikey|key|token|secret|auth|authorization|password|passwd|"
+                               r"signature|cookie|credentials?|config)(?:$|[-_.])", re.IGNORECASE)
+# headers the suite sets itself: the credential (token_env, auth, auth_header) and the body's framing
+SUITE_HEADERS = frozenset({"authorization", "content-type", "accept", "content-length", "host", "transfer-encoding"})
 
 
 @cache
@@ -70,12 +76,18 @@ class Target:
     features: frozenset[str] | None = None
     unsupported_features: frozenset[str] = frozenset()
     limits: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # on every request
+    surface_headers: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)  # per surface, over those
     media_urls: dict[str, str] = field(default_factory=dict)  # media fixture file name -> public URL of a copy
     verify_tls: bool = True
     timeout: float = 60.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # decoded bytes of one answer (conformance/bounds.py)
     reference: bool = False  # the suite started its own reference gateway for this run
     concurrency: int = 8  # --concurrency: how many requests a concurrent case sends at once (concurrency.py)
+    # found by the preflight (conformance/preflight.py): catalog models the target does not serve, and routes
+    # that answer 404, each with why; their cases are skipped with that reason
+    unserved: dict[str, str] = field(default_factory=dict)
+    routes_missing: dict[str, str] = field(default_factory=dict)
 
     def claims(self, feature: str) -> bool:
         if feature in self.unsupported_features:
@@ -92,8 +104,56 @@ class Target:
     def route(self, surface: str) -> str | None:
         return self.routes.get(surface)
 
+    def headers_for(self, surface: str) -> dict[str, str]:
+        """The profile's headers for a request to this surface (the routing headers of a gateway such as Portkey,
+        which picks the upstream per request): every request's, then the surface's own."""
+        return merge_headers(self.headers, self.surface_headers.get(surface, {}))
+
+    def secrets(self) -> list[str]:
+        """Every value the redactor must mask: the token and the values of credential-carrying profile headers."""
+        values = [self.token] if self.token else []
+        for layer in (self.headers, *self.surface_headers.values()):
+            values += [value for name, value in layer.items() if CREDENTIAL_HEADER.search(name)]
+        return values
+
     def public(self) -> dict[str, Any]:
         return {"url": self.url, "name": self.name, "version": self.version, "reference": self.reference}
+
+
+def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
+    """Later layers win, by case-insensitive name (HTTP header names are): `X-A` then `x-a` sends one header."""
+    merged: dict[str, tuple[str, str]] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            merged[name.lower()] = (name, value)
+    return dict(merged.values())
+
+
+def _check_header_names(path: str, data: dict[str, Any]) -> None:
+    own = SUITE_HEADERS | {str(data.get("auth_header", "Authorization")).lower()}
+    layers = [("headers", data.get("headers", {}))]
+    layers += [(f"surface_headers.{surface}", h) for surface, h in data.get("surface_headers", {}).items()]
+    for where, layer in layers:
+        for name in layer:
+            if name.lower() in own:
+                raise BadInput(f"target profile {path}: {where} sets {name!r}, which the suite sets itself "
+                               "(the credential comes from token_env and auth, the framing from the case)")
+
+
+def expand_headers(layer: Mapping[str, str], where: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """${NAME} -> the environment variable NAME; an unset one is bad input, never an empty header."""
+
+    def value_of(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise BadInput(f"{where} needs the environment variable {name}, which is unset")
+        return environ[name]
+
+    expanded = {name: _ENV_REFERENCE.sub(value_of, value) for name, value in layer.items()}
+    for name, value in expanded.items():
+        if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+            raise BadInput(f"{where}: the value of {name!r} holds a control character (a line break?)")
+    return expanded
 
 
 def read_databrickscfg(profile: str, environ: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -124,6 +184,7 @@ def load_target_profile(path: str) -> dict[str, Any]:
     for model in data.get("models", {}):
         if catalog.get(model) is None:
             raise BadInput(f"target profile {path}: {model!r} is not a catalog model (see `conformance models`)")
+    _check_header_names(path, data)
     known = features()
     claimed = data.get("features", "all")
     for feature in [*([] if claimed == "all" else claimed), *data.get("unsupported_features", [])]:
@@ -195,10 +256,14 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
             f"no token for {url}: set {token_env} (or --token-env NAME, or --profile NAME from ~/.databrickscfg)"
         )
 
-    routes = {name: s["route"] for name, s in surfaces().items() if "route" in s}
+    routes = {name: s.route for name, s in surfaces().items() if s.route is not None}
     routes.update(profile.get("routes", {}))
     routes = {name: route for name, route in routes.items() if route is not None}  # null: surface not offered
     claimed = profile.get("features", "all")
+    origin = f"target profile {opts.target_file}"
+    headers = expand_headers(profile.get("headers", {}), f"{origin}: headers", environ)
+    surface_headers = {surface: expand_headers(layer, f"{origin}: surface_headers.{surface}", environ)
+                       for surface, layer in profile.get("surface_headers", {}).items()}
     return Target(
         url=url,
         name=profile.get("name") or ("reference" if url is None else urlsplit(url).hostname or "target"),
@@ -214,6 +279,8 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
         features=None if claimed == "all" else frozenset(claimed),
         unsupported_features=frozenset(profile.get("unsupported_features", [])),
         limits=dict(profile.get("limits", {})),
+        headers=headers,
+        surface_headers=surface_headers,
         media_urls=dict(profile.get("media_urls", {})),
         verify_tls=not opts.insecure,
         timeout=float(opts.timeout),

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.certify import default_spec_dir
 from conformance.errors import BadInput
 
 NOT_SECTIONS = {"note", "important", "tip", "warning", "caution", "python", "rest api", "curl", "sql", "bash",
@@ -27,10 +26,13 @@ NOT_SECTIONS = {"note", "important", "tip", "warning", "caution", "python", "res
 CODE = re.compile(r"[=(){}\[\]'\"$<>|`]|[.:;,!?]$")
 
 
-def spec_dir(given: str | None) -> Path:
-    folder = Path(given) if given else default_spec_dir()
-    if not folder.is_dir() or not any(folder.glob("*.txt")):
-        raise BadInput(f"spec folder {folder} not found or holds no .txt documents (use --spec DIR)")
+def spec_dir(given: str | None) -> Path | None:
+    """The spec folder to read sections from; None: the pinned sections (an installed suite has no files)."""
+    from conformance.spec import spec_folder
+
+    folder = spec_folder(given)
+    if folder is not None and not any(folder.glob("*.txt")):
+        raise BadInput(f"spec folder {folder} holds no .txt documents (use --spec DIR)")
     return folder
 
 
@@ -64,23 +66,30 @@ def headings(doc: str, text: str) -> list[Section]:
     return out
 
 
-def coverage(folder: Path) -> dict[str, Any]:
+def coverage(folder: Path | None) -> dict[str, Any]:
+    """Sections of the spec files in `folder`, or of the pinned spec (conformance/spec.py) when None."""
     from conformance.cases import load_cases
+    from conformance.spec import pinned
 
     sections: dict[str, list[Section]] = {}
-    for path in sorted(folder.glob("*.txt")):
-        doc = path.name.split("_")[0]
-        sections[doc] = headings(doc, path.read_text(encoding="utf-8"))
+    if folder is None:
+        for name, document in pinned()["documents"].items():
+            doc = name.split("_")[0]
+            sections[doc] = [Section(doc, title, line) for line, title in document["sections"]]
+    else:
+        for path in sorted(folder.glob("*.txt")):
+            doc = path.name.split("_")[0]
+            sections[doc] = headings(doc, path.read_text(encoding="utf-8"))
     ours: list[str] = []
     unplaced: list[str] = []
     for case in load_cases():
-        doc = case.spec.get("doc")
+        doc = case.spec.doc
         if doc == "ours":
             ours.append(case.id)
             continue
         found = None
         position = 0
-        for part in re.split(r" / |: ", case.spec.get("section", "")):
+        for part in re.split(r" / |: ", case.spec.section):
             part = _clean(part).lower()
             for index, section in enumerate(sections.get(doc, [])):
                 if index >= position and section.title.lower() == part:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from conformance import concurrency
-from conformance.cases import CaseItem, Step
+from conformance.casemodel import Case, ClientCase, Status, Step, status_text
+from conformance.cases import CaseItem
 from conformance.checks import CHECKS, CheckContext
 from conformance.client import Exchange
-from conformance.config import surfaces
 from conformance.findings import Finding, ordered, strength_of
 from conformance.schemas import validate
+from conformance.vocabulary import surfaces
 
 EXCERPT = 300
 
@@ -25,19 +26,19 @@ def excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT else text[:EXCERPT] + "..."
 
 
-def status_matches(expected: Any, actual: int) -> bool:
+def status_matches(expected: Status, actual: int) -> bool:
     if isinstance(expected, int):
         return actual == expected
-    if isinstance(expected, list):
+    if isinstance(expected, tuple):
         return actual in expected
     return {"2xx": 200 <= actual < 300, "4xx": 400 <= actual < 500}[expected]
 
 
-def error_forms(item: CaseItem) -> list[str]:
-    return surfaces()[item.case.route_surface].get("error_schemas", ["error.databricks"])
+def error_forms(item: CaseItem[Case]) -> tuple[str, ...]:
+    return surfaces()[item.case.route_surface].error_schemas
 
 
-def evaluate_steps(item: CaseItem, exchange: Exchange) -> list[Finding]:
+def evaluate_steps(item: CaseItem[Case], exchange: Exchange) -> list[Finding]:
     """Every step of a case is judged by its own expect; a multi-step case prefixes each message with its step.
     The findings come most specific first (findings.ordered)."""
     if concurrency.is_concurrent(item.case):  # one request sent N times at once: each answer judged
@@ -53,7 +54,7 @@ def evaluate_steps(item: CaseItem, exchange: Exchange) -> list[Finding]:
     return ordered(found)
 
 
-def evaluate(item: CaseItem, exchange: Exchange, step: Step | None = None,
+def evaluate(item: CaseItem[Case], exchange: Exchange, step: Step | None = None,
              group: list[Exchange] | None = None) -> list[Finding]:
     """One answer against its step's expect; `group`: the answers sent at once with it (a concurrent case)."""
     case = item.case
@@ -68,46 +69,44 @@ def evaluate(item: CaseItem, exchange: Exchange, step: Step | None = None,
         # the answer broke the contract before any rule about its body applies (conformance/bounds.py: a
         # redirect, a body over the cap, not UTF-8, nested too deep; a 5xx on every attempt): that alone is judged
         return [finding(failure.check, failure.message)]
-    if not status_matches(expect["status"], exchange.status):
-        return [finding("status", f"HTTP {exchange.status}, expected {expect['status']}; "
+    if not status_matches(expect.status, exchange.status):
+        return [finding("status", f"HTTP {exchange.status}, expected {status_text(expect.status)}; "
                                   f"body: {excerpt(exchange.text)!r}")]
     found: list[Finding] = []
-    preferred = expect.get("preferred_status")
-    if preferred and not status_matches(preferred["status"], exchange.status):
-        found.append(Finding("status", preferred["strength"], f"HTTP {exchange.status}, {preferred['status']} "
-                                                              f"preferred; body: {excerpt(exchange.text)!r}"))
+    preferred = expect.preferred_status
+    if preferred and not status_matches(preferred.status, exchange.status):
+        found.append(Finding("status", preferred.strength, f"HTTP {exchange.status}, {status_text(preferred.status)} "
+                                                           f"preferred; body: {excerpt(exchange.text)!r}"))
 
-    schema = expect.get("schema")
+    schema = expect.schema
     if step.stream:
         found += [finding(check, message) for check, message in _stream_body(exchange, schema)]
-    elif exchange.json_error is not None and not expect.get("error_body"):  # an error body: error_body says
+    elif exchange.json_error is not None and not expect.error_body:  # an error body: error_body says
         return [*found, finding("json", f"the {exchange.status} body is not JSON ({exchange.json_error}): "
                                         f"{excerpt(exchange.text)!r}")]
     elif schema:
         found += [finding("schema", f"{schema} {e}") for e in validate(schema, exchange.json)]
 
-    if expect.get("error_body"):
+    if expect.error_body:
         found += [finding(check, message) for check, message in _error_body(item, exchange)]
 
     ctx = CheckContext(exchange.request_body, exchange, item.model, group=group or [])
-    for name in expect.get("checks", []):
-        ctx.args = expect.get("check_args", {}).get(name, {})
+    for name in expect.checks:
+        ctx.args = expect.args_of(name)
         found += [finding(name, message) for message in run_check(name, ctx)]
     return found
 
 
-def evaluate_client(item: CaseItem, performed: Any) -> list[Finding]:
+def evaluate_client(item: CaseItem[ClientCase], performed: Any) -> list[Finding]:
     """An official client's verdict as findings: the client broke on the answer (`performed.failure`), a helper
     process judged its result already (`performed.judged`), or its result is judged here; each failure is a
     `client` finding of the case's own strength (findings.CASE_RULES: the client's call is the case itself)."""
     from conformance.clientcases import judge
 
-    if performed.failure:
-        failures = [performed.failure]
-    elif performed.judged is not None:
-        failures = performed.judged
-    else:
-        failures = judge(item, performed.result)
+    if performed.failure:  # a transport rule keeps its strength on every lane (a 300 MB answer is no answer)
+        rule = performed.failure_rule
+        return [Finding(rule, strength_of(item.case, rule), performed.failure.replace(f"[{rule}] ", "", 1))]
+    failures = performed.judged if performed.judged is not None else judge(item, performed.result)
     return [Finding("client", strength_of(item.case, "client"), message) for message in failures]
 
 
@@ -136,7 +135,7 @@ def _stream_body(exchange: Exchange, schema: str | None) -> list[tuple[str, str]
     return problems
 
 
-def _error_body(item: CaseItem, exchange: Exchange) -> list[tuple[str, str]]:
+def _error_body(item: CaseItem[Case], exchange: Exchange) -> list[tuple[str, str]]:
     """Two rules: the error body is JSON (error_body), and it has a form clients of the surface read
     (error_form, one of the surface's error_schemas)."""
     if exchange.json_error is not None:

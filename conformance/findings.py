@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.casemodel import CaseBase
+
 STRENGTHS = ("must", "should", "advisory")
 WARNING_STRENGTHS = ("should", "advisory")
 
@@ -83,13 +85,13 @@ class Finding:
         return cls(str(data["check"]), str(data["strength"]), str(data["message"]))
 
 
-def strength_of(case: Any, check: str) -> str:
+def strength_of(case: CaseBase, check: str) -> str:
     """The strength of a rule in this case: the case's override, else the rule's default."""
-    override = (case.raw.get("check_strengths") or {}).get(check)
+    override = case.check_strengths.get(check)
     if override:
-        return str(override["strength"])
+        return override.strength
     if check in CASE_RULES:
-        return str(case.strength)
+        return case.strength
     if check in RULES:
         return RULES[check].strength
     from conformance.checks import CHECKS

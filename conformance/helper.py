@@ -31,6 +31,7 @@ from conformance.client import RetryPolicy
 from conformance.config import Target
 from conformance.pacing import Pacer, Store, TokenBudget
 from conformance.redact import REDACTOR
+from conformance.runner import Performed, Runtime
 
 POLL_S = 0.5
 STALL_STEPS = 4  # a case's requests (steps, or a client's build and call), each within its budget
@@ -38,7 +39,7 @@ STALL_SLACK_S = 20.0
 STARTUP_S = 120.0
 
 
-def perform(runtime: Any, kind: str, item: case_data.CaseItem) -> Any:
+def perform(runtime: Runtime, kind: str, item: case_data.CaseItem[Any]) -> Performed:
     """One case; a client case to its verdict, as the SDK's result object cannot cross to the pytest process."""
     from conformance.clientcases import judge
 
@@ -52,6 +53,13 @@ def perform(runtime: Any, kind: str, item: case_data.CaseItem) -> Any:
         performed.judged = [REDACTOR.text(f) for f in judge(item, performed.result)]
         performed.result = None
     return performed
+
+
+def spawn_helper(runtime: Runtime, nice: int = 0) -> Helper:
+    """A read-ahead lane for a Runtime (its `spawn`): a helper process with the runtime's target, retries,
+    concurrency, pacer and budget."""
+    return Helper(runtime.target, runtime.retry, runtime.concurrency, runtime.pacer.max_rps, runtime.budget.limit,
+                  runtime.pacer.store, nice)
 
 
 def _exit_with_parent() -> None:
@@ -82,15 +90,14 @@ def _helper_main(target: Target, retry: RetryPolicy, concurrency: int, max_rps: 
     _exit_with_parent()
     if nice:
         os.nice(nice)
-    from conformance.runner import Performed, Runtime
-
-    REDACTOR.add(target.token)
+    for secret in target.secrets():  # the token and credential-carrying profile headers
+        REDACTOR.add(secret)
     media.use_target(target)  # what case expansion did in the pytest process (media URLs of this target)
     runtime = Runtime(target, Pacer(max_rps, store), TokenBudget(budget_limit, store), retry)
     pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="conformance-helper")
     sending = threading.Lock()
 
-    def run(nodeid: str, kind: str, item: case_data.CaseItem) -> None:
+    def run(nodeid: str, kind: str, item: case_data.CaseItem[Any]) -> None:
         try:
             performed = perform(runtime, kind, item)
         except Exception as exc:  # never lost: the pytest process would wait for it
@@ -153,7 +160,7 @@ class Helper:
     def pid(self) -> int | None:
         return self._process.pid
 
-    def submit(self, tasks: list[tuple[str, str, case_data.CaseItem]]) -> None:
+    def submit(self, tasks: list[tuple[str, str, case_data.CaseItem[Any]]]) -> None:
         """Hand over cases, as one message. The helper reads its tasks at all times, so this blocks only while
         the helper's interpreter starts (its pipe holds 64 KB)."""
         if not tasks:
@@ -167,8 +174,6 @@ class Helper:
 
     def result(self, nodeid: str) -> Any:
         """The answer for a submitted case, reading (and keeping) the helper's other answers until it comes."""
-        from conformance.runner import Performed
-
         with self._lock:
             while nodeid not in self._answers:
                 if nodeid not in self._pending:

@@ -1,7 +1,7 @@
 """Offline image fixtures for vision cases, made at run time (never fetched): PNG written directly, the other
 formats with Pillow.
 
-A case body describes an image with a placeholder (see cases.py, `$image`); this module turns one description
+A case body describes an image with a placeholder (see placeholders.py, `$image`); this module turns one description
 into bytes. Large dimensions stay small in bytes: a flat colour in palette mode compresses to almost nothing
 (an 8001x8000 PNG is ~8 KB). `size_bytes` pads a PNG with a private ancillary chunk to an exact file size,
 which decoders skip, so byte-limit cases can be built without large pixel counts.
@@ -59,7 +59,7 @@ def _image_bytes(fmt: str, width: int, height: int, colour: int, animated: bool,
         image.putpalette([*rgb, *PALETTE[(colour + 1) % len(PALETTE)]])  # two entries: 1 bit per pixel
         if animated:
             second = Image.new("P", (width, height), 1)
-            second.putpalette(image.getpalette())
+            second.putpalette(image.getpalette() or [])
             image.save(out, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
         else:
             image.save(out, FORMATS[fmt], optimize=True)

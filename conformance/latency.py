@@ -41,7 +41,8 @@ def aggregate(cases: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, 
         if not isinstance(latency, dict):
             continue
         key = (str(record["surface"]), str(record.get("model") or NO_MODEL))
-        bucket = samples.setdefault(key, {name: [] for name, _ in MEASURES} | {"streams": []})
+        empty: dict[str, list[float]] = {name: [] for name, _ in [*MEASURES, ("streams", "")]}
+        bucket = samples.setdefault(key, empty)
         for name, _ in MEASURES:
             if isinstance(latency.get(name), int | float):
                 bucket[name].append(float(latency[name]))
@@ -97,14 +98,15 @@ def markdown(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def html_table(summary: dict[str, Any], esc: Callable[[str], str]) -> str:
-    """The latency table of an HTML page (escaped by `esc`)."""
+def html_table(summary: dict[str, Any], esc: Callable[[str], str], styles: tuple[str, str, str] = ("", "", "")) -> str:
+    """The latency table of an HTML page (escaped by `esc`; `styles`: inline styles of table, th and td)."""
     table = rows(summary)
     if not table:
         return "<h2>Latency</h2><p id='latency'>No timed answer in this run.</p>"
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>" for cells in table)
-    return f"<h2>Latency</h2><table id='latency'><tr>{head}</tr>{body}</table>"
+    table_style, th, td = (f" style='{s}'" if s else "" for s in styles)
+    head = "".join(f"<th{th}>{esc(h)}</th>" for h in HEADERS)
+    body = "".join("<tr>" + "".join(f"<td{td}>{esc(c)}</td>" for c in cells) + "</tr>" for cells in table)
+    return f"<h2>Latency</h2><table id='latency'{table_style}><tr>{head}</tr>{body}</table>"
 
 
 def allure_environment(run_dir: Path, summary: dict[str, Any]) -> Path | None:

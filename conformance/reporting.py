@@ -7,6 +7,7 @@ alone (summary.json and allure-results/ hold everything needed).
 from __future__ import annotations
 
 import json
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -110,18 +111,19 @@ def _grouped(summary: dict[str, Any], outcome: str, title: str, meaning: str) ->
     return lines
 
 
-def render_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any], mode: str) -> str:
+def render_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any], mode: str) -> tuple[str, str]:
+    """(the HTML file written, or "", and why the built-in page was used instead of Allure, or "")."""
     from conformance import html
 
     if mode == "none":
-        return ""
+        return "", ""
     reason = "Allure HTML was not requested (--html builtin)"
     if mode in ("auto", "allure"):
         if html.allure_binary() is not None:
             latency.allure_environment(run_dir, summary)  # Allure shows it with the report
             try:
-                return f"HTML report: {html.generate_allure(run_dir)}"
-            except (RuntimeError, OSError) as exc:
+                return str(html.generate_allure(run_dir, summary, verdict)), ""
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 if mode == "allure":
                     raise BadInput(str(exc)) from None
                 reason = f"Allure failed ({str(exc)[:200]})"
@@ -129,15 +131,23 @@ def render_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any],
             raise BadInput("Allure is not installed (run `conformance html-setup`; needs node and npm)")
         else:
             reason = "Allure (node) is not installed"
-    return f"HTML report (built-in fallback: {reason}): {html.builtin_html(run_dir, summary, verdict, reason)}"
+    return str(html.builtin_html(run_dir, summary, verdict, reason)), reason
 
 
 def render_reports(run_dir: Path, html: str = "auto", spec_dir: str | None = None) -> list[str]:
+    """Write summary.md, conformance-report.yaml and the HTML report of a run folder; the console lines saying
+    where they are."""
     summary = load_run(run_dir)
     verdict = conformance_report(summary, Path(spec_dir) if spec_dir else None)
     (run_dir / "conformance-report.yaml").write_text(
         yaml.safe_dump(verdict, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
-    html_line = render_html(run_dir, summary, verdict, html)
+    page, fallback = render_html(run_dir, summary, verdict, html)
     (run_dir / "summary.md").write_text(summary_markdown(summary, verdict), encoding="utf-8")
-    return [f"report: {run_dir / 'summary.md'}, {run_dir / 'conformance-report.yaml'}",
-            *([html_line] if html_line else [])]
+    names = ["summary.json", "summary.md", "conformance-report.yaml"]
+    if page:
+        names.append(str(Path(page).relative_to(run_dir.resolve())) if Path(page).is_absolute()
+                     and Path(page).is_relative_to(run_dir.resolve()) else page)
+    lines = [f"reports: {run_dir}/ ({', '.join(names)})"]
+    if fallback and html == "auto":
+        lines.append(f"HTML report: the built-in page ({fallback}; `conformance html-setup` installs Allure)")
+    return lines

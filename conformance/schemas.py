@@ -9,7 +9,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from conformance import vocabulary
 from conformance.resources import schemas_dir
+
+GENERATED = ("vocabulary",)  # schemas made in code (conformance/vocabulary.py), not answers' schemas
 
 
 @cache
@@ -18,6 +21,7 @@ def _registry() -> tuple[Registry, dict[str, dict[str, Any]]]:
     for path in sorted(schemas_dir().glob("*.schema.json")):
         schema = json.loads(path.read_text(encoding="utf-8"))
         schemas[schema["$id"]] = schema
+    schemas["vocabulary"] = vocabulary.schema()
     registry = Registry().with_resources(
         (sid, Resource.from_contents(schema)) for sid, schema in schemas.items()
     )
@@ -25,15 +29,17 @@ def _registry() -> tuple[Registry, dict[str, dict[str, Any]]]:
 
 
 def schema_names() -> list[str]:
-    return sorted(_registry()[1])
+    """The schemas a case may name (an answer's `expect.schema`, a client's output)."""
+    return sorted(set(_registry()[1]) - set(GENERATED))
 
 
 @cache
 def _validator(name: str) -> Draft202012Validator:
+    """A schema by its `$id`, or a part of one: `case-file#/$defs/case`."""
     registry, schemas = _registry()
-    if name not in schemas:
+    if name.partition("#")[0] not in schemas:
         raise KeyError(f"no schema named {name!r} in {schemas_dir()}")
-    return Draft202012Validator(schemas[name], registry=registry)
+    return Draft202012Validator(schemas[name] if "#" not in name else {"$ref": name}, registry=registry)
 
 
 def json_path(parts: Any) -> str:

@@ -29,17 +29,25 @@ from syrupy.extensions.base import AbstractSyrupyExtension
 from syrupy.utils import exclusive_file_lock, snapshot_file_lock_enabled
 
 from conformance.redact import REDACTOR
-from conformance.resources import DATA_DIR, PACKAGE_DIR
+from conformance.resources import DATA_DIR, checkout_dir, shipped_snapshot_root
 from conformance.yamlio import load_yaml
 
 SNAPSHOT_DIR_ENV = "CONFORMANCE_SNAPSHOT_DIR"  # snapshots/<target name>, set by the plugin for every process
 DONE = "[DONE]"
 
 
-def default_snapshot_root() -> Path:
-    """Top-level snapshots/ of a checkout; in an installed wheel, ./snapshots."""
-    checkout = PACKAGE_DIR.parent / "snapshots"
-    return checkout if (PACKAGE_DIR.parent / "pyproject.toml").exists() else Path.cwd() / "snapshots"
+REFERENCE = "reference"
+
+
+def default_snapshot_root(target_name: str = REFERENCE, update: bool = False) -> Path:
+    """Where baselines are, wherever the suite runs from: in a source checkout, its snapshots/; in an installed
+    package, the reference gateway's baseline it ships (compared with, never written into the installation),
+    and for any other target (or to record) ./snapshots, the folder a workspace's baseline is committed in."""
+    if checkout_dir() is not None:
+        return shipped_snapshot_root()
+    if target_folder_name(target_name) == REFERENCE and not update:
+        return shipped_snapshot_root()
+    return Path.cwd() / "snapshots"
 
 
 def target_folder_name(name: str) -> str:
@@ -209,18 +217,15 @@ def _brief(value: Any) -> str:
 
 
 def snapshot_dir() -> Path:
-    return Path(os.environ.get(SNAPSHOT_DIR_ENV) or default_snapshot_root() / "reference")
+    return Path(os.environ.get(SNAPSHOT_DIR_ENV) or default_snapshot_root() / REFERENCE)
 
 
 @cache
 def _surface_of_case() -> dict[str, str]:
     from conformance.cases import load_cases
-    from conformance.config import surfaces
+    from conformance.vocabulary import reported_surface
 
-    out = {}
-    for case in load_cases():
-        out[case.id] = surfaces().get(case.surface, {}).get("summary_surface", case.surface)
-    return out
+    return {case.id: reported_surface(case.surface) for case in load_cases()}
 
 
 def surface_of_snapshot(snapshot_name: str) -> str:
@@ -292,6 +297,7 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
         def merge() -> None:
             document = dict(cls._read(location))
             for snapshot in snapshot_collection:
+                assert snapshot.data is not None
                 document[snapshot.name] = json.loads(snapshot.data)
             _atomic_write(Path(location), _dump(document))
 
@@ -392,12 +398,12 @@ class ShapeCheck:
 # --- plugin glue --------------------------------------------------------------------------------------------
 
 
-def snapshot_setup(config: Any, target: Any) -> dict[str, Any]:
-    """Controller: choose snapshots/<target>, hand it to every process, describe it for summary.json."""
-    root = Path(config.getoption("conformance_snapshots") or default_snapshot_root())
+def snapshot_setup(config: Any, target: Any, root: Path | None) -> dict[str, Any]:
+    """Controller: choose <root>/<target>, hand it to every process, describe it for summary.json."""
+    update = bool(config.option.update_snapshots)
+    root = root or default_snapshot_root(target.name, update)
     folder = root.resolve() / target_folder_name(target.name)
     os.environ[SNAPSHOT_DIR_ENV] = str(folder)  # xdist workers inherit it; syrupy's controller reads it too
-    update = bool(config.option.update_snapshots)
     if not update:
         # a case that is skipped or deselected leaves its snapshot unused: never a reason to fail a run
         config.option.warn_unused_snapshots = True
@@ -416,20 +422,3 @@ def attach_snapshot(result: SnapshotResult) -> None:
     else:
         # nothing to show beyond the status (the reason is in summary.json): a label, not a file per case
         allure.dynamic.label("snapshot", result.status)
-
-
-def report_drift(terminalreporter: Any, summary: dict[str, Any]) -> None:
-    drifted = [c for c in summary["cases"] if c.get("snapshot", {}).get("status") == "drift"]
-    info = summary.get("snapshots", {})
-    if not drifted:
-        counts = summary.get("snapshot_totals", {})
-        if counts:
-            terminalreporter.write_line("snapshots: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-                                        + f" ({info.get('dir', '')})")
-        return
-    terminalreporter.write_sep("-", f"shape drift in {len(drifted)} case(s) (not failures; see summary.json)")
-    for case in drifted[:50]:
-        name = f"{case['id']}@{case['model']}" if case.get("model") else case["id"]
-        terminalreporter.write_line(f"{name}:")
-        for line in case["snapshot"]["drift"][:10]:
-            terminalreporter.write_line(f"    {line}")

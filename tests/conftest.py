@@ -23,7 +23,13 @@ class RunResult:
 
     @property
     def run_dir(self) -> Path:
-        return (self.reports / "latest").resolve()
+        """The run's folder: reports/latest when the run judged something (it is not moved otherwise)."""
+        latest = self.reports / "latest"
+        if latest.exists():
+            return latest.resolve()
+        folders = sorted(p for p in self.reports.iterdir() if p.is_dir() and not p.is_symlink())
+        assert folders, f"no run folder under {self.reports}"
+        return folders[-1]
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -75,6 +81,27 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+# the test files that judge through the harness (the `harness` fixture): one xdist worker runs them all
+HARNESS_FILES = ("test_deviations.py", "test_helper.py", "test_new_case.py", "test_reference_run.py",
+                 "test_snapshots.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist, never called
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `-n N` (xdist's default `load` distribution): the harness's test files are one unit of work, so one
+    worker performs the baseline and loads the client SDKs once, while the other tests go to whichever worker
+    is free, one by one. (xdist's own `loadgroup` marks do not group under pytest 9's node ids.)"""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HarnessFilesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "harness" if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in HARNESS_FILES else nodeid
+
+    return HarnessFilesTogether(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -51,8 +51,6 @@ from conformance.snapshots import (
 )
 
 FULL_MATRIX_ENV = "CONFORMANCE_FULL_MATRIX"
-# environment a run would read a target from: the harness never talks to anything but its own gateway
-TARGET_ENV = ("GATEWAY_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_FILE", REFERENCE_TOKEN_ENV)
 
 
 @dataclass

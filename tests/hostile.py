@@ -2,9 +2,10 @@
 (tests/test_hostile.py, bench/hostile.py).
 
 It binds 127.0.0.1 on a free port; the test that starts it stops it (`with HostileServer(mode) as server:`).
-Every request gets the mode's answer, whatever its route, except that in `reset` mode the start-up probe
-(GET /) is answered, so that the cases themselves meet the resets. Big answers are streamed from one reusable
-block, never built in memory.
+Every request gets the mode's answer, whatever its route, except the preflight's (conformance/preflight.py): its
+probes, whose bodies carry an empty message, input or contents list, get the 400 a gateway answers them, and the
+serving-endpoints listing a 404, so that the cases themselves meet the mode (`preflight=False`: the preflight
+meets it too). Big answers are streamed from one reusable block, never built in memory.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from typing import Any
 MODES = ("endless-sse", "byte-per-second", "deep-600", "deep-100000", "huge", "gzip-bomb", "retry-after-huge",
          "retry-after-unparseable", "error-500", "error-501", "unavailable-503", "redirect", "echo",
          "invalid-utf8", "reset", "canned")
+# the preflight's probe bodies (conformance/data/preflight.yaml): an empty list no documented request sends
+PREFLIGHT_PROBE = re.compile(rb'"(messages|input|contents)"\s*:\s*\[\s*\]')
 HUGE_BYTES = 300 << 20
 BOMB_BYTES = 4 << 30  # inflated; about 4 MB on the wire
 BLOCK = 1 << 20
@@ -82,9 +85,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class HostileServer:
-    def __init__(self, mode: str, other: str | None = None, variant: int = 1) -> None:
+    def __init__(self, mode: str, other: str | None = None, variant: int = 1, preflight: bool = True) -> None:
         assert mode in MODES, mode
         self.mode = mode
+        self.preflight = preflight  # answer the preflight as a gateway would
         self.other = other  # the redirect's other origin
         self.variant = variant  # echo: 2 adds a key and changes an enumerated value (drift with the token in it)
         self.requests: Counter[str] = Counter()  # "METHOD /path"
@@ -129,14 +133,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         path = self.path.split("?")[0]
-        with self.hostile._lock:
-            self.hostile.requests[f"{self.command} {path}"] += 1
+        preflight = self.hostile.preflight and (PREFLIGHT_PROBE.search(body) is not None or (
+            self.command == "GET" and path == "/api/2.0/serving-endpoints"))
+        with self.hostile._lock:  # the preflight's requests apart: count() is the cases'
+            self.hostile.requests[f"{'PREFLIGHT ' if preflight else ''}{self.command} {path}"] += 1
         stream = "event-stream" in self.headers.get("accept", "") or "stream" in self.path.lower() \
             or re.search(rb'"stream"\s*:\s*true', body) is not None
         mode = self.hostile.mode
         try:
-            if mode == "reset" and self.command == "GET" and path == "/":
-                self._send(404, b'{"error_code": "NOT_FOUND", "message": "no such route"}')
+            if preflight and self.command == "GET":
+                self._send(404, b'{"error_code": "ENDPOINT_NOT_FOUND", "message": "no listing"}')
+            elif preflight:
+                self._send(400, b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "empty request"}')
             else:
                 getattr(self, "mode_" + mode.replace("-", "_"))(stream)
         except (TimeoutError, BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
@@ -327,8 +335,15 @@ class Run:
     pids: set[int] = field(default_factory=set)
 
     @property
+    def run_dir(self) -> Path:
+        """The run's folder (a partial run, or one that judged nothing, is not `latest`)."""
+        folders = [p for p in self.reports.iterdir() if p.is_dir() and not p.is_symlink() and p.name[0] != "."]
+        assert len(folders) == 1, folders
+        return folders[0]
+
+    @property
     def summary(self) -> dict[str, Any]:
-        return json.loads((self.reports / "latest" / "summary.json").read_text())
+        return json.loads((self.run_dir / "summary.json").read_text())
 
     def cases(self) -> list[dict[str, Any]]:
         return self.summary["cases"]
@@ -339,7 +354,7 @@ class Run:
     def row(self, mode: str) -> dict[str, Any]:
         try:
             outcomes = dict(self.counts())
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, AssertionError):  # no run folder: nothing ran
             outcomes = {}
         return {"mode": mode, "wall_s": round(self.wall_s, 1), "peak_rss_mb": self.peak_rss >> 20,
                 "exit": self.code, "outcomes": outcomes}

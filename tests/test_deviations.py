@@ -2,9 +2,9 @@
 and warns exactly those whose broken rule is should/advisory in the case, every other item passing; every
 variation and drift switch leaves every item passed, and a drift switch shows drift on exactly the answers whose
 shape it changes. The expected sets are derived from behaviours.yaml's `breaks` and the case data
-(behaviours.Switch.expected), and every item is performed against the reference gateway and judged through the
-run's own judging path, in this process (tests/harness.py); one real `conformance run` per switch is what
-test_reference_run.py and the README command prove end to end."""
+(behaviours.Switch.expected); every item is performed against the reference gateway and judged through the
+run's own perform and judging path, in this process (tests/harness.py). A real `conformance run --deviation`
+gives the same verdicts (below), and test_reference_run.py runs the whole suite end to end with xdist."""
 
 from __future__ import annotations
 
@@ -100,3 +100,20 @@ def test_a_real_run_under_a_switch_gives_the_harness_verdicts(run_cli, harness):
     assert result.outcomes() == {test: verdict.outcome for test, verdict in judged.verdicts.items()}
     assert set(result.outcomes().values()) == {"failed", "warned", "passed"}
     assert {c["id"] for c in result.summary["cases"]} >= {"client-curl-chat-bearer", "auth-wrong-token-chat"}
+
+
+def test_behaviours_yaml_names_rules_not_cases(tmp_path):
+    """An expectation list of case ids is refused with the reason; a deviation must name what it breaks."""
+    from conformance.errors import BadInput
+    from conformance.gateway.behaviours import switches
+
+    for text, message in (
+        ("deviations: {x: {rule: r, breaks: [status], expect_failed: [chat-*]}}", "expected cases are derived"),
+        ("deviations: {x: {rule: r}}", "breaks is a non-empty list"),
+        ("deviations: {x: {rule: r, breaks: [status], scope: {colour: red}}}", "a scope is a mapping"),
+        ("drift: {x: {note: n}}", "drifts names"),
+    ):
+        path = tmp_path / f"b{len(list(tmp_path.iterdir()))}.yaml"
+        path.write_text(text)
+        with pytest.raises(BadInput, match=message):
+            switches(path)

@@ -25,7 +25,7 @@ def test_faults_and_rate_limit_never_become_failures(run_cli):
 
 
 def test_rate_limit_is_learnt_from_429s(run_cli):
-    with ThreadedGateway(TOKEN, faults=FaultConfig(rate_limit=40)) as gateway:
+    with ThreadedGateway(TOKEN, faults=FaultConfig(rate_limit=12)) as gateway:  # under a loaded machine's rate
         result = run_cli("run", "--url", gateway.url, "--token-env", "T", "-m", "chat_completions",
                          "-k", "not client", env={"T": TOKEN})
         stats = httpx.get(gateway.url + "/_reference/stats").json()

@@ -11,17 +11,25 @@ import pytest
 
 
 class _Unavailable(BaseHTTPRequestHandler):
+    """A gateway whose routes exist (the preflight's negative probes get a 400) but that cannot answer a request."""
+
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        body = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "try later"}'
-        self.send_response(503)
+        data = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if b'"messages": []' in data or b'"input": []' in data or b'"contents": []' in data:
+            self._send(400, b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "empty"}')
+            return
+        self._send(503, b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "try later"}')
+
+    def do_GET(self) -> None:
+        self._send(404, b'{"error_code": "ENDPOINT_NOT_FOUND", "message": "no listing"}')
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
         self.send_header("Retry-After", "0")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    do_GET = do_POST
 
     def log_message(self, *args: object) -> None:
         pass
@@ -54,6 +62,8 @@ def test_unreachable_target_exits_3(run_cli):
     result = run_cli("run", "--url", f"http://127.0.0.1:{port}")
     assert result.code == 3
     assert "could not be reached" in result.summary["unreachable"]
+    assert result.err.count("\n") == 1 and "could not be reached" in result.err and result.out == ""
+    assert not (result.reports / "latest").exists(), "a run that judged nothing must not become the baseline"
 
 
 def test_a_reset_at_start_up_is_retried_not_unreachable(run_cli):

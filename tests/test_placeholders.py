@@ -8,8 +8,8 @@ import io
 import pytest
 from PIL import Image
 
-from conformance.cases import Unresolved, limit_number, substitute
 from conformance.errors import BadInput
+from conformance.placeholders import Unresolved, limit_number, substitute
 
 LIMITS = {"max_images": 5, "max_pixels": [8000, 8000], "max_total_bytes": 10_000_000}
 

@@ -4,18 +4,19 @@ trouble never replaces a verdict."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from conformance import plugin
 from conformance.cases import Case, CaseItem, expand, load_cases
 from conformance.checks import CHECKS, Check, CheckContext
 from conformance.client import Exchange
 from conformance.config import Target
 from conformance.evaluate import evaluate, run_check
 from conformance.snapshots import SnapshotResult, normalise
+from conformance.suite.bodies import run_case
 from conformance.usage import usage_of
 
 SSE = {"content-type": "text/event-stream"}
@@ -33,13 +34,13 @@ def chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, obje
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
-def item(case_id: str, **expect: object) -> CaseItem:
+def item(case_id: str, **expect: object) -> CaseItem[Case]:
     """The case on its first model; `expect` overrides fields of its expectation (on a copy)."""
     case = next(c for c in load_cases() if c.id == case_id)
     first = next(i for i in expand((case,), Target(url="http://x", name="t", token=None)) if i.model)
     if not expect:
         return first
-    copy = Case(raw={**case.raw, "expect": {**case.raw["expect"], **expect}}, source=case.source)
+    copy = dataclasses.replace(case, expect=dataclasses.replace(case.expect, **expect))
     return CaseItem(copy, first.model, first.served_model)
 
 
@@ -81,7 +82,7 @@ def test_a_check_that_raises_is_a_finding_with_the_error(monkeypatch):
     ctx = CheckContext({}, stream(chunk({"content": "x"})), None)
     assert run_check("broken_check", ctx) == ["first", "raised KeyError: 'choices'"], "what it found first is kept"
     answer = stream(chunk({"role": "assistant", "content": "x"}, "stop"))
-    found = evaluate(item("chat-stream-system-and-user", checks=["broken_check"]), answer)
+    found = evaluate(item("chat-stream-system-and-user", checks=("broken_check",)), answer)
     assert [f.text() for f in found] == [
         "[broken_check] first", "[broken_check] raised KeyError: 'choices'"]
 
@@ -115,8 +116,8 @@ def test_a_shape_normaliser_error_never_replaces_the_verdict():
     broken = Exchange("POST", "http://x", {}, {"max_tokens": 32}, None, 200, SSE,
                       answer.text.replace("data: [DONE]\n\n", ""), True)  # a stream cut before its terminator
     with pytest.raises(pytest.fail.Exception, match=r"\[stream_done_terminator\]"):
-        plugin.run_case(item("chat-stream-system-and-user"), broken, _FakeRequest(),  # type: ignore[arg-type]
-                        _RaisingShapeCheck())  # type: ignore[arg-type]
+        run_case(item("chat-stream-system-and-user"), broken, _FakeRequest(),  # type: ignore[arg-type]
+                 _RaisingShapeCheck())  # type: ignore[arg-type]
 
 
 def test_the_deviation_is_failed_with_the_event_as_evidence(run_cli):

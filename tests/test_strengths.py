@@ -25,8 +25,8 @@ def _in_spec(fragment: str) -> bool:
 
 def _reasons() -> list[tuple[str, str]]:
     out = [(f"case {c.id}", c.strength_reason) for c in ALL_CASES]
-    out += [(f"case {c.id} check_strengths.{name}", o["reason"]) for c in ALL_CASES
-            for name, o in (c.raw.get("check_strengths") or {}).items()]
+    out += [(f"case {c.id} check_strengths.{name}", o.reason) for c in ALL_CASES
+            for name, o in c.check_strengths.items()]
     out += [(f"check {c.name}", c.reason) for c in CHECKS.values()]
     out += [(f"rule {name}", rule.reason) for name, rule in RULES.items()]
     return out
@@ -36,7 +36,7 @@ def test_every_case_has_a_strength_and_a_reason():
     for case in ALL_CASES:
         assert case.strength in STRENGTHS, case.id
         assert len(case.strength_reason) >= 20, case.id
-        if case.spec["doc"] == "ours":
+        if case.spec.doc == "ours":
             assert case.strength == "advisory", f"{case.id}: a rule of our own is advisory"
 
 
@@ -66,11 +66,11 @@ def test_no_case_expects_a_status_code_the_spec_does_not_name():
     suggests one, is a preferred_status of its own, never must)."""
     for case in load_cases():
         for step in case.steps:
-            status = step.expect["status"]
+            status = step.expect.status
             assert status in (200, "2xx", "4xx"), f"{case.id}: expects {status!r}"
-            preferred = step.expect.get("preferred_status")
+            preferred = step.expect.preferred_status
             if preferred:
-                assert preferred["strength"] != "must", case.id
+                assert preferred.strength != "must", case.id
 
 
 def test_the_claude_row_gives_no_byte_limit_so_no_byte_limit_case_runs_on_claude():

@@ -27,20 +27,20 @@ def spec_text(doc: str) -> str:
     return normalise(path.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("case", [c for c in load_cases() if c.spec["doc"] != "ours"], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [c for c in load_cases() if c.spec.doc != "ours"], ids=lambda c: c.id)
 def test_spec_section_and_quote_exist(case):
-    text = spec_text(case.spec["doc"])
-    for part in re.split(r" / |: ", case.spec["section"]):
-        assert normalise(part) in text, f"section part {part!r} not in spec {case.spec['doc']}"
-    for fragment in case.spec.get("quote", "").split("..."):
+    text = spec_text(case.spec.doc)
+    for part in re.split(r" / |: ", case.spec.section):
+        assert normalise(part) in text, f"section part {part!r} not in spec {case.spec.doc}"
+    for fragment in (case.spec.quote or "").split("..."):
         if len(fragment.strip()) >= 3:
-            assert normalise(fragment) in text, f"quote fragment {fragment.strip()!r} not in spec {case.spec['doc']}"
+            assert normalise(fragment) in text, f"quote fragment {fragment.strip()!r} not in spec {case.spec.doc}"
 
 
 def test_own_rules_say_why():
     for case in load_cases():
-        if case.spec["doc"] == "ours":
-            assert len(case.spec.get("reason", "")) > 20, case.id
+        if case.spec.doc == "ours":
+            assert len(case.spec.reason or "") > 20, case.id
 
 
 def test_every_model_the_spec_names_is_in_the_catalog():
@@ -69,13 +69,15 @@ def _values_of(node, key):  # type: ignore[no-untyped-def]
 
 def test_documented_token_limits_are_above_what_each_case_asks():
     """A case's `documented` field says it asks for fewer tokens than its example: it must, for every limit."""
+    from conformance.casemodel import Case
     from conformance.cases import load_cases
     from conformance.clientcases import load_client_cases
 
     seen = 0
     for case in [*load_cases(), *load_client_cases()]:
-        for key, documented in (case.raw.get("documented") or {}).items():
-            asked = list(_values_of(case.raw.get("request") or case.raw.get("client"), key))
+        sent = case.request.body if isinstance(case, Case) else case.client.as_mapping()
+        for key, documented in case.documented.items():
+            asked = list(_values_of(sent, key))
             assert asked, f"{case.id}: documented {key} but the case sends none"
             assert all(value < documented for value in asked), f"{case.id}: {key} {asked} vs documented {documented}"
             seen += 1

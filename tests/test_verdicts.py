@@ -106,7 +106,7 @@ def test_an_unstated_rejection_answered_200_warns_and_a_stated_one_fails():
 
 def test_a_case_overrides_a_rule_s_strength_for_itself():
     stream = next(c for c in load_cases() if c.id == "anthropic-stream-multi-turn")
-    assert stream.check_strengths["schema"]["strength"] == "should"  # the spec shows no Anthropic stream
+    assert stream.check_strengths["schema"].strength == "should"  # the spec shows no Anthropic stream
     plain = next(c for c in load_cases() if c.id == "anthropic-multi-turn")
     from conformance.findings import strength_of
 
@@ -312,7 +312,7 @@ def test_a_should_deviation_warns_with_its_evidence_everywhere_and_exits_0(run_c
     assert chat["statistics"]["warned"] > 0 and chat["warned_cases"] and chat["failed_cases"] == []
     assert chat["result"] == "partial" and chat["reason"].startswith("incomplete")  # -k: an incomplete run
     page = (result.run_dir / "report.html").read_text()
-    assert "data-outcome='warned'" in page and "class='warnings'" in page
+    assert "data-outcome='warned'" in page and '<li class="cf-finding" data-strength="should">' in page
 
 
 def test_strict_counts_warnings_as_failures(run_cli):

@@ -151,14 +151,10 @@ def anthropic_thinking_signed(ctx: CheckContext) -> Iterator[str]:
               "assembles; the spec shows no Anthropic stream")
 def anthropic_stream_sequence(ctx: CheckContext) -> Iterator[str]:
     events = _events(ctx)
-    for i, name, payload in events:
-        kind = get(payload, "type")
-        if name != kind:
-            yield f"event[{i}]: SSE event name {name!r} differs from data.type {kind!r} (the client dispatches on it)"
-            return
-        if kind == "error":
-            yield f"event[{i}]: an error event in the stream: {get(payload, 'error')}"
-            return
+    problem = _event_names_problem(events)
+    if problem:
+        yield problem
+        return
     seq = [(i, get(p, "type"), p) for i, _, p in events if get(p, "type") != "ping"]
     if not seq or seq[0][1] != "message_start":
         yield f"stream: the first event is {seq[0][1] if seq else None!r}, expected message_start"
@@ -166,44 +162,65 @@ def anthropic_stream_sequence(ctx: CheckContext) -> Iterator[str]:
     if seq[-1][1] != "message_stop":
         yield f"stream: the last event is {seq[-1][1]!r}, expected message_stop"
         return
-    block_types: dict[int, Any] = {}
-    open_index: int | None = None
-    deltas = 0
+    blocks = _BlockSequence()
     for i, kind, payload in seq[1:-1]:
-        index = get(payload, "index")
-        if kind in ("message_start", "message_stop"):
-            yield f"event[{i}]: a second {kind}"
+        problem = blocks.next(kind, get(payload, "index"), payload)
+        if problem:
+            yield f"event[{i}]: {problem}"
             return
-        if kind.startswith("content_block_") and deltas:
-            yield f"event[{i}]: {kind} after message_delta"
-            return
-        if kind == "content_block_start":
-            if open_index is not None or index != len(block_types):
-                yield f"event[{i}]: content_block_start index {index} while block {open_index} is open " \
-                      f"or {len(block_types)} blocks were started"
-                return
-            open_index, block_types[index] = index, get(payload, "content_block", "type")
-        elif kind == "content_block_delta":
-            if index != open_index or open_index is None:
-                yield f"event[{i}]: content_block_delta for block {index}, but the open block is {open_index}"
-                return
-            allowed = DELTA_TYPES.get(block_types[index])
-            delta_type = get(payload, "delta", "type")
-            if allowed is not None and delta_type not in allowed:
-                yield f"event[{i}]: a {delta_type!r} delta in a {block_types[index]!r} block"
-                return
-        elif kind == "content_block_stop":
-            if index != open_index or open_index is None:
-                yield f"event[{i}]: content_block_stop for block {index}, but the open block is {open_index}"
-                return
-            open_index = None
-        elif kind == "message_delta":
-            if open_index is not None:
-                yield f"event[{i}]: message_delta while block {open_index} is open"
-                return
-            deltas += 1
-    if deltas == 0:
+    if blocks.deltas == 0:
         yield "stream: no message_delta (stop_reason and final usage) before message_stop"
+
+
+def _event_names_problem(events: list[tuple[int, Any, Any]]) -> str | None:
+    """Each event's SSE name is its data.type (the client dispatches on it), and none is an error event."""
+    for i, name, payload in events:
+        kind = get(payload, "type")
+        if name != kind:
+            return f"event[{i}]: SSE event name {name!r} differs from data.type {kind!r} (the client dispatches on it)"
+        if kind == "error":
+            return f"event[{i}]: an error event in the stream: {get(payload, 'error')}"
+    return None
+
+
+class _BlockSequence:
+    """The events between message_start and message_stop: content blocks started, filled and stopped one at a
+    time, in index order, then message_delta."""
+
+    def __init__(self) -> None:
+        self.block_types: dict[int, Any] = {}
+        self.open: int | None = None
+        self.deltas = 0
+
+    def next(self, kind: str, index: Any, payload: Any) -> str | None:
+        if kind in ("message_start", "message_stop"):
+            return f"a second {kind}"
+        if kind.startswith("content_block_") and self.deltas:
+            return f"{kind} after message_delta"
+        if kind == "content_block_start":
+            if self.open is not None or index != len(self.block_types):
+                return (f"content_block_start index {index} while block {self.open} is open "
+                        f"or {len(self.block_types)} blocks were started")
+            self.open, self.block_types[index] = index, get(payload, "content_block", "type")
+        elif kind in ("content_block_delta", "content_block_stop"):
+            if index != self.open or self.open is None:
+                return f"{kind} for block {index}, but the open block is {self.open}"
+            if kind == "content_block_stop":
+                self.open = None
+                return None
+            return self._delta_problem(index, payload)
+        elif kind == "message_delta":
+            if self.open is not None:
+                return f"message_delta while block {self.open} is open"
+            self.deltas += 1
+        return None
+
+    def _delta_problem(self, index: int, payload: Any) -> str | None:
+        allowed = DELTA_TYPES.get(self.block_types[index])
+        delta_type = get(payload, "delta", "type")
+        if allowed is not None and delta_type not in allowed:
+            return f"a {delta_type!r} delta in a {self.block_types[index]!r} block"
+        return None
 
 
 @check("anthropic_stream_assembles", spec=f"{SPEC_STREAM}; the assembled message is a Message (anthropic.message)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 from conformance.client import Exchange
 from conformance.sse import StreamPayload
@@ -78,7 +78,7 @@ def get(obj: Any, *path: str | int) -> Any:
     return obj
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -88,7 +88,7 @@ def total_is_sum(usage: Any, total_key: str, part_keys: tuple[str, ...]) -> Iter
         yield "$.usage: missing"
         return
     parts, total = [usage.get(k) for k in part_keys], usage.get(total_key)
-    if all(is_int(v) for v in (*parts, total)) and total != sum(parts):
+    if all(is_int(v) for v in (*parts, total)) and total != sum(cast(int, v) for v in parts):
         terms = " + ".join(f"{k} {v}" for k, v in zip(part_keys, parts, strict=True))
         yield f"$.usage.{total_key}: {total} != {terms}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 from conformance.checks.base import CheckContext, check, get, is_int, total_is_sum, within_limit
 
@@ -34,6 +34,10 @@ def _incomplete(response: Any) -> bool:
     return get(response, "status") == "incomplete"
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _messages(response: Any) -> list[tuple[int, dict[str, Any]]]:
     output = get(response, "output")
     if not isinstance(output, list):
@@ -46,7 +50,7 @@ def output_text(response: Any) -> str:
     return "".join(
         part.get("text", "")
         for _, item in _messages(response)
-        for part in (item.get("content") if isinstance(item.get("content"), list) else [])
+        for part in _list(item.get("content"))
         if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str)
     )
 
@@ -163,7 +167,7 @@ def responses_stream_text_matches(ctx: CheckContext) -> Iterator[str]:
        strength="should",
        reason='implied by "OpenResponses-compatible" / the OpenAI Responses API; the spec shows no Responses stream')
 def responses_stream_sequence_increasing(ctx: CheckContext) -> Iterator[str]:
-    numbers = [(i, e.get("sequence_number")) for i, e in _events(ctx) if is_int(e.get("sequence_number"))]
+    numbers = [(i, cast(int, e["sequence_number"])) for i, e in _events(ctx) if is_int(e.get("sequence_number"))]
     for (_, a), (j, b) in pairwise(numbers):
         if b <= a:
             yield f"event[{j}].sequence_number: {b} after {a}"

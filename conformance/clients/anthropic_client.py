@@ -16,6 +16,7 @@ from conformance.clients.base import (
     route_prefix,
     sdk_http,
 )
+from conformance.config import merge_headers
 
 
 def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
@@ -24,11 +25,11 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     prefix = route_prefix(ctx.target, "anthropic_messages", "/v1/messages")
     if prefix is None:
         raise ClientFailure("the target's anthropic_messages route does not end in /v1/messages: no base_url fits")
-    headers = {"Authorization": f"Bearer {ctx.target.token}"}
-    if spec.get("request_tags"):
-        headers["Databricks-Ai-Gateway-Request-Tags"] = json.dumps(spec["request_tags"])
-    client = cached(("anthropic", ctx.target.url + prefix, tuple(headers.items()), ctx.pacer),
-                    lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.target.url + prefix,
+    tags = {"Databricks-Ai-Gateway-Request-Tags": json.dumps(spec["request_tags"])} if spec.get("request_tags") else {}
+    headers = merge_headers(ctx.target.headers_for("anthropic_messages"),
+                            {"Authorization": f"Bearer {ctx.target.token}"}, tags)
+    client = cached(("anthropic", ctx.url + prefix, tuple(headers.items()), ctx.pacer),
+                    lambda: anthropic.Anthropic(api_key="unused", base_url=ctx.url + prefix,
                                                 default_headers=headers, max_retries=0,
                                                 timeout=ctx.target.timeout,
                                                 http_client=bounded_http_client(ctx, sdk_http("anthropic"))))

@@ -41,6 +41,12 @@ class ClientContext:
     model: str | None
     tokens_seen: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def url(self) -> str:
+        """The target's base URL (a client case runs only against a target with one)."""
+        assert self.target.url is not None
+        return self.target.url
+
 
 TRANSPORT_ERROR_NAMES = ("ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout",
                          "TimeoutException", "RemoteProtocolError", "ReadError", "WriteError",

@@ -35,6 +35,11 @@ _RUNNING: set[subprocess.Popen[bytes]] = set()
 _RUNNING_LOCK = threading.Lock()
 
 
+def _quoted(text: str) -> str:
+    """A curl config string: backslash and double quote escaped (curl's --config syntax)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def unavailable() -> str | None:
     return None if shutil.which("curl") else "curl is not on PATH"
 
@@ -62,10 +67,14 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     route = ctx.target.route(spec["route"])
     if route is None:
         raise ClientFailure(f"the target has no {spec['route']} route")
-    url = ctx.target.url + route.replace("{model}", ctx.model or "")
+    url = ctx.url + route.replace("{model}", ctx.model or "")
     body = json.dumps(spec.get("data", {})).replace("{model}", ctx.model or "")
     credential = (f'user = "token:{ctx.target.token}"' if spec.get("auth", "basic") == "basic"
                   else f'header = "Authorization: Bearer {ctx.target.token}"')
+    # the target profile's headers go in the same private config as the credential: a value may be a secret
+    extra = [f'header = "{_quoted(f"{name}: {value}")}"'
+             for name, value in ctx.target.headers_for(spec["route"]).items()]
+    credential = "\n".join([credential, *extra])
     out, info, headers = _run(ctx, url, body, credential, bound)
     cap = bound.limits.max_body_bytes
     exit_code = int((info or {}).get("exitcode") or 0)

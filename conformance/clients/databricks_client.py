@@ -40,6 +40,9 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
 
     if ctx.target.route("invocations") != SDK_ROUTE:
         raise ClientFailure(f"the SDK posts to {SDK_ROUTE}; the target routes invocations elsewhere")
+    if ctx.target.headers_for("invocations"):
+        raise ClientFailure("the target needs headers of its own on invocations, which the documented "
+                            "WorkspaceClient example does not send")
     # the SDK looks for /.well-known/databricks-config first and only warns when it is absent
     logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
     _bound_requests()
@@ -49,7 +52,8 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
         # explicit host and token: ~/.databrickscfg and DATABRICKS_* never redirect the example elsewhere. The
         # SDK's discovery GET is best effort (it falls back on any failure): bounded, its findings not judged.
         with Bound(Limits.of(ctx.target)).active(), _discovery():
-            config = Config(host=ctx.target.url, token=ctx.target.token, auth_type="pat", clock=_DeadlineClock(),
+            clock: Any = _DeadlineClock()  # duck-typed as the SDK's Clock (time and sleep)
+            config = Config(host=ctx.target.url, token=ctx.target.token, auth_type="pat", clock=clock,
                             retry_timeout_seconds=max(1, int(ctx.target.timeout)),
                             http_timeout_seconds=max(1, int(ctx.target.timeout)))
         return WorkspaceClient(config=config)
@@ -117,7 +121,7 @@ def _bound_requests() -> None:
 
     if _ORIGINAL_SEND is None:
         _ORIGINAL_SEND = requests.adapters.HTTPAdapter.send
-        requests.adapters.HTTPAdapter.send = _bounded_send  # type: ignore[method-assign]
+        requests.adapters.HTTPAdapter.send = _bounded_send  # type: ignore[method-assign,assignment]
 
 
 def _bounded_send(adapter: Any, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,

@@ -14,6 +14,7 @@ from conformance.clients.base import (
     build_value,
     cached,
 )
+from conformance.config import merge_headers
 
 # the documented route is .../v1beta/models/{model}:generateContent; the base URL is what comes before
 _BASE = re.compile(r"^(.*)/v1(?:beta)?/models/\{model\}:generateContent$")
@@ -28,9 +29,10 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     match = _BASE.match(route)
     if match is None:
         raise ClientFailure(f"the target's gemini route {route!r} has no base URL the client can use")
-    client = cached(("genai", ctx.target.url + match.group(1), ctx.pacer), lambda: genai.Client(
+    headers = merge_headers(ctx.target.headers_for(spec["route"]), {"Authorization": f"Bearer {ctx.target.token}"})
+    client = cached(("genai", ctx.url + match.group(1), tuple(headers.items()), ctx.pacer), lambda: genai.Client(
         api_key="databricks", http_options=types.HttpOptions(
-            base_url=ctx.target.url + match.group(1), headers={"Authorization": f"Bearer {ctx.target.token}"},
+            base_url=ctx.url + match.group(1), headers=headers,
             timeout=int(ctx.target.timeout * 1000), httpx_client=bounded_http_client(ctx))))
     kwargs = build_value(spec.get("kwargs", {}), types, ctx.model)
     try:

@@ -27,9 +27,10 @@ def invoke(ctx: ClientContext, spec: dict[str, Any]) -> Any:
     prefix = route_prefix(ctx.target, surface, SUFFIX[surface])
     if prefix is None:
         raise ClientFailure(f"the target's {surface} route does not end in {SUFFIX[surface]}: no base_url fits")
-    client = cached(("openai", ctx.target.url + prefix, ctx.pacer), lambda: openai.OpenAI(
-        api_key=ctx.target.token or "none", base_url=ctx.target.url + prefix, max_retries=0,
-        http_client=bounded_http_client(ctx, sdk_http("openai"))))
+    headers = ctx.target.headers_for(surface)  # the target profile's (routing headers of a gateway like Portkey)
+    client = cached(("openai", ctx.url + prefix, ctx.pacer, tuple(headers.items())), lambda: openai.OpenAI(
+        api_key=ctx.target.token or "none", base_url=ctx.url + prefix, max_retries=0,
+        default_headers=headers or None, http_client=bounded_http_client(ctx, sdk_http("openai"))))
     try:
         method: Any = client
         for part in spec["call"].split("."):

@@ -14,7 +14,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.gateway.common import (
-    STREAM_USAGE_SKEW,
     ApiError,
     answer_words,
     authenticate,
@@ -30,6 +29,7 @@ from conformance.gateway.common import (
     words_of,
 )
 from conformance.gateway.framing import SSEWriter, stream_response
+from conformance.gateway.mutators import mutate
 from conformance.gateway.vision import from_anthropic, validate_images
 
 MIN_BUDGET_TOKENS = 1024  # Anthropic's lower bound for thinking.budget_tokens
@@ -84,34 +84,26 @@ class MessageAnswer:
         self.signature = digest_id("sig_", [self.id, self.thinking_words])
 
     def stop_reason(self) -> str:
-        if self.on("anthropic-stop-reason-invalid"):
-            return "stop"
-        if self.truncated and not self.on("anthropic-end-turn-when-truncated"):
-            return "max_tokens"
-        return "end_turn"
+        return "max_tokens" if self.truncated else "end_turn"
 
     def blocks(self) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = [{"type": "text", "text": " ".join(self.words),
                                          **extra(self.request, {"citations": None})}]
-        if self.thinking_words and not self.on("anthropic-thinking-missing"):
+        if self.thinking_words:
             thinking = {"type": "thinking", "thinking": " ".join(self.thinking_words), "signature": self.signature}
-            if self.on("anthropic-thinking-unsigned"):
-                del thinking["signature"]
-            blocks = [*blocks, thinking] if self.on("anthropic-thinking-after-text") else [thinking, *blocks]
-        return blocks
+            blocks = [thinking, *blocks]
+        return mutate(self.request, "anthropic.blocks", blocks)
 
     def usage(self, output_tokens: int | None = None) -> dict[str, Any]:
-        output: Any = self.output_tokens if output_tokens is None else output_tokens
-        if self.on("anthropic-usage-not-int"):
-            output = str(output)
-        usage = {"input_tokens": self.input_tokens, "output_tokens": output}
+        usage: dict[str, Any] = {"input_tokens": self.input_tokens,
+                                 "output_tokens": self.output_tokens if output_tokens is None else output_tokens}
         usage.update(extra(self.request, {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}))
-        return usage
+        return mutate(self.request, "anthropic.usage", usage)
 
     def envelope(self, content: Any, stop_reason: str | None, usage: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {
             "id": self.id,
-            "type": "chat.completion" if self.on("anthropic-type-wrong") else "message",
+            "type": "message",
             "role": "assistant",
             "model": self.model_name,
             "content": content,
@@ -119,68 +111,52 @@ class MessageAnswer:
             "stop_sequence": None,
             "usage": usage,
         }
-        if self.on("anthropic-stop-sequence-missing"):
-            del message["stop_sequence"]
         message.update(extra(self.request, {"container": None, "x_gateway": {"route": "anthropic"}}))
-        return message
+        return mutate(self.request, "anthropic.envelope", message)
 
     def message(self) -> dict[str, Any]:
-        blocks = self.blocks()
-        content: Any = " ".join(b["text"] for b in blocks if b["type"] == "text") \
-            if self.on("anthropic-content-string") else blocks
-        return self.envelope(content, self.stop_reason(), self.usage())
+        return mutate(self.request, "anthropic.message", self.envelope(self.blocks(), self.stop_reason(), self.usage()))
 
     def start_usage(self) -> dict[str, Any]:
-        """message_start's usage: the input tokens (Anthropic reports them there), output 1 so far. Under the
-        anthropic-message-start-usage-zero deviation both are 0; stream-usage-differs counts the input 3 off;
-        usage-cached-tokens reports half the input as read from the prompt cache (input_tokens excludes it)."""
+        """message_start's usage: the input tokens (Anthropic reports them there), output 1 so far. With the
+        usage-cached-tokens variation half the input is reported as read from the prompt cache (input_tokens
+        excludes it, as Anthropic's does)."""
         usage = self.usage(output_tokens=1)
-        if self.on("anthropic-message-start-usage-zero"):
-            usage.update(input_tokens=0, output_tokens=0)
-        elif self.on("stream-usage-differs"):
-            usage["input_tokens"] += STREAM_USAGE_SKEW
-        if self.on("usage-cached-tokens"):
+        if self.on("usage-cached-tokens") and isinstance(usage.get("input_tokens"), int):
             cached = cached_part(usage["input_tokens"])
             usage.update(input_tokens=usage["input_tokens"] - cached, cache_creation_input_tokens=0,
                          cache_read_input_tokens=cached)
         return usage
 
-    def events(self) -> Iterator[dict[str, Any]]:
+    def events(self) -> list[dict[str, Any]]:
         start = self.envelope([], None, self.start_usage())
-        yield {"type": "message_start", "message": start}
-        yield {"type": "ping"}
+        events: list[dict[str, Any]] = [{"type": "message_start", "message": start}, {"type": "ping"}]
         if self.on("extra-stream-events"):  # "we may add new event types": a client must pass over unknown ones
-            yield {"type": "message_metadata", "metadata": {"gateway": "reference"}}
-        closing: list[dict[str, Any]] = []
+            events.append({"type": "message_metadata", "metadata": {"gateway": "reference"}})
         for index, block in enumerate(self.blocks()):
             if block["type"] == "thinking":
-                yield {"type": "content_block_start", "index": index,
-                       "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
-                yield {"type": "content_block_delta", "index": index,
-                       "delta": {"type": "thinking_delta", "thinking": block["thinking"]}}
+                events.append({"type": "content_block_start", "index": index,
+                               "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+                events.append({"type": "content_block_delta", "index": index,
+                               "delta": {"type": "thinking_delta", "thinking": block["thinking"]}})
                 if "signature" in block:
-                    yield {"type": "content_block_delta", "index": index,
-                           "delta": {"type": "signature_delta", "signature": block["signature"]}}
+                    events.append({"type": "content_block_delta", "index": index,
+                                   "delta": {"type": "signature_delta", "signature": block["signature"]}})
             else:
-                yield {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+                events.append({"type": "content_block_start", "index": index,
+                               "content_block": {"type": "text", "text": ""}})
                 words = block["text"].split(" ") if block["text"] else []
                 for at in range(0, len(words), 3):
                     piece = ("" if at == 0 else " ") + " ".join(words[at:at + 3])
-                    yield {"type": "content_block_delta", "index": index,
-                           "delta": {"type": "text_delta", "text": piece}}
-            closing.append({"type": "content_block_stop", "index": index})
-            if not self.on("anthropic-stream-out-of-order"):
-                yield from closing
-                closing = []
-        delta: dict[str, Any] = {"stop_reason": self.stop_reason(), "stop_sequence": None}
-        if self.on("anthropic-stop-sequence-missing"):
-            del delta["stop_sequence"]
-        output: Any = str(self.output_tokens) if self.on("anthropic-usage-not-int") else self.output_tokens
-        yield {"type": "message_delta", "delta": delta, "usage": {"output_tokens": output}}
-        yield from closing  # out of order: the last block closes after message_delta
+                    events.append({"type": "content_block_delta", "index": index,
+                                   "delta": {"type": "text_delta", "text": piece}})
+            events.append({"type": "content_block_stop", "index": index})
+        events.append({"type": "message_delta", "delta": {"stop_reason": self.stop_reason(), "stop_sequence": None},
+                       "usage": {"output_tokens": self.output_tokens}})
         if self.on("extra-stream-events"):
-            yield {"type": "ping"}  # ping events may come anywhere
-        yield {"type": "message_stop"}
+            events.append({"type": "ping"})  # ping events may come anywhere
+        events.append({"type": "message_stop"})
+        return mutate(self.request, "anthropic.events", events)
 
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
@@ -189,9 +165,14 @@ class MessageAnswer:
             for key in ("content_block", "delta"):
                 if isinstance(payload.get(key), dict):
                     payload[key].update(extra(self.request, {"x_gateway": None}))
-            delta = payload.get("delta") if payload["type"] == "content_block_delta" else None
-            text = delta.get("text") or delta.get("thinking") if isinstance(delta, dict) else None
-            yield writer.event(payload, payload["type"], tokens=len(text.split()) if isinstance(text, str) else 0)
+            yield writer.event(payload, payload["type"], tokens=_delta_tokens(payload))
+
+
+def _delta_tokens(payload: dict[str, Any]) -> int:
+    """The output tokens an event carries (a text or thinking delta's words): what the writer paces it by."""
+    delta = payload.get("delta") if payload.get("type") == "content_block_delta" else None
+    text = (delta.get("text") or delta.get("thinking")) if isinstance(delta, dict) else None
+    return len(text.split()) if isinstance(text, str) else 0
 
 
 async def messages(request: Request) -> Response:

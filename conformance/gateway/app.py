@@ -9,13 +9,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance.gateway import anthropic, chat, embeddings, gemini, invocations, responses
+from conformance.gateway import anthropic, chat, embeddings, endpoints, gemini, invocations, responses
 from conformance.gateway.common import ApiError, GatewayState, error_response
 from conformance.gateway.crossing import ConcurrentAnswers
 from conformance.gateway.faults import FaultConfig, FaultInjector
 from conformance.gateway.framing import TransportVariations
 
-SURFACE_MODULES = (chat, anthropic, gemini, embeddings, responses, invocations)
+SURFACE_MODULES = (chat, anthropic, gemini, embeddings, responses, invocations, endpoints)
 
 
 def create_app(state: GatewayState, faults: FaultConfig | None = None) -> Any:

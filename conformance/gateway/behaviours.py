@@ -20,8 +20,9 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
+from conformance.casemodel import ClientCase, Step
 from conformance.errors import BadInput
 from conformance.yamlio import load_yaml
 
@@ -71,8 +72,8 @@ def _args_match(item: Any, rule: str, wanted: dict[str, Any]) -> bool:
     """The check's arguments in some step of the case have the wanted values (an argument left out is None, and
     None matches false)."""
     for step in _steps(item):
-        args = (step.expect.get("check_args") or {}).get(rule) or {}
-        if rule in step.expect.get("checks", []) and all(
+        args = step.expect.args_of(rule)
+        if rule in step.expect.checks and all(
                 args.get(k) == v or (not args.get(k) and v is False) for k, v in wanted.items()):
             return True
     return False
@@ -100,11 +101,11 @@ def client_path(path: str) -> str:
     return _BRACKET_KEY.sub(r".\1", path).lstrip(".")
 
 
-def is_client_case(case: Any) -> bool:
-    return "client" in case.raw
+def is_client_case(case: Any) -> TypeGuard[ClientCase]:
+    return isinstance(case, ClientCase)
 
 
-def _steps(item: Any) -> list[Any]:
+def _steps(item: Any) -> list[Step]:
     return [] if is_client_case(item.case) else list(item.case.steps)
 
 
@@ -113,13 +114,13 @@ def item_facts(item: Any) -> dict[str, Any]:
     case = item.case
     facts = {"surfaces": case.surface, "model_types": case.model_type}
     if is_client_case(case):
-        spec = case.raw["client"]
-        stream = bool(spec.get("iterate")) or spec.get("call", "").endswith("stream") \
-            or (spec.get("kwargs") or {}).get("stream") is True
-        return {**facts, "routes": spec["route"], "stream": stream, "negative": False,
-                "auth": frozenset([spec.get("auth", "default")])}
+        call = case.client
+        stream = bool(call.iterate) or (call.call or "").endswith("stream") \
+            or (call.kwargs or {}).get("stream") is True
+        return {**facts, "routes": call.route, "stream": stream, "negative": False,
+                "auth": frozenset([call.auth or "default"])}
     return {**facts, "routes": case.route_surface, "stream": any(s.stream for s in case.steps),
-            "negative": case.negative, "auth": frozenset(s.request.get("auth", "default") for s in case.steps)}
+            "negative": case.negative, "auth": frozenset(s.request.auth for s in case.steps)}
 
 
 def rules_of(item: Any) -> dict[str, str]:
@@ -130,24 +131,24 @@ def rules_of(item: Any) -> dict[str, str]:
 
     case = item.case
     if is_client_case(case):
-        spec, strength = case.raw["client"], str(case.strength)
+        call, strength = case.client, str(case.strength)
         rules = {"client": strength}
-        rules.update({f"read:{client_path(p)}": strength for p in spec.get("read", [])})
-        if spec.get("iterate"):
-            rules[f"iterate:{client_path(spec['iterate'])}"] = strength
-        if spec.get("schema"):
-            rules[spec["schema"]] = strength
+        rules.update({f"read:{client_path(p)}": strength for p in call.read})
+        if call.iterate:
+            rules[f"iterate:{client_path(call.iterate)}"] = strength
+        if call.schema:
+            rules[call.schema] = strength
         return rules
     rules = {"status": strength_of(case, "status")}
     for step in case.steps:
         expect = step.expect
-        if expect.get("error_body"):
+        if expect.error_body:
             rules.update(error_body=strength_of(case, "error_body"), error_form=strength_of(case, "error_form"))
         elif not step.negative:
             rules["json"] = strength_of(case, "json")
-        if expect.get("schema"):
-            rules[expect["schema"]] = strength_of(case, "schema")
-        rules.update({name: strength_of(case, name) for name in expect.get("checks", [])})
+        if expect.schema:
+            rules[expect.schema] = strength_of(case, "schema")
+        rules.update({name: strength_of(case, name) for name in expect.checks})
     return rules
 
 

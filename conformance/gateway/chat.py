@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,6 @@ from starlette.routing import Route
 from conformance.catalog import Model
 from conformance.gateway import media
 from conformance.gateway.common import (
-    STREAM_USAGE_SKEW,
     ApiError,
     answer_words,
     authenticate,
@@ -29,6 +27,7 @@ from conformance.gateway.common import (
     words_of,
 )
 from conformance.gateway.framing import SSEWriter, stream_response
+from conformance.gateway.mutators import mutate
 from conformance.gateway.reasoning import reasoning_content, reasoning_plan, validate_reasoning_history
 from conformance.gateway.vision import validate_images
 
@@ -96,56 +95,45 @@ class ChatAnswer:
     def finish_reason(self) -> str | None:
         if self.state.on("finish-reason-null"):  # the variation: not reported, as 001's example response shows
             return None
-        if self.truncated:
-            return "stop" if self.state.on("finish-reason-stop-when-truncated") else "length"
-        return "stop"
+        return "length" if self.truncated else "stop"
 
     def usage(self, streamed: bool = False) -> dict[str, Any]:
-        """The answer's usage; a stream's (its usage chunk) may count the prompt differently under the
-        stream-usage-differs deviation, or report part of it as cached (usage-cached-tokens: prompt_tokens
-        still counts them, as OpenAI's does)."""
-        prompt = self.prompt_tokens + (STREAM_USAGE_SKEW if streamed and self.state.on("stream-usage-differs") else 0)
-        total = prompt + self.completion_tokens + (1 if self.state.on("usage-sum-wrong") else 0)
-        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": self.completion_tokens,
-                                 "total_tokens": total}
+        """The answer's usage; a stream's (its usage chunk) may report part of the prompt as cached (the
+        usage-cached-tokens variation: prompt_tokens still counts them, as OpenAI's does)."""
+        usage: dict[str, Any] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                                 "total_tokens": self.prompt_tokens + self.completion_tokens}
         if streamed and self.state.on("usage-cached-tokens"):
-            usage["prompt_tokens_details"] = {"cached_tokens": cached_part(prompt)}
+            usage["prompt_tokens_details"] = {"cached_tokens": cached_part(self.prompt_tokens)}
         return usage
 
     def completion(self) -> dict[str, Any]:
-        on = self.state.on
-        text = "" if on("empty-content") else " ".join(self.words)
-        message: dict[str, Any] = {"role": "model" if on("role-not-assistant") else "assistant",
+        text = " ".join(self.words)
+        message: dict[str, Any] = {"role": "assistant",
                                    "content": reasoning_content(self.request, self.thought, text,
                                                                 keep_empty_text=self.keep_empty_text)
                                    if self.reasoning else text}
-        if not self.reasoning and on("drift-content-blocks"):  # conformant (001 Reasoning: typed blocks)
-            message["content"] = [{"type": "text", "text": message["content"]}]
         message.update(extra(self.request, {"refusal": None, "annotations": None, "tool_calls": None}))
-        choice = {"index": 1 if on("choice-index-wrong") else 0, "message": message,
-                  "finish_reason": self.finish_reason()}
+        choice = {"index": 0, "message": message, "finish_reason": self.finish_reason()}
         choice.update(extra(self.request, {"logprobs": None}))
         body: dict[str, Any] = {
             "id": self.id,
-            "object": "chat.completions" if on("wrong-object-name") else "chat.completion",
+            "object": "chat.completion",
             "created": self.created,
             "model": self.model_name,
             "choices": [choice],
+            "usage": self.usage(),
         }
-        if not on("usage-missing"):
-            body["usage"] = self.usage()
-        if on("drift-new-field"):
-            body["x_route"] = {"endpoint": "primary"}
         body.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default",
                                           "x_gateway": {"route": "chat"}}))
-        return body
+        return mutate(self.request, "chat.completion", body)
 
-    def chunks(self) -> Iterator[dict[str, Any]]:
+    def chunks(self) -> list[dict[str, Any]]:
         on = self.state.on
-        kind = "chat.completion" if on("wrong-chunk-object") else "chat.completion.chunk"
-        envelope: dict[str, Any] = {"object": kind, "created": self.created, "model": self.model_name}
+        envelope: dict[str, Any] = {"object": "chat.completion.chunk", "created": self.created,
+                                    "model": self.model_name}
+        chunks: list[dict[str, Any]] = []
         if on("extra-stream-events"):  # a first chunk without choices, as Azure OpenAI sends its filter results
-            yield {"id": self.id, **envelope, "choices": [], "prompt_filter_results": []}
+            chunks.append({"id": self.id, **envelope, "choices": [], "prompt_filter_results": []})
         # stream_options.include_usage (what OpenAI-compatible clients ask for), or the usage-chunk variation:
         # usage null on every chunk, then a usage-only chunk before [DONE]
         usage_chunk = on("usage-chunk") or self.include_usage
@@ -154,43 +142,43 @@ class ChatAnswer:
         last = len(pieces)  # index of the closing chunk
         for i, piece in enumerate([*pieces, None]):
             delta: dict[str, Any] = {}
-            if i == 0 and not on("stream-no-role"):
+            if i == 0:
                 delta["role"] = "assistant"
             elif on("delta-nulls"):  # the variation: every field on every delta, null where it has no value
                 delta["role"] = None
             if piece is not None and not (i == 0 and role_only):
-                delta["content"] = "" if on("stream-empty-deltas") else piece
+                delta["content"] = piece
             elif on("delta-nulls"):
                 delta["content"] = None
             if on("delta-nulls"):
                 delta.update({"refusal": None, "tool_calls": None, "function_call": None})
             delta.update(extra(self.request, {"x_delta": {}}))
-            finish = self.finish_reason() if i == last else None
-            if on("stream-finish-reason-every-chunk"):
-                finish = self.finish_reason()
-            chunk_id = self.id if not on("stream-id-changes") or self.id is None else f"{self.id}-{i}"
-            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+            choice: dict[str, Any] = {"index": 0, "delta": delta,
+                                      "finish_reason": self.finish_reason() if i == last else None}
             choice.update(extra(self.request, {"logprobs": None}))
-            chunk: dict[str, Any] = {"id": chunk_id, **envelope, "choices": [choice]}
+            chunk: dict[str, Any] = {"id": self.id, **envelope, "choices": [choice]}
             if usage_chunk:
                 chunk["usage"] = None  # as OpenAI's include_usage sends every chunk before the usage chunk
             chunk.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default"}))
-            yield chunk
+            chunks.append(chunk)
         if usage_chunk:
-            yield {"id": self.id, **envelope, "choices": [], "usage": self.usage(streamed=True)}
+            chunks.append({"id": self.id, **envelope, "choices": [], "usage": self.usage(streamed=True)})
+        return mutate(self.request, "chat.chunks", chunks)
 
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
         if self.state.on("stream-role-chunk-first"):  # the role at once, the first token after a realistic wait
             writer.first_token_s, writer.pace_s = ROLE_FIRST_WAIT_S, max(writer.pace_s, ROLE_FIRST_PACE_S)
-        for i, chunk in enumerate(self.chunks()):
-            if i == 2 and self.state.on("stream-event-not-json"):  # one chunk cut short, as a broken proxy sends
-                text = json.dumps(chunk)
-                yield writer.event(text[: len(text) // 2])
-            content = [c.get("delta", {}).get("content") for c in chunk["choices"]]
-            yield writer.event(chunk, tokens=sum(len(c.split()) for c in content if isinstance(c, str)))
-        if not self.state.on("stream-no-done"):
-            yield writer.event("[DONE]")
+        for event in mutate(self.request, "chat.events", [*self.chunks(), "[DONE]"]):
+            yield writer.event(event, tokens=_content_tokens(event))
+
+
+def _content_tokens(event: Any) -> int:
+    """The output tokens a chunk carries (its deltas' words): what the writer paces it by."""
+    if not isinstance(event, dict):
+        return 0
+    content = [c.get("delta", {}).get("content") for c in event.get("choices", []) if isinstance(c, dict)]
+    return sum(len(c.split()) for c in content if isinstance(c, str))
 
 
 def chat_response(request: Request, body: dict[str, Any], model_name: str, model: Model | None = None) -> Response:
@@ -205,9 +193,7 @@ def chat_response(request: Request, body: dict[str, Any], model_name: str, model
         reasoning = reasoning_plan(request, model, body)
     answer = ChatAnswer(request, body, model_name, reasoning, model)
     if body.get("stream"):
-        if state_of(request).on("stream-not-sse"):
-            return JSONResponse(answer.completion())
-        return stream_response(request, answer.sse())
+        return mutate(request, "chat.stream", stream_response(request, answer.sse()), answer)
     return JSONResponse(answer.completion())
 
 

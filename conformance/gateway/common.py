@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from conformance.catalog import Model, load_catalog
+from conformance.gateway.mutators import mutate
 
 WORDS = (
     "a mixture of experts model routes each token to a few specialised expert networks so the model "
@@ -50,6 +51,11 @@ class GatewayState:
     self_test: bool = False
     consulted: set[str] = field(default_factory=set)
     stream_delay_s: float = 0.0  # seconds per token between stream events (`serve --stream-delay`); 0: at once
+    # what this gateway offers, for self-tests of the preflight (a workspace rarely serves every catalog model):
+    # catalog models it does not serve (404 as unknown ones, absent from the listing), and whether it has the
+    # serving-endpoints listing at all (conformance/gateway/endpoints.py)
+    not_serving: frozenset[str] = field(default_factory=frozenset)
+    listing: bool = True
 
     def on(self, name: str) -> bool:
         if self.self_test:
@@ -125,6 +131,8 @@ def resolve_model(request: Request, name: Any, capability: str) -> tuple[Model, 
     if not isinstance(name, str) or not name:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "'model' must be a non-empty string.")
     model = load_catalog().get(name)
+    if model is not None and model.name in state_of(request).not_serving:
+        model = None
     if model is None or not (name.startswith("system.ai.") or name.startswith("databricks-")):
         if state_of(request).on("unknown-model-accepted"):
             model = load_catalog().get("claude-sonnet-4-5")
@@ -150,7 +158,7 @@ def error_response(request: Request, exc: ApiError) -> Response:
         exc = ApiError(413 if exc.too_large else 422, exc.code, exc.message)
     if state.on("echo-credentials"):
         exc = ApiError(exc.status, exc.code, f"{exc.message} (received {request.headers.get('authorization')})")
-    response = _error_response(request, state, exc)
+    response = mutate(request, "error.response", _error_response(request, exc), exc)
     if state.on("extra-fields") and response.media_type == "application/json":
         body = json.loads(response.body)
         body.update({"request_id": "req_reference", "x_gateway": {"route": request.url.path}})
@@ -160,17 +168,8 @@ def error_response(request: Request, exc: ApiError) -> Response:
     return response
 
 
-def _error_response(request: Request, state: GatewayState, exc: ApiError) -> Response:
-    if state.on("error-body-not-json"):
-        return Response(f"<html><body>{exc.status} error</body></html>", exc.status, media_type="text/html")
-    if state.on("error-body-unstructured"):
-        return JSONResponse({"detail": exc.message}, exc.status)
-    if state.on("auth-error-leaks-output") and exc.status == 401:
-        return JSONResponse(
-            {"error_code": exc.code, "message": exc.message,
-             "choices": [{"index": 0, "message": {"role": "assistant", "content": "leaked"}}]},
-            exc.status,
-        )
+def _error_response(request: Request, exc: ApiError) -> Response:
+    state = state_of(request)
     native = native_error(request, exc)
     if native is not None and not state.on("native-databricks-error-form"):
         return JSONResponse(native, exc.status)
@@ -244,9 +243,6 @@ def repeated_code(request: Request, code: str, words: list[str]) -> list[str]:
         return ["Sure!", "The", "code", "you", "gave", "me", "is", *" ".join(code.lower()).split(), "-", "happy",
                 "to", "help."]
     return [*(words[:5] if on("other-text") else []), code]
-
-
-STREAM_USAGE_SKEW = 3  # stream-usage-differs: a stream's prompt counted 3 tokens off the whole answer's
 
 
 def cached_part(prompt_tokens: int) -> int:

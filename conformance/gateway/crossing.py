@@ -82,10 +82,10 @@ class ConcurrentAnswers:
         if not self.state.on("answers-crossed"):
             return messages
         if entry.parked is not None:  # a partner waits: take its answer, give it ours
-            theirs, future = entry.parked
+            theirs, waiting = entry.parked
             entry.parked = None
-            if not future.done():
-                future.set_result(messages)
+            if not waiting.done():
+                waiting.set_result(messages)
                 return theirs
         future: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()
         entry.parked = (messages, future)

@@ -22,6 +22,7 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
+from conformance.gateway.mutators import mutate
 
 DIMENSION = 16
 
@@ -69,29 +70,16 @@ async def embeddings(request: Request) -> Response:
 
     data = []
     for i, text in enumerate(texts):
-        values = vector(text, DIMENSION - (1 if i == 1 and on("embeddings-vector-lengths-differ") else 0))
-        if on("embeddings-non-finite"):
-            values[0] = float("nan")
-        item: dict[str, Any] = {"object": "embedding", "index": i + (1 if on("embeddings-index-wrong") else 0),
-                                "embedding": encode(values, encoding)}
-        if on("embedding-index-missing"):
-            del item["index"]
+        item: dict[str, Any] = {"object": "embedding", "index": i,
+                                "embedding": encode(vector(text, DIMENSION), encoding)}
         item.update(extra(request, {"x_norm": None}))
         data.append(item)
-    if len(data) > 1 and on("embeddings-order-reversed"):
-        data.reverse()
-    if on("embeddings-vector-missing"):
-        data.pop()
     prompt = max(1, words_of(texts))
-    out: dict[str, Any] = {
-        "object": "embeddings" if on("embeddings-wrong-object") else "list",
-        "model": name,
-        "data": data,
-        "usage": {"prompt_tokens": prompt,
-                  "total_tokens": prompt + (1 if on("embeddings-usage-inconsistent") else 0)},
-    }
+    out: dict[str, Any] = {"object": "list", "model": name, "data": data,
+                           "usage": {"prompt_tokens": prompt, "total_tokens": prompt}}
     out.update(extra(request, {"id": None, "x_gateway": {"route": "embeddings"}}))
-    # json.dumps, not JSONResponse: the non-finite deviation must be able to send NaN as some servers do
+    out = mutate(request, "embeddings.list", out)
+    # json.dumps, not JSONResponse: the embeddings-non-finite mutator sends NaN as some servers do
     return Response(json.dumps(out), media_type="application/json")
 
 

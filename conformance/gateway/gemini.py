@@ -16,7 +16,6 @@ from starlette.routing import Route
 from conformance.catalog import Model, load_catalog
 from conformance.gateway import media
 from conformance.gateway.common import (
-    STREAM_USAGE_SKEW,
     ApiError,
     answer_words,
     authenticate,
@@ -31,6 +30,7 @@ from conformance.gateway.common import (
     words_of,
 )
 from conformance.gateway.framing import SSEWriter, stream_response
+from conformance.gateway.mutators import mutate
 
 VERSIONS = ("v1beta", "v1")
 ACTIONS = ("generateContent", "streamGenerateContent")
@@ -79,6 +79,7 @@ class GeminiAnswer:
         self.request = request
         self.on = state_of(request).on
         self.model_name = model_name
+        self.streamed = streamed  # streamGenerateContent
         contents = body["contents"]
         words = answer_words(request, contents, streamed=streamed)
         self.truncated = max_output is not None and len(words) > max_output
@@ -89,67 +90,70 @@ class GeminiAnswer:
         self.id = response_id(request, "", [model_name, contents], nullable=True)
 
     def finish_reason(self) -> str:
-        if self.on("gemini-finish-reason-invalid"):
-            return "COMPLETE"
-        if self.truncated and not self.on("gemini-finish-stop-when-truncated"):
-            return "MAX_TOKENS"
-        return "STOP"
+        return "MAX_TOKENS" if self.truncated else "STOP"
 
-    def usage(self, candidates: int, streamed: bool = False) -> dict[str, Any]:
-        """usageMetadata; a stream's may count the prompt 3 off (stream-usage-differs) or report half of it as
-        cached (usage-cached-tokens: promptTokenCount still includes cachedContentTokenCount)."""
-        prompt = self.prompt_tokens + (STREAM_USAGE_SKEW if streamed and self.on("stream-usage-differs") else 0)
-        total = prompt + candidates + (1 if self.on("gemini-usage-total-wrong") else 0)
-        usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates, "totalTokenCount": total}
-        if streamed and self.on("usage-cached-tokens"):
-            usage["cachedContentTokenCount"] = cached_part(prompt)
-        details = [{"modality": "TEXT", "tokenCount": prompt}]
+    def usage(self, candidates: int) -> dict[str, Any]:
+        """usageMetadata; a stream's may report half the prompt as cached (the usage-cached-tokens variation:
+        promptTokenCount still includes cachedContentTokenCount, as Google's does)."""
+        usage = {"promptTokenCount": self.prompt_tokens, "candidatesTokenCount": candidates,
+                 "totalTokenCount": self.prompt_tokens + candidates}
+        if self.streamed and self.on("usage-cached-tokens"):
+            usage["cachedContentTokenCount"] = cached_part(self.prompt_tokens)
+        details = [{"modality": "TEXT", "tokenCount": self.prompt_tokens}]
         usage.update(extra(self.request, {"promptTokensDetails": details}))
-        return usage
+        return mutate(self.request, "gemini.usage", usage)
 
-    def response(self, text: str, finish: bool, candidates_so_far: int, usage: bool,
-                 streamed: bool = False) -> dict[str, Any]:
+    def response(self, text: str, finish: bool, candidates_so_far: int, usage: bool) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"parts": [{"text": text, **extra(self.request, {"x_part": {}})}],
-                                                 "role": "user" if self.on("gemini-role-user") else "model"},
+                                                 "role": "model"},
                                      "index": 0}
         if finish:
             candidate["finishReason"] = self.finish_reason()
         candidate.update(extra(self.request, {"avgLogprobs": -0.1, "safetyRatings": []}))
         out: dict[str, Any] = {"candidates": [candidate]}
-        if usage and not self.on("gemini-usage-missing"):
-            out["usageMetadata"] = self.usage(candidates_so_far, streamed)
+        if usage:
+            out["usageMetadata"] = self.usage(candidates_so_far)
         out["modelVersion"] = self.model_name
         out.update(extra(self.request, {"createTime": "2025-01-01T00:00:00Z"}))
         if self.id is not None:
             out["responseId"] = self.id
-        return out
+        return mutate(self.request, "gemini.response", out)
 
     def whole(self) -> dict[str, Any]:
         return self.response(" ".join(self.words), True, len(self.words), True)
 
-    def chunks(self) -> Iterator[dict[str, Any]]:
+    def chunk(self, text: str, sent: int, final: bool) -> dict[str, Any]:
+        """One event of the stream: `sent` words so far; the final one carries finishReason and usage (the
+        variations: usage on every event, or in an event of its own after the last)."""
+        usage = (final or self.on("gemini-usage-every-chunk")) and not self.on("gemini-usage-chunk")
+        return self.response(text, final, sent, usage)
+
+    def chunks(self) -> list[dict[str, Any]]:
         pieces = [self.words[i:i + WORDS_PER_CHUNK] for i in range(0, len(self.words), WORDS_PER_CHUNK)] or [[]]
-        early = len(pieces) > 1 and self.on("gemini-stream-finish-early")  # one event: nothing comes early
-        every = self.on("gemini-usage-every-chunk")
-        usage_apart = self.on("gemini-usage-chunk")  # the variation: usage in a last event of its own
+        chunks = []
         sent = 0
         for n, piece in enumerate(pieces):
             sent += len(piece)
-            final = n == len(pieces) - 1
-            marked = (n == 0) if early else final
-            text = ("" if n == 0 else " ") + " ".join(piece)
-            yield self.response(text, marked, sent, (marked or every) and not usage_apart, streamed=True)
-        if usage_apart:
-            last: dict[str, Any] = {"usageMetadata": self.usage(sent, streamed=True), "modelVersion": self.model_name}
+            chunks.append(self.chunk(("" if n == 0 else " ") + " ".join(piece), sent, n == len(pieces) - 1))
+        if self.on("gemini-usage-chunk"):  # the variation: usage in a last event of its own
+            last: dict[str, Any] = {"usageMetadata": self.usage(sent), "modelVersion": self.model_name}
             if self.id is not None:
                 last["responseId"] = self.id
-            yield last
+            chunks.append(last)
+        return mutate(self.request, "gemini.chunks", chunks, self)
 
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
         for chunk in self.chunks():
-            parts = [p for c in chunk.get("candidates", []) for p in c["content"]["parts"]]
-            yield writer.event(chunk, tokens=sum(len(p["text"].split()) for p in parts))
+            yield writer.event(chunk, tokens=_text_tokens(chunk))
+
+
+def _text_tokens(chunk: dict[str, Any]) -> int:
+    """The output tokens an event carries (its parts' words): what the writer paces it by."""
+    candidates = chunk.get("candidates")
+    parts = [p for c in candidates if isinstance(c, dict) for p in c.get("content", {}).get("parts", [])] \
+        if isinstance(candidates, list) else []
+    return sum(len(p["text"].split()) for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
 
 
 async def generate(request: Request) -> Response:
@@ -166,9 +170,9 @@ async def generate(request: Request) -> Response:
     max_output = await validate(request, model, body)
     answer = GeminiAnswer(request, body, name, max_output, streamed=action == "streamGenerateContent")
     if action == "streamGenerateContent":
-        if request.query_params.get("alt") == "sse" and not state_of(request).on("gemini-stream-not-sse"):
-            return stream_response(request, answer.sse())
-        return JSONResponse(list(answer.chunks()))  # without alt=sse Google streams one JSON array
+        if request.query_params.get("alt") == "sse":
+            return mutate(request, "gemini.stream", stream_response(request, answer.sse()), answer)
+        return JSONResponse(answer.chunks())  # without alt=sse Google streams one JSON array
     return JSONResponse(answer.whole())
 
 

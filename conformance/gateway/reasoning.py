@@ -85,19 +85,12 @@ def validate_reasoning_history(request: Request, messages: list[Any]) -> None:
 
 
 def reasoning_content(request: Request, reasoning_words: list[str], text: str, keep_empty_text: bool = True) -> Any:
-    """The message content of a reasoning answer (the deviations break one rule each). A text block with no text
-    (max_tokens spent reasoning) is left out unless keep_empty_text."""
-    on = state_of(request).on
-    summary_text = "" if on("reasoning-summary-empty") else " ".join(reasoning_words)
-    if on("reasoning-as-string"):
-        return " ".join([*reasoning_words, text]).strip()
-    item: dict[str, Any] = {"type": "summary_text", "text": summary_text}
-    if not on("reasoning-signature-missing"):
-        item["signature"] = signature(summary_text)
+    """The message content of a reasoning answer. A text block with no text (max_tokens spent reasoning) is left
+    out unless keep_empty_text."""
+    summary_text = " ".join(reasoning_words)
+    item: dict[str, Any] = {"type": "summary_text", "text": summary_text, "signature": signature(summary_text)}
     blocks: list[dict[str, Any]] = [
         {"type": "reasoning", "summary": [item], **extra(request, {"id": "rs_reference"})},
         {"type": "text", "text": text, **extra(request, {"annotations": []})},
     ]
-    if not text and not keep_empty_text:
-        blocks = blocks[:1]
-    return blocks[::-1] if on("reasoning-blocks-reversed") else blocks
+    return blocks if text or keep_empty_text else blocks[:1]

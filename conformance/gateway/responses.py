@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.gateway.common import (
-    STREAM_USAGE_SKEW,
     ApiError,
     answer_words,
     authenticate,
@@ -27,6 +26,7 @@ from conformance.gateway.common import (
     words_of,
 )
 from conformance.gateway.framing import SSEWriter, stream_response
+from conformance.gateway.mutators import mutate
 
 ROLES = {"system", "user", "assistant", "developer"}
 PART_TYPES = {"input_text", "output_text", "input_image", "input_file", "refusal"}
@@ -77,34 +77,31 @@ class ResponsesAnswer:
 
     @property
     def status(self) -> str:
-        if self.on("responses-status-invalid"):
-            return "done"
         return "incomplete" if self.incomplete else "completed"
 
     def part(self, text: str) -> dict[str, Any]:
-        if self.on("responses-part-untyped"):
-            return {"text": text}
-        return {"type": "output_text", "text": text, "annotations": [], **extra(self.request, {"logprobs": []})}
+        part = {"type": "output_text", "text": text, "annotations": [], **extra(self.request, {"logprobs": []})}
+        return mutate(self.request, "responses.part", part)
 
     def message(self, text: str | None, status: str) -> dict[str, Any]:
-        item: dict[str, Any] = {"type": "message", "id": self.message_id,
-                                "role": "model" if self.on("responses-role-not-assistant") else "assistant",
+        item: dict[str, Any] = {"type": "message", "id": self.message_id, "role": "assistant",
                                 "status": status, "content": [] if text is None else [self.part(text)]}
         if self.on("responses-minimal"):
             item = {k: v for k, v in item.items() if k in ("type", "role", "content")}
         item.update(extra(self.request, {"x_item": None}))
-        return item
+        return mutate(self.request, "responses.message", item)
 
     def response(self, done: bool = True, streamed: bool = False) -> dict[str, Any]:
+        """The response object; a stream's terminal one may report half the input as cached (the
+        usage-cached-tokens variation: input_tokens still includes input_tokens_details.cached_tokens)."""
         output: list[dict[str, Any]] = []
         if done:
             if self.on("responses-reasoning-item"):
                 output.append({"type": "reasoning", "id": response_id(self.request, "rs_", self.id), "summary": []})
-            text = "" if self.on("responses-empty-text") else self.text
-            output.append(self.message(text, "incomplete" if self.incomplete else "completed"))
+            output.append(self.message(self.text, "incomplete" if self.incomplete else "completed"))
         body: dict[str, Any] = {
             "id": self.id,
-            "object": "responses" if self.on("responses-wrong-object") else "response",
+            "object": "response",
             "created_at": self.created_at,
             "model": self.model_name,
             "status": self.status if done else "in_progress",
@@ -112,18 +109,14 @@ class ResponsesAnswer:
         }
         if self.incomplete and done:
             body["incomplete_details"] = {"reason": "max_output_tokens"}
-        if done and not self.on("responses-usage-missing"):
-            # a stream's terminal event may count the input 3 off (stream-usage-differs) or report half of it as
-            # cached (usage-cached-tokens: input_tokens still includes input_tokens_details.cached_tokens)
-            skew = STREAM_USAGE_SKEW if streamed and self.on("stream-usage-differs") else 0
-            total = self.input_tokens + skew + self.output_tokens + (1 if self.on("responses-usage-sum-wrong") else 0)
-            body["usage"] = {"input_tokens": self.input_tokens + skew, "output_tokens": self.output_tokens,
-                             "total_tokens": total}
+        if done:
+            body["usage"] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                             "total_tokens": self.input_tokens + self.output_tokens}
             body["usage"].update(extra(self.request, {"input_tokens_details": {"cached_tokens": 0},
                                                       "output_tokens_details": {"reasoning_tokens": 0}}))
             if streamed and self.on("usage-cached-tokens"):
-                body["usage"]["input_tokens_details"] = {"cached_tokens": cached_part(self.input_tokens + skew)}
-        elif not done:
+                body["usage"]["input_tokens_details"] = {"cached_tokens": cached_part(self.input_tokens)}
+        else:
             body["usage"] = None
         if self.on("responses-minimal"):
             body.pop("status")
@@ -131,24 +124,20 @@ class ResponsesAnswer:
                                           "instructions": None, "metadata": {}, "parallel_tool_calls": True,
                                           "temperature": None, "tool_choice": "auto", "tools": [], "top_p": None,
                                           "x_gateway": {"route": "responses"}}))
-        return body
+        return mutate(self.request, "responses.response", body)
 
-    def events(self) -> Iterator[dict[str, Any]]:
-        on = self.on
+    def events(self) -> list[dict[str, Any]]:
         terminal = "response.incomplete" if self.incomplete else "response.completed"
         pieces = [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
-        if on("responses-stream-deltas-mismatch"):
-            pieces = list(self.words)
-        at = 1 if on("responses-reasoning-item") else 0  # the message's place in output
+        at = 1 if self.on("responses-reasoning-item") else 0  # the message's place in output
         ids = {"item_id": self.message_id, "output_index": at}
-        reasoning_item = {"type": "reasoning", "id": response_id(self.request, "rs_", self.id), "summary": []}
+        reasoning_item: dict[str, Any] = {"type": "reasoning", "id": response_id(self.request, "rs_", self.id),
+                                          "summary": []}
         thinking = [{"type": "response.output_item.added", "output_index": 0, "item": reasoning_item},
                     {"type": "response.output_item.done", "output_index": 0, "item": reasoning_item}] if at else []
-        opening = [{"type": "response.created", "response": self.response(done=False)},
-                   {"type": "response.in_progress", "response": self.response(done=False)}]
-        if on("responses-stream-created-not-first"):
-            opening.reverse()
-        body = [
+        events = [
+            {"type": "response.created", "response": self.response(done=False)},
+            {"type": "response.in_progress", "response": self.response(done=False)},
             *thinking,
             {"type": "response.output_item.added", "output_index": at, "item": self.message(None, "in_progress")},
             {"type": "response.content_part.added", **ids, "content_index": 0, "part": self.part("")},
@@ -157,20 +146,17 @@ class ResponsesAnswer:
             {"type": "response.content_part.done", **ids, "content_index": 0, "part": self.part(self.text)},
             {"type": "response.output_item.done", "output_index": at,
              "item": self.message(self.text, "incomplete" if self.incomplete else "completed")},
+            {"type": terminal, "response": self.response(streamed=True)},
         ]
-        closing = [{"type": terminal, "response": self.response(streamed=True)}]
-        events = [*opening, *body, *closing]
-        if on("responses-stream-completed-not-last"):
-            events = [*opening, *body[:-1], *closing, body[-1]]
-        for number, event in enumerate(events):
-            if on("responses-stream-sequence-repeats"):
-                number = min(number, 3)
-            yield {**event, "sequence_number": number, **extra(self.request, {"obfuscation": "x"})}
+        events = mutate(self.request, "responses.events", events)
+        numbered = [{**event, "sequence_number": number, **extra(self.request, {"obfuscation": "x"})}
+                    for number, event in enumerate(events)]
+        return mutate(self.request, "responses.numbered_events", numbered)
 
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
         for event in self.events():
-            delta = event.get("delta") if event["type"] == "response.output_text.delta" else None
+            delta = event.get("delta") if event.get("type") == "response.output_text.delta" else None
             yield writer.event(event, event["type"], tokens=len(delta.split()) if isinstance(delta, str) else 0)
 
 

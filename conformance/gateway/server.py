@@ -19,6 +19,11 @@ from conformance.gateway.common import GatewayState
 from conformance.gateway.faults import FaultConfig
 
 ANNOUNCE = "conformance reference gateway listening on "
+# How long an idle keep-alive connection stays open. uvicorn's default, 5 s, is shorter than the pools of the
+# gateways certified against the reference gateway as their upstream keep a connection (aiohttp 15 s, LiteLLM
+# 120 s): a request sent on a connection the server is closing fails as a connection error, at random, under
+# load. A workspace's load balancer keeps them for minutes; so does the reference gateway.
+KEEP_ALIVE_S = 600
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -37,7 +42,8 @@ def bind(host: str, port: int) -> socket.socket:
 def _server(state: GatewayState, faults: FaultConfig | None = None) -> uvicorn.Server:
     # injected transport faults are meant to happen: do not print a traceback for each
     level = "critical" if faults and faults.fault_rate else "warning"
-    config = uvicorn.Config(create_app(state, faults), log_level=level, access_log=False, lifespan="off")
+    config = uvicorn.Config(create_app(state, faults), log_level=level, access_log=False, lifespan="off",
+                            timeout_keep_alive=KEEP_ALIVE_S)
     return uvicorn.Server(config)
 
 
@@ -53,9 +59,10 @@ class ThreadedGateway:
     """The gateway on a free loopback port in a thread of this process: cheap enough for one per test."""
 
     def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None,
-                 self_test: bool = False, stream_delay_s: float = 0.0) -> None:
+                 self_test: bool = False, not_serving: Iterable[str] = (), listing: bool = True,
+                 stream_delay_s: float = 0.0) -> None:
         self.state = GatewayState(token=token, switches=frozenset(switches), self_test=self_test,
-                                  stream_delay_s=stream_delay_s)
+                                  not_serving=frozenset(not_serving), listing=listing, stream_delay_s=stream_delay_s)
         self._server = _server(self.state, faults)
         self._sock = bind("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"

@@ -38,7 +38,9 @@ def from_anthropic(messages: Any) -> list[Any]:
         for block in message["content"]:
             if not isinstance(block, dict) or block.get("type") != "image":
                 continue
-            source = block.get("source") if isinstance(block.get("source"), dict) else {}
+            source = block.get("source")
+            if not isinstance(source, dict):
+                source = {}
             url = (f"data:{source.get('media_type', '')};base64,{source.get('data', '')}"
                    if source.get("type") == "base64" else source.get("url"))
             parts.append({"type": "image_url", "image_url": {"url": url}})
