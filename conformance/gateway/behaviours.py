@@ -188,7 +188,7 @@ class Switch:
         if not self.drifts or not applied or is_client_case(item.case) or not self.scope.covers(item):
             return False
         last = item.case.steps[-1].expect  # the snapshot keeps the last answer's shape (an earlier step's is not)
-        return any(name in (last.get("schema"), *last.get("checks", [])) for name in self.drifts)
+        return any(name in (last.schema, *last.checks) for name in self.drifts)
 
 
 def _tuple(value: Any, where: str) -> tuple[str, ...]:
