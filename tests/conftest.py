@@ -136,31 +136,61 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
-# the test files that judge through the harness (the `harness` fixture): one xdist worker runs them all
-HARNESS_FILES = ("test_deviations.py", "test_helper.py", "test_new_case.py", "test_reference_run.py",
-                 "test_snapshots.py")
-# test files whose tests read one module-scoped run: each file is one unit of work, so the run is performed once
-MODULE_RUN_FILES = ("test_target_headers.py",)
+# test files whose tests share one module-scoped run (or installed wheel): each file is one unit of work, so the
+# module's fixture is made once, not once in each worker
+MODULE_RUN_FILES = ("test_target_headers.py", "test_installed.py", "test_html_browser.py")
+# The longest tests (CPU or wall seconds; `python bench/selftest_cpu.py` measures them), longest first: they are
+# collected first, so xdist hands them out first and no long test starts when the other worker has nothing left
+# (under `-n 2` the wall time is at least the longest test, and about half the CPU seconds otherwise). Prefixes of
+# node ids; a name that no longer matches only loses its place.
+LONGEST_FIRST = (
+    "tests/test_reference_run.py::test_reference_gateway_passes_every_case",
+    "tests/test_secrets.py::test_token_is_nowhere_in_run_outputs[bearer]",
+    "tests/test_faults.py::test_faults_and_rate_limit_never_become_failures",
+    "tests/test_faults.py::test_rate_limit_is_learnt_from_429s",
+    "tests/test_deviations.py::test_the_baseline_passes_every_item",
+    "tests/test_hostile.py::test_a_huge_answer_or_gzip_bomb",
+    "tests/test_hostile.py::test_echoed_credentials_are_nowhere",
+    "tests/test_helper.py::test_helper_lanes_give_the_inline_verdicts",
+    "tests/test_hostile.py::test_a_hostile_preflight_ends_the_run",
+    "tests/test_hostile.py::test_a_signal_during_the_preflight",
+    "tests/test_faults.py::test_max_rps_is_a_global_ceiling",
+    "tests/test_secrets.py::test_token_is_nowhere_in_run_outputs[basic]",
+    "tests/test_hostile.py::test_json_nested_100000_deep",
+    "tests/test_hostile.py::test_every_lane_ends_on_time_with_the_right_outcome[deep-600]",
+    "tests/test_snapshots.py::test_snapshot_update_under_xdist",
+    "tests/test_secrets.py::test_reference_run_token_is_nowhere",
+    "tests/test_helper.py::test_token_budget_is_one_budget_for_every_lane",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (LONGEST_FIRST), every other test in its collected order. The order is a
+    schedule, never a dependency: each test makes or asks for what it reads (shared_run, the harness)."""
+    def rank(item: pytest.Item) -> int:
+        return next((n for n, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+                    len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep pytest's order
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist, never called
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under `-n N` (xdist's default `load` distribution): the harness's test files are one unit of work, so one
-    worker performs the baseline and loads the client SDKs once, and so is each file of MODULE_RUN_FILES, while
-    the other tests go to whichever worker is free, one by one. (xdist's own `loadgroup` marks do not group under
-    pytest 9's node ids.)"""
+    """Under `-n N` (xdist's default `load` distribution): each file of MODULE_RUN_FILES is one unit of work, and
+    every other test goes to whichever worker is free, one by one, in the collected order (xdist hands out the
+    units of several tests first). Each worker has its own harness (its baseline is performed once per worker): the
+    matrix of tests/test_deviations.py is spread over both workers, not a serial tail of one. (xdist's own
+    `loadgroup` marks do not group under pytest 9's node ids.)"""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class HarnessFilesTogether(LoadScopeScheduling):
+    class ModuleRunsTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             file = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-            if file in HARNESS_FILES:
-                return "harness"
             return file if file in MODULE_RUN_FILES else nodeid
 
-    return HarnessFilesTogether(config, log)
+    return ModuleRunsTogether(config, log)
 
 
 @pytest.fixture(scope="session")

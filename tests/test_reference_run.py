@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from test_secrets import FORMS, TOKEN, leaks_in
+
 from conformance.cases import load_cases
 from conformance.clientcases import load_client_cases
+from conformance.gateway.behaviours import is_client_case
 from conformance.schemas import validate
 
 
 def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, harness):
     """The one real end-to-end run of everything: the CLI, pytest, two xdist workers, the official clients, the
     reports; its verdicts are the in-process harness's (tests/harness.py), which the deviation matrix uses."""
-    result = run_cli("run", "-n", "2")
+    result = run_cli("run", "-n", "2", env={"CONFORMANCE_REFERENCE_TOKEN": TOKEN})
     assert result.code == 0, result.out[-3000:]
     summary = result.summary
     assert validate("summary", summary) == []
@@ -25,6 +28,12 @@ def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, 
     every = {case.id for case in load_cases()} | {case.id for case in load_client_cases()}
     assert ran == every, "every case and client case in the case data ran at least once"
     assert result.outcomes() == {test: verdict.outcome for test, verdict in harness.baseline().items()}
+    # every HTTP answer compared under xdist with its shipped baseline shape, and matching it
+    http = {test for test, item in harness.by_id.items() if not is_client_case(item.case)}
+    shapes = {(f"{c['id']}@{c['model']}" if c["model"] else c["id"]): c.get("snapshot", {}).get("status")
+              for c in summary["cases"]}
+    assert {test for test, status in shapes.items() if status is not None} == http
+    assert {shapes[test] for test in http} == {"match"}, [t for t in http if shapes[t] != "match"][:5]
     assert summary["target"]["name"] == "reference"
     assert summary["tokens"]["prompt"] > 0 and summary["tokens"]["completion"] > 0
     assert summary["tokens"]["per_surface"]["chat_completions"]["completion"] > 0
@@ -33,6 +42,9 @@ def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, 
     assert int(junit.find("testsuite").get("tests")) == len(summary["cases"])
     assert any((run_dir / "allure-results").glob("*-result.json"))
     assert (result.reports / "latest").is_symlink()
+    # the token the embedded gateway was started with is in no file the two workers and the run wrote
+    assert leaks_in(result.reports) == []
+    assert not any(form in result.out + result.err for form in FORMS)
 
 
 def test_selection_by_keyword_and_marker(run_cli):
