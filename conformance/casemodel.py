@@ -9,7 +9,7 @@ expanded per model when a case runs, conformance/placeholders.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # an expected status: a code, a list of codes, or a class ("2xx", "4xx": the spec names no error status)
@@ -110,11 +110,12 @@ class Request:
     stream: bool = False
     headers: dict[str, str] = field(default_factory=dict, hash=False)
     auth: str = "default"  # default | bearer | basic | none | wrong-token | basic-wrong-user
+    route: str | None = None  # an earlier step on another surface's route than the case's (Case.route_surface)
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Request:
         return cls(data.get("body"), data.get("raw_body"), data.get("model"), bool(data.get("stream")),
-                   dict(data.get("headers") or {}), data.get("auth", "default"))
+                   dict(data.get("headers") or {}), data.get("auth", "default"), data.get("route"))
 
     @property
     def sends_token(self) -> bool:
@@ -175,6 +176,18 @@ class ModelSelector:
                    bool(data.get("one_per_family")), bool(data.get("default")))
 
 
+@dataclass(frozen=True)
+class Concurrent:
+    """A concurrent case (`concurrent:`): its one request sent this many times at once, each with a nonce of its
+    own in place of `{nonce}` (conformance/concurrency.py); None: the run's --concurrency."""
+
+    requests: int | None = None
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any] | None) -> Concurrent | None:
+        return None if data is None else cls(data.get("requests"))
+
+
 @dataclass(frozen=True, kw_only=True)
 class CaseBase:
     """What every case has, whether it is sent over HTTP (Case) or through an official client (ClientCase)."""
@@ -222,6 +235,7 @@ class Case(CaseBase):
     expect: Expect
     route: str | None = None  # the surface whose route the request goes to, when not the case's own
     earlier: tuple[Step, ...] = ()
+    concurrent: Concurrent | None = None  # the request sent N times at once (conformance/concurrency.py)
 
     __hash__ = CaseBase.__hash__
 
@@ -229,7 +243,8 @@ class Case(CaseBase):
     def from_record(cls, record: dict[str, Any], source: str) -> Case:
         earlier = tuple(Step.from_record(i, s) for i, s in enumerate(record.get("steps", ())))
         return cls(**cls.common(record, source), request=Request.from_record(record.get("request") or {}),
-                   expect=Expect.from_record(record["expect"]), route=record.get("route"), earlier=earlier)
+                   expect=Expect.from_record(record["expect"]), route=record.get("route"), earlier=earlier,
+                   concurrent=Concurrent.from_record(record.get("concurrent")))
 
     @property
     def route_surface(self) -> str:
@@ -314,3 +329,46 @@ class ClientCase(CaseBase):
     @property
     def negative(self) -> bool:
         return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageCase(CaseBase):
+    """A usage-tracking case (conformance/usage_cases/usage.yaml): what requests leave in system.ai_gateway.usage,
+    read back through a SQL warehouse. Its surface is `usage`; a `tags` case sends one request (request/expect,
+    to the surface `route`) with the documented tags and the run's own, the others run a named SQL statement."""
+
+    kind: str  # tags | ai_query_result | ai_query_captured | ai_query_refused
+    requires: tuple[str, ...] = ()  # the surface features a tagged request needs (unclaimed: skipped, not judged)
+    route: str | None = None  # tags: the surface the tagged request goes to
+    tags: dict[str, str] = field(default_factory=dict, hash=False)  # tags: the documented tags besides the run's
+    request: Request | None = None  # tags: what the tagged request sends (its tags header added per run)
+    expect: Expect | None = None  # tags: what its answer must satisfy, as an ordinary case of its route
+    statement: str | None = None  # ai_query kinds: a name under the file's `statements`
+
+    __hash__ = CaseBase.__hash__
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], source: str) -> UsageCase:
+        request, expect = record.get("request"), record.get("expect")
+        return cls(**cls.common({**record, "surface": "usage"}, source), kind=record["kind"],
+                   requires=tuple(record.get("requires", ())), route=record.get("route"),
+                   tags=dict(record.get("tags") or {}), request=Request.from_record(request) if request else None,
+                   expect=Expect.from_record(expect) if expect else None, statement=record.get("statement"))
+
+    @property
+    def route_surface(self) -> str:
+        """The route a tagged request goes to; a statement goes to the SQL warehouse (`sql_statements`)."""
+        return self.route or "sql_statements"
+
+    @property
+    def negative(self) -> bool:
+        return False
+
+    def tagged_request(self, headers: dict[str, str]) -> Case:
+        """A tags case's request as the ordinary case of its route it is performed and judged as (the same id,
+        features, strengths and spec), sending `headers` besides its own."""
+        if self.kind != "tags" or self.route is None or self.request is None or self.expect is None:
+            raise ValueError(f"usage case {self.id}: only a tags case has a tagged request")
+        fields = {name: getattr(self, name) for name in CaseBase.__dataclass_fields__}
+        request = replace(self.request, headers={**self.request.headers, **headers})
+        return Case(**{**fields, "surface": self.route}, request=request, expect=self.expect)

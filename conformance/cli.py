@@ -17,7 +17,7 @@ from typing import NoReturn
 from conformance import __version__
 from conformance.config import REFERENCE_TOKEN_ENV, TargetOptions, resolve_target
 from conformance.errors import BadInput
-from conformance.settings import HTML_MODES, RunSettings
+from conformance.settings import DEFAULT_USAGE_WAIT_S, HTML_MODES, RunSettings
 from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool its reader closed
@@ -38,6 +38,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
     return value
 
 
@@ -83,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deviation", action="append", default=[], metavar="NAME",
                      help="reference gateway only: turn on a switch (see `conformance serve --list-deviations`)")
     run.add_argument("--retries", type=int, default=5, help="attempts per request for transient answers (default 5)")
+    run.add_argument("--stream-delay", type=float, default=0.0, metavar="S",
+                     help="reference gateway only: stream at S seconds per token, as a model does (default 0: at "
+                          "once), so the incremental-stream cases have something to measure")
     run.add_argument("--snapshot-update", action="store_true",
                      help="record the shape snapshots of this target as its new baseline")
     run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: a checkout's "
@@ -101,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ceiling on requests per second, all workers together (default: learnt from 429s)")
     run.add_argument("--token-budget", type=int, default=None, metavar="N",
                      help="once N tokens are spent, skip the remaining cases that would call a model")
+    run.add_argument("--usage-wait", type=_seconds, default=DEFAULT_USAGE_WAIT_S, metavar="S",
+                     help="seconds the usage cases poll system.ai_gateway.usage for the run's rows (default "
+                          f"{DEFAULT_USAGE_WAIT_S:g}; rows still missing are pending: see verify-usage)")
     run.add_argument("--max-body-bytes", type=_byte_size, default=None, metavar="SIZE",
                      help="cap on the decoded bytes of one answer (default 32MiB); over it: a failure "
                           "(an error when set below the default)")
@@ -121,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--faults", type=float, default=0.0, metavar="F",
                        help="fraction of requests answered with a 503, a reset or a cut stream")
     serve.add_argument("--seed", type=int, default=0, help="seed of the fault choice (deterministic runs)")
+    serve.add_argument("--stream-delay", type=float, default=0.0, metavar="S",
+                       help="seconds per token between the events of every stream, as a model generates them "
+                            "(default 0: as fast as possible)")
     serve.add_argument("--not-serving", action="append", default=[], metavar="MODEL",
                        help="answer as if this catalog model were not served (404, absent from the listing)")
     serve.add_argument("--no-listing", action="store_true",
@@ -130,6 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
                             f"unset: the development token {DEV_TOKEN!r})")
 
     sub.add_parser("models", help="print the model catalog")
+
+    verify = sub.add_parser("verify-usage", help="look again for the usage rows a finished run's pending usage cases "
+                                                 "wait for; update its summary and certificate")
+    verify.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (reports/<run>, or reports/latest)")
+    verify.add_argument("--url", help="gateway URL (default: the run's own)")
+    verify.add_argument("--token-env", metavar="NAME", help="env variable with the token (default DATABRICKS_TOKEN)")
+    verify.add_argument("--profile", metavar="NAME", help="host and token from this ~/.databrickscfg profile")
+    verify.add_argument("--auth", choices=("bearer", "basic"), help="auth scheme (default bearer)")
+    verify.add_argument("--target", metavar="FILE", help="YAML target profile (its url and token_env)")
+    verify.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    verify.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds per request (default 60)")
+    verify.add_argument("--usage-wait", type=_seconds, default=DEFAULT_USAGE_WAIT_S, metavar="S",
+                        help=f"seconds to poll for rows still missing (default {DEFAULT_USAGE_WAIT_S:g})")
+    verify.add_argument("--html", choices=HTML_MODES, default="auto", help="as for `run` (default auto)")
+    verify.add_argument("--spec", metavar="DIR", help="spec documents to digest (default ../shared/spec)")
 
     report = sub.add_parser("report", help="re-render summary.md, conformance-report.yaml and the HTML of a run")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (reports/<run>, or reports/latest)")
@@ -172,6 +206,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise BadInput(f"--port must be 0..65535, not {args.port}")
     if args.latency < 0 or not 0 <= args.faults <= 1 or (args.rate_limit is not None and args.rate_limit <= 0):
         raise BadInput("--latency must be >= 0, --faults within 0..1, --rate-limit > 0")
+    if not 0 <= args.stream_delay <= 10:
+        raise BadInput("--stream-delay must be within 0..10 seconds per token")
     from conformance.gateway.faults import FaultConfig
 
     faults = FaultConfig(args.latency, args.rate_limit, args.faults, args.seed)
@@ -193,7 +229,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise BadInput(f"--not-serving {unknown[0]!r} is not a catalog model (see `conformance models`)")
     not_serving = frozenset(m.name for m in map(catalog.get, args.not_serving) if m is not None)
     state = GatewayState(token=token, switches=switches, not_serving=not_serving, listing=not args.no_listing,
-                         self_test=args.self_test)
+                         self_test=args.self_test, stream_delay_s=args.stream_delay)
     with contextlib.suppress(KeyboardInterrupt):
         serve(state, args.host, args.port, announce, faults)
     return 0
@@ -203,13 +239,15 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
     """The flags of `conformance run`, resolved once into the object the plugin runs from."""
     options = TargetOptions(url=args.url, token_env=args.token_env, databricks_profile=args.profile,
                             auth=args.auth, target_file=args.target, insecure=args.insecure,
-                            timeout=args.timeout, name_form=args.name_form, max_body_bytes=args.max_body_bytes)
+                            timeout=args.timeout, name_form=args.name_form, max_body_bytes=args.max_body_bytes,
+                            concurrency=args.concurrency)
     return RunSettings(
         target=resolve_target(options), switches=tuple(args.deviation), retries=args.retries,
         concurrency=args.concurrency, max_rps=args.max_rps, token_budget=args.token_budget,
         reports=Path(args.reports), snapshots=Path(args.snapshots) if args.snapshots else None, html=args.html,
         spec_dir=Path(args.spec) if args.spec else None, fail_on_drift=args.fail_on_drift, strict=args.strict,
-        max_consecutive_errors=args.max_consecutive_errors,
+        max_consecutive_errors=args.max_consecutive_errors, usage_wait=args.usage_wait,
+        stream_delay_s=args.stream_delay,
     ).check()
 
 
@@ -255,6 +293,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_usage(args: argparse.Namespace) -> int:
+    from conformance.reporting import load_run, render_reports
+    from conformance.summary import exit_status
+    from conformance.usage_tracking import verify_usage
+
+    run_dir = Path(args.run_dir)
+    summary = load_run(run_dir)  # bad input before any work
+    if args.spec and not Path(args.spec).is_dir():
+        raise BadInput(f"--spec {args.spec}: not a folder")
+    ran_against = summary.get("target") or {}
+    if ran_against.get("reference") and not args.url:
+        raise BadInput(f"{run_dir} ran against the embedded reference gateway, whose usage table ended with the run "
+                       "(give --url of a gateway that still holds it)")
+    options = TargetOptions(url=args.url or (None if args.profile else ran_against.get("url")),
+                            token_env=args.token_env, databricks_profile=args.profile, auth=args.auth,
+                            target_file=args.target, insecure=args.insecure, timeout=args.timeout)
+    target = resolve_target(options)
+    if target.url is None:
+        raise BadInput(f"{run_dir}: no gateway URL (the run recorded none; give --url)")
+    summary = verify_usage(run_dir, target, args.usage_wait)
+    for line in render_reports(run_dir, html=args.html, spec_dir=args.spec):
+        print(line)
+    return exit_status(summary)
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from conformance.diff import compare, render
     from conformance.reporting import load_run
@@ -295,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return {"run": cmd_run, "serve": cmd_serve, "models": cmd_models, "report": cmd_report,
-                "diff": cmd_diff, "coverage": cmd_coverage, "certificates": cmd_certificates,
+                "diff": cmd_diff, "verify-usage": cmd_verify_usage, "coverage": cmd_coverage,
+                "certificates": cmd_certificates,
                 "html-setup": cmd_html_setup}[args.command](args)
     except BadInput as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)

@@ -32,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from conformance import latency
 from conformance.casemodel import CaseBase
 from conformance.errors import BadInput
 from conformance.pretty import LABEL, PRE, evidence_html
@@ -266,8 +267,9 @@ def case_index(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _case_data() -> dict[str, CaseBase]:
     from conformance.cases import load_cases
     from conformance.clientcases import load_client_cases
+    from conformance.usage_tracking import load_usage_cases
 
-    return {case.id: case for case in (*load_cases(), *load_client_cases())}
+    return {case.id: case for case in (*load_cases(), *load_client_cases(), *load_usage_cases())}
 
 
 def messages_of(record: dict[str, Any]) -> list[tuple[str, bool]]:
@@ -360,7 +362,7 @@ def result_case(result: dict[str, Any]) -> str | None:
         if label.get("name") == CASE_LABEL:
             return label.get("value")
     name = result.get("name", "")  # results written before the label existed: test_case[<case>@<model>]
-    found = re.match(r"test_(?:client_)?case\[(.+)\]$", name)
+    found = re.match(r"test_(?:client_|usage_)?case\[(.+)\]$", name)
     return found.group(1) if found else None
 
 
@@ -498,7 +500,7 @@ def builtin_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any]
                          f"<b>{esc(record['id'])}</b> @ {esc(record.get('model') or 'no model')}: "
                          f"{esc(first[0][:200] if first else '')}</li>")
         parts.append("</ul>")
-    parts.append("<h2>Cases</h2>")
+    parts.append(latency.html_table(summary, esc, (TABLE, TH, TD)) + "<h2>Cases</h2>")
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for record in summary["cases"]:
         groups.setdefault((record["surface"], record["model_type"], record.get("model") or "no model"),

@@ -17,6 +17,7 @@ from conformance.errors import BadInput
 from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
 HTML_MODES = ("auto", "allure", "builtin", "none")
+DEFAULT_USAGE_WAIT_S = 30.0  # how long the usage cases poll the usage table for the run's rows (usage_tracking.py)
 
 
 @dataclass
@@ -35,6 +36,8 @@ class RunSettings:
     fail_on_drift: bool = False
     strict: bool = False  # warnings (broken should/advisory rules) count as failures
     max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS  # the circuit breaker (stopping.py); 0: never
+    usage_wait: float = DEFAULT_USAGE_WAIT_S  # seconds the usage cases poll system.ai_gateway.usage
+    stream_delay_s: float = 0.0  # reference gateway only: seconds per streamed token (`--stream-delay`)
     extra: dict[str, Any] = field(default_factory=dict)  # room for options other branches add
 
     def check(self) -> RunSettings:
@@ -51,6 +54,8 @@ class RunSettings:
             raise BadInput("--max-rps must be positive")
         if self.max_consecutive_errors < 0:
             raise BadInput("--max-consecutive-errors must be >= 0 (0: never stop)")
+        if self.usage_wait is None or not self.usage_wait >= 0:  # (not >=: NaN too)
+            raise BadInput(f"--usage-wait must be >= 0 seconds, not {self.usage_wait!r}")
         if self.html not in HTML_MODES:
             raise BadInput(f"--html must be one of {', '.join(HTML_MODES)}, not {self.html!r}")
         if self.spec_dir is not None and not self.spec_dir.is_dir():
@@ -58,6 +63,8 @@ class RunSettings:
         behaviours.check_names(list(self.switches))
         if self.switches and not self.target.reference:
             raise BadInput("--deviation applies to the reference gateway only (no --url)")
+        if self.stream_delay_s and (not self.target.reference or not 0 < self.stream_delay_s <= 10):
+            raise BadInput("--stream-delay applies to the reference gateway only (no --url), within 0..10 s per token")
         if self.html == "allure":
             from conformance.html import allure_binary
 
@@ -102,7 +109,7 @@ def from_pytest_options(config: Any) -> RunSettings:
                             databricks_profile=get("gateway_profile"), auth=get("gateway_auth"),
                             target_file=get("gateway_target"), insecure=get("gateway_insecure"),
                             timeout=get("gateway_timeout"), name_form=get("gateway_name_form"),
-                            max_body_bytes=get("gateway_max_body_bytes"))
+                            max_body_bytes=get("gateway_max_body_bytes"), concurrency=get("gateway_concurrency"))
     run_dir = get("conformance_run_dir")
     snapshots = get("conformance_snapshots")
     spec = get("conformance_spec")
@@ -113,5 +120,6 @@ def from_pytest_options(config: Any) -> RunSettings:
         run_dir=Path(run_dir) if run_dir else None, snapshots=Path(snapshots) if snapshots else None,
         html=get("conformance_html"), spec_dir=Path(spec) if spec else None,
         fail_on_drift=bool(get("conformance_fail_on_drift")), strict=bool(get("conformance_strict")),
-        max_consecutive_errors=get("gateway_max_consecutive_errors"),
+        max_consecutive_errors=get("gateway_max_consecutive_errors"), usage_wait=get("gateway_usage_wait"),
+        stream_delay_s=get("gateway_stream_delay"),
     ).check()

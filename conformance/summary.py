@@ -9,15 +9,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from conformance import __version__
+from conformance import __version__, latency
 from conformance.findings import STRENGTHS, WARNING_STRENGTHS, Finding, ordered, strongest
 
 OUTCOMES = ("passed", "failed", "warned", "skipped", "error")
 BUDGET_SKIP = "token budget of "  # how runner.py words a case skipped because the run's token budget is spent
 
 
+PENDING = "pending: "  # how usage_tracking.py words a usage case whose row may still appear (verify-usage)
+
+
 def budget_skipped(record: dict[str, Any]) -> bool:
     return record["outcome"] == "skipped" and str(record.get("message", "")).startswith(BUDGET_SKIP)
+
+
+def pending(record: dict[str, Any]) -> bool:
+    """An error that is no infrastructure trouble: a usage row not in the table yet, within the stated lag."""
+    return record["outcome"] == "error" and str(record.get("message", "")).startswith(PENDING)
 
 
 class SummaryCollector:
@@ -43,6 +51,8 @@ class SummaryCollector:
         record = self.cases.setdefault(nodeid, {**meta, "outcome": "passed", "message": "", "findings": []})
         if "usage" in props:
             record["usage"] = props["usage"]
+        if "latency" in props:
+            record["latency"] = props["latency"]
         if "snapshot" in props:
             record["snapshot"] = props["snapshot"]
         findings = [Finding.from_dict(f) for f in props.get("conformance_findings") or []]
@@ -129,6 +139,7 @@ class SummaryCollector:
             "not_run": not_run,
             "cases": cases,
             "tokens": self.tokens(),
+            "latency": latency.aggregate(cases),
             "snapshot_totals": self.snapshot_totals(),
             **(extra or {}),
         }

@@ -10,6 +10,7 @@ from conformance.cases import load_cases
 from conformance.clientcases import load_client_cases
 from conformance.gateway.behaviours import is_client_case
 from conformance.schemas import validate
+from conformance.usage_tracking import load_usage_cases
 
 
 def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, harness):
@@ -25,7 +26,7 @@ def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, 
                                                                       "deselected_cases": []}
     assert totals["passed"] == len(summary["cases"]) > 100
     ran = {c["id"] for c in summary["cases"]}
-    every = {case.id for case in load_cases()} | {case.id for case in load_client_cases()}
+    every = {case.id for case in [*load_cases(), *load_client_cases(), *load_usage_cases()]}
     assert ran == every, "every case and client case in the case data ran at least once"
     assert result.outcomes() == {test: verdict.outcome for test, verdict in harness.baseline().items()}
     # every HTTP answer compared under xdist with its shipped baseline shape, and matching it
@@ -37,6 +38,7 @@ def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, 
     assert summary["target"]["name"] == "reference"
     assert summary["tokens"]["prompt"] > 0 and summary["tokens"]["completion"] > 0
     assert summary["tokens"]["per_surface"]["chat_completions"]["completion"] > 0
+    assert summary["tokens"]["per_surface"]["usage"]["completion"] > 0  # tagged requests and ai_query
     run_dir = result.run_dir
     junit = ET.parse(run_dir / "junit.xml").getroot()
     assert int(junit.find("testsuite").get("tests")) == len(summary["cases"])
@@ -50,7 +52,8 @@ def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, 
 def test_selection_by_keyword_and_marker(run_cli):
     result = run_cli("run", "-k", "stream and not client", "-m", "chat_completions and chat")
     assert result.code == 0
-    assert {c["id"] for c in result.summary["cases"]} == {"chat-stream-system-and-user", "chat-stream-multi-turn"}
+    assert {c["id"] for c in result.summary["cases"]} == {"chat-stream-system-and-user", "chat-stream-multi-turn",
+                                                          "stream-incremental-chat", "usage-stream-consistent-chat"}
 
 
 def test_a_selection_that_matches_nothing_is_bad_input(run_cli):
