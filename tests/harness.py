@@ -281,7 +281,7 @@ class Harness:
             self._judged[(switch.name, full, shapes)] = judged
         return judged
 
-    def _judge(self, switch: Switch, items: list[CaseItem], baseline: dict[str, Verdict], full: bool,
+    def _judge(self, switch: Switch, items: list[Item], baseline: dict[str, Verdict], full: bool,
                shapes: bool) -> Judged:
         applied = {item.test_id for item in items if switch.name in self.consulted[item.test_id]}
         self.set_switches([switch.name])
