@@ -14,5 +14,6 @@ ROLE_NOT_ASSISTANT = ("run", "--deviation", "role-not-assistant", "-k", "(chat-s
 # a broken should rule (usage that does not add up): warned cases, exit 0
 USAGE_SUM_WRONG = ("run", "--deviation", "usage-sum-wrong", "-k", "chat-system-and-user or auth-bearer-chat",
                    "--html", "builtin")
-# the usage profile alone: the tagged requests and the ai_query statement, looked up in the SQL warehouse
-USAGE = ("run", "-k", "usage")
+# the usage profile alone (its marker: other cases' names hold "usage"): the tagged requests and the ai_query
+# statement, looked up in the SQL warehouse
+USAGE = ("run", "-m", "usage")
