@@ -27,10 +27,18 @@ from conformance.gateway.common import (
 )
 from conformance.gateway.framing import SSEWriter
 from conformance.gateway.mutators import mutate
-from conformance.gateway.reasoning import reasoning_content, reasoning_plan, validate_reasoning_history
+from conformance.gateway.reasoning import (
+    reasoning_content,
+    reasoning_deltas,
+    reasoning_plan,
+    validate_reasoning_history,
+)
 from conformance.gateway.vision import validate_images
 
 ROLES = {"system", "user", "assistant", "developer", "tool"}
+# what the OpenAI client's ChatCompletionMessage carries besides role and content, null when unused (FIELD-NOTES):
+# an assistant message sent back "full, unmodified" (001) has them
+CLIENT_MESSAGE_FIELDS = ("refusal", "annotations", "audio", "function_call", "tool_calls")
 
 
 def validate_messages(messages: Any) -> None:
@@ -41,6 +49,15 @@ def validate_messages(messages: Any) -> None:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"messages[{i}] needs a valid role.")
         if not isinstance(message.get("content"), str | list):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"messages[{i}].content must be a string or a list.")
+
+
+def validate_client_fields(request: Request, messages: list[Any]) -> None:
+    """The null fields of a message sent back as the OpenAI client returned it are accepted;
+    assistant-null-fields-refused refuses them, as a strict validator that wants tool_calls a list does."""
+    for i, message in enumerate(messages):
+        nulls = [k for k in CLIENT_MESSAGE_FIELDS if k in message and message[k] is None]
+        if message.get("role") == "assistant" and nulls and state_of(request).on("assistant-null-fields-refused"):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"messages[{i}].{nulls[0]} must not be null.")
 
 
 def validate_sampling(body: dict[str, Any]) -> None:
@@ -84,6 +101,11 @@ class ChatAnswer:
         # empty one (the others, and every model without the variation)
         self.keep_empty_text = not (self.state.on("reasoning-budget-spent") and model is not None
                                     and model.family == "gpt-oss")
+        # stream_options.include_usage: a usage chunk (choices []) before [DONE], usage null on every other chunk;
+        # stream-include-usage-ignored is asked only where the request asks for it
+        self.include_usage = (isinstance(body.get("stream_options"), dict)
+                              and body["stream_options"].get("include_usage") is True
+                              and not self.state.on("stream-include-usage-ignored"))
         self.id = response_id(request, "chatcmpl-", [model_name, messages], nullable=True)
         self.created = created(request)
 
@@ -92,9 +114,13 @@ class ChatAnswer:
             return None
         return "length" if self.truncated else "stop"
 
-    def usage(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": self.prompt_tokens + self.completion_tokens}
+    def usage(self) -> dict[str, Any]:
+        usage: dict[str, Any] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                                 "total_tokens": self.prompt_tokens + self.completion_tokens}
+        if self.state.on("usage-details"):  # the variation: OpenAI's token details (reasoning within completion)
+            usage.update({"prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                          "completion_tokens_details": {"reasoning_tokens": len(self.thought), "audio_tokens": 0}})
+        return usage
 
     def completion(self) -> dict[str, Any]:
         text = " ".join(self.words)
@@ -124,7 +150,10 @@ class ChatAnswer:
         chunks: list[dict[str, Any]] = []
         if on("extra-stream-events"):  # a first chunk without choices, as Azure OpenAI sends its filter results
             chunks.append({"id": self.id, **envelope, "choices": [], "prompt_filter_results": []})
-        pieces = [""] + [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
+        # the role chunk, the reasoning (a list of one reasoning block per delta, as the whole answer's blocks are
+        # shaped; its signature with the last piece), then the text as strings
+        thought = reasoning_deltas(self.request, self.thought) if self.reasoning else []
+        pieces: list[Any] = ["", *thought, *(("" if i == 0 else " ") + w for i, w in enumerate(self.words))]
         last = len(pieces)  # index of the closing chunk
         for i, piece in enumerate([*pieces, None]):
             delta: dict[str, Any] = {}
@@ -143,11 +172,11 @@ class ChatAnswer:
                                       "finish_reason": self.finish_reason() if i == last else None}
             choice.update(extra(self.request, {"logprobs": None}))
             chunk: dict[str, Any] = {"id": self.id, **envelope, "choices": [choice]}
-            if on("usage-chunk"):
+            if self.include_usage or on("usage-chunk"):
                 chunk["usage"] = None  # as OpenAI's include_usage sends every chunk before the usage chunk
             chunk.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default"}))
             chunks.append(chunk)
-        if on("usage-chunk"):
+        if self.include_usage or on("usage-chunk"):
             chunks.append({"id": self.id, **envelope, "choices": [], "usage": self.usage()})
         return mutate(self.request, "chat.chunks", chunks)
 
@@ -161,6 +190,7 @@ def chat_response(request: Request, body: dict[str, Any], model_name: str, model
     if "messages" not in body and state_of(request).on("missing-messages-accepted"):
         body = {**body, "messages": [{"role": "user", "content": ""}]}
     validate_messages(body.get("messages"))
+    validate_client_fields(request, body["messages"])
     validate_sampling(body)
     reasoning: tuple[bool, int | None] = (False, None)
     if model is not None:  # model types (001 Vision, Reasoning)

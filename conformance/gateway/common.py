@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import time
 import uuid
 import zlib
@@ -196,11 +197,23 @@ def answer_words(request: Request, prompt: Any) -> list[str]:
     digest = seed_digest(prompt)
     vocabulary = OTHER_WORDS if on("other-text") else WORDS
     length = 9 + digest[0] % 6 + (7 if on("other-text") else 0)
+    asked = _words_asked(prompt)
+    if asked is not None:  # a prompt asking for N words gets N, as a model writes at length when asked to
+        length = asked
     start = digest[1] % len(vocabulary)
     words = [vocabulary[(start + i) % len(vocabulary)] for i in range(length)]
     if on("sse-split"):  # multi-byte UTF-8 characters, so that pieces of a stream cut through some
         words[1:3] = ["naïve", "café✓"]
     return words
+
+
+WORDS_ASKED = re.compile(r"\b(\d{2,3})[- ]words?\b")
+
+
+def _words_asked(prompt: Any) -> int | None:
+    """The length a prompt asks for ("... in 200 words"), at most 400; None when it asks for none."""
+    found = WORDS_ASKED.search(json.dumps(_compact(prompt)))
+    return min(int(found.group(1)), 400) if found else None
 
 
 OTHER_TIMESTAMP = 1698824353  # 001's example response: "created": 1698824353
