@@ -291,7 +291,10 @@ def _stream_no_role(chunks: list[dict[str, Any]], _: Context) -> list[dict[str, 
 
 @mutator("stream-empty-deltas", "chat.chunks")
 def _stream_empty_deltas(chunks: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
-    """Every delta's content empty: the stream carries no text."""
+    """Every delta's text empty: the stream carries no text (a stream cut at max_tokens may have none: left as
+    it is)."""
+    if any(choice.get("finish_reason") == "length" for choice in _choices(chunks)):
+        return chunks
     for choice in _choices(chunks):
         if isinstance(choice["delta"].get("content"), str):
             choice["delta"]["content"] = ""
