@@ -35,7 +35,7 @@ def assemble(chunks: list[Any]) -> dict[str, Any]:
                 continue
             index = choice["index"] if is_int(choice.get("index")) else 0
             into = choices.setdefault(index, {"index": index, "message": {"role": None}, "finish_reason": None})
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
             if delta.get("role") is not None:
                 into["message"]["role"] = delta["role"]
             content = delta.get("content")

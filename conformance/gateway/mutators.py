@@ -449,7 +449,10 @@ def _responses_role_not_assistant(item: dict[str, Any], _: Context) -> dict[str,
 
 @mutator("responses-empty-text", "responses.response")
 def _responses_empty_text(body: dict[str, Any], _: Context) -> dict[str, Any]:
-    """The finished response's message text emptied (the stream's deltas keep theirs)."""
+    """The finished response's message text emptied (the stream's deltas keep theirs); a response cut at
+    max_output_tokens may have no text: left as it is."""
+    if body.get("status") == "incomplete":
+        return body
     for item in body["output"]:
         for part in item.get("content", []) if item.get("type") == "message" else []:
             part["text"] = ""
