@@ -38,7 +38,9 @@ def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, 
 def test_selection_by_keyword_and_marker(run_cli):
     result = run_cli("run", "-k", "stream and not client", "-m", "chat_completions and chat")
     assert result.code == 0
-    assert {c["id"] for c in result.summary["cases"]} == {"chat-stream-system-and-user", "chat-stream-multi-turn"}
+    assert {c["id"] for c in result.summary["cases"]} == {"chat-stream-system-and-user", "chat-stream-multi-turn",
+                                                          "chat-stream-include-usage",
+                                                          "chat-stream-truncated-max-tokens"}
 
 
 def test_a_selection_that_matches_nothing_is_bad_input(run_cli):
