@@ -290,7 +290,7 @@ def _include_usage(ctx: CheckContext) -> bool:
 
 @check("stream_usage_chunk",
        spec=f"{SPEC_STREAM}; OpenAI-compatible stream_options.include_usage: one more chunk before data: [DONE] "
-            "carries the usage of the whole request, with choices an empty list (earlier chunks' usage null)",
+            "carries the usage of the whole request, with choices an empty list, after the last choice chunk",
        strength="should",
        reason='implied by "OpenAI-compatible interfaces" (include_usage adds a usage chunk with empty choices); the '
               "spec shows no stream usage")
