@@ -9,7 +9,7 @@ expanded per model when a case runs, conformance/placeholders.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # an expected status: a code, a list of codes, or a class ("2xx", "4xx": the spec names no error status)
@@ -314,3 +314,46 @@ class ClientCase(CaseBase):
     @property
     def negative(self) -> bool:
         return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageCase(CaseBase):
+    """A usage-tracking case (conformance/usage_cases/usage.yaml): what requests leave in system.ai_gateway.usage,
+    read back through a SQL warehouse. Its surface is `usage`; a `tags` case sends one request (request/expect,
+    to the surface `route`) with the documented tags and the run's own, the others run a named SQL statement."""
+
+    kind: str  # tags | ai_query_result | ai_query_captured | ai_query_refused
+    requires: tuple[str, ...] = ()  # the surface features a tagged request needs (unclaimed: skipped, not judged)
+    route: str | None = None  # tags: the surface the tagged request goes to
+    tags: dict[str, str] = field(default_factory=dict, hash=False)  # tags: the documented tags besides the run's
+    request: Request | None = None  # tags: what the tagged request sends (its tags header added per run)
+    expect: Expect | None = None  # tags: what its answer must satisfy, as an ordinary case of its route
+    statement: str | None = None  # ai_query kinds: a name under the file's `statements`
+
+    __hash__ = CaseBase.__hash__
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], source: str) -> UsageCase:
+        request, expect = record.get("request"), record.get("expect")
+        return cls(**cls.common({**record, "surface": "usage"}, source), kind=record["kind"],
+                   requires=tuple(record.get("requires", ())), route=record.get("route"),
+                   tags=dict(record.get("tags") or {}), request=Request.from_record(request) if request else None,
+                   expect=Expect.from_record(expect) if expect else None, statement=record.get("statement"))
+
+    @property
+    def route_surface(self) -> str:
+        """The route a tagged request goes to; a statement goes to the SQL warehouse (`sql_statements`)."""
+        return self.route or "sql_statements"
+
+    @property
+    def negative(self) -> bool:
+        return False
+
+    def tagged_request(self, headers: dict[str, str]) -> Case:
+        """A tags case's request as the ordinary case of its route it is performed and judged as (the same id,
+        features, strengths and spec), sending `headers` besides its own."""
+        if self.kind != "tags" or self.route is None or self.request is None or self.expect is None:
+            raise ValueError(f"usage case {self.id}: only a tags case has a tagged request")
+        fields = {name: getattr(self, name) for name in CaseBase.__dataclass_fields__}
+        request = replace(self.request, headers={**self.request.headers, **headers})
+        return Case(**{**fields, "surface": self.route}, request=request, expect=self.expect)

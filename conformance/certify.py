@@ -18,7 +18,7 @@ from typing import Any
 from conformance import __version__
 from conformance.config import features
 from conformance.spec import certificate_spec, spec_folder
-from conformance.summary import budget_skipped
+from conformance.summary import budget_skipped, pending
 from conformance.vocabulary import route_surfaces
 
 
@@ -93,11 +93,13 @@ def _judge(summary: dict[str, Any], levels: dict[str, list[str]], records: list[
         return "not-claimed", "no feature of the profile is claimed"
     judged = [r for r in records if r["outcome"] in ("passed", "failed", "warned")]
     by = {o: [r for r in records if r["outcome"] == o] for o in ("failed", "error", "skipped")}
+    waiting = [r for r in by["error"] if pending(r)]
     if not judged:
         left = len(not_selected) + len(by["skipped"]) + len(by["error"])
+        later = f", {len(waiting)} pending (`conformance verify-usage RUN_DIR`)" if waiting else ""
         return "not-run", (f"nothing judged: {len(not_selected)} case(s) deselected, {len(by['skipped'])} "
-                           f"skipped, {len(by['error'])} infrastructure error(s)") if left else \
-            "nothing judged: no case of the profile applies to the target's models"
+                           f"skipped, {len(by['error']) - len(waiting)} infrastructure error(s){later}") if left \
+            else "nothing judged: no case of the profile applies to the target's models"
     reasons = []
     core_failed = [r for r in by["failed"] if _all_core(r)]
     if core_failed:
@@ -114,8 +116,11 @@ def _judge(summary: dict[str, Any], levels: dict[str, list[str]], records: list[
                 and not any(f in r.get("features", []) for r in judged)]
     if untested:
         reasons.append(f"claimed core feature(s) with no case judged: {', '.join(untested)}")
-    if by["error"]:
-        reasons.append(f"{len(by['error'])} case(s) not judged: infrastructure error")
+    if len(by["error"]) > len(waiting):
+        reasons.append(f"{len(by['error']) - len(waiting)} case(s) not judged: infrastructure error")
+    if waiting:
+        reasons.append(f"{len(waiting)} case(s) pending: usage rows not in the table yet "
+                       "(`conformance verify-usage RUN_DIR` judges them later)")
     claimed_skips = [r for r in by["skipped"] if all(_claimed(summary, f) for f in r.get("features", []))]
     budget = [r for r in claimed_skips if budget_skipped(r)]
     if not_selected or budget:

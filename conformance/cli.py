@@ -17,7 +17,7 @@ from typing import NoReturn
 from conformance import __version__
 from conformance.config import REFERENCE_TOKEN_ENV, TargetOptions, resolve_target
 from conformance.errors import BadInput
-from conformance.settings import HTML_MODES, RunSettings
+from conformance.settings import DEFAULT_USAGE_WAIT_S, HTML_MODES, RunSettings
 from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool its reader closed
@@ -38,6 +38,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
     return value
 
 
@@ -101,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ceiling on requests per second, all workers together (default: learnt from 429s)")
     run.add_argument("--token-budget", type=int, default=None, metavar="N",
                      help="once N tokens are spent, skip the remaining cases that would call a model")
+    run.add_argument("--usage-wait", type=_seconds, default=DEFAULT_USAGE_WAIT_S, metavar="S",
+                     help="seconds the usage cases poll system.ai_gateway.usage for the run's rows (default "
+                          f"{DEFAULT_USAGE_WAIT_S:g}; rows still missing are pending: see verify-usage)")
     run.add_argument("--max-body-bytes", type=_byte_size, default=None, metavar="SIZE",
                      help="cap on the decoded bytes of one answer (default 32MiB); over it: a failure "
                           "(an error when set below the default)")
@@ -130,6 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
                             f"unset: the development token {DEV_TOKEN!r})")
 
     sub.add_parser("models", help="print the model catalog")
+
+    verify = sub.add_parser("verify-usage", help="look again for the usage rows a finished run's pending usage cases "
+                                                 "wait for; update its summary and certificate")
+    verify.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (reports/<run>, or reports/latest)")
+    verify.add_argument("--url", help="gateway URL (default: the run's own)")
+    verify.add_argument("--token-env", metavar="NAME", help="env variable with the token (default DATABRICKS_TOKEN)")
+    verify.add_argument("--profile", metavar="NAME", help="host and token from this ~/.databrickscfg profile")
+    verify.add_argument("--auth", choices=("bearer", "basic"), help="auth scheme (default bearer)")
+    verify.add_argument("--target", metavar="FILE", help="YAML target profile (its url and token_env)")
+    verify.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    verify.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds per request (default 60)")
+    verify.add_argument("--usage-wait", type=_seconds, default=DEFAULT_USAGE_WAIT_S, metavar="S",
+                        help=f"seconds to poll for rows still missing (default {DEFAULT_USAGE_WAIT_S:g})")
+    verify.add_argument("--html", choices=HTML_MODES, default="auto", help="as for `run` (default auto)")
+    verify.add_argument("--spec", metavar="DIR", help="spec documents to digest (default ../shared/spec)")
 
     report = sub.add_parser("report", help="re-render summary.md, conformance-report.yaml and the HTML of a run")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (reports/<run>, or reports/latest)")
@@ -209,7 +237,7 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
         concurrency=args.concurrency, max_rps=args.max_rps, token_budget=args.token_budget,
         reports=Path(args.reports), snapshots=Path(args.snapshots) if args.snapshots else None, html=args.html,
         spec_dir=Path(args.spec) if args.spec else None, fail_on_drift=args.fail_on_drift, strict=args.strict,
-        max_consecutive_errors=args.max_consecutive_errors,
+        max_consecutive_errors=args.max_consecutive_errors, usage_wait=args.usage_wait,
     ).check()
 
 
@@ -255,6 +283,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_usage(args: argparse.Namespace) -> int:
+    from conformance.reporting import load_run, render_reports
+    from conformance.summary import exit_status
+    from conformance.usage_tracking import verify_usage
+
+    run_dir = Path(args.run_dir)
+    summary = load_run(run_dir)  # bad input before any work
+    if args.spec and not Path(args.spec).is_dir():
+        raise BadInput(f"--spec {args.spec}: not a folder")
+    ran_against = summary.get("target") or {}
+    if ran_against.get("reference") and not args.url:
+        raise BadInput(f"{run_dir} ran against the embedded reference gateway, whose usage table ended with the run "
+                       "(give --url of a gateway that still holds it)")
+    options = TargetOptions(url=args.url or (None if args.profile else ran_against.get("url")),
+                            token_env=args.token_env, databricks_profile=args.profile, auth=args.auth,
+                            target_file=args.target, insecure=args.insecure, timeout=args.timeout)
+    target = resolve_target(options)
+    if target.url is None:
+        raise BadInput(f"{run_dir}: no gateway URL (the run recorded none; give --url)")
+    summary = verify_usage(run_dir, target, args.usage_wait)
+    for line in render_reports(run_dir, html=args.html, spec_dir=args.spec):
+        print(line)
+    return exit_status(summary)
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from conformance.diff import compare, render
     from conformance.reporting import load_run
@@ -295,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return {"run": cmd_run, "serve": cmd_serve, "models": cmd_models, "report": cmd_report,
-                "diff": cmd_diff, "coverage": cmd_coverage, "certificates": cmd_certificates,
+                "diff": cmd_diff, "verify-usage": cmd_verify_usage, "coverage": cmd_coverage,
+                "certificates": cmd_certificates,
                 "html-setup": cmd_html_setup}[args.command](args)
     except BadInput as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)

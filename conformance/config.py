@@ -37,6 +37,11 @@ CREDENTIAL_HEADER = re.compile(r"(?:^|[-_.])(?:api-?key|apikey|key|token|secret|
                                r"signature|cookie|credentials?|config)(?:$|[-_.])", re.IGNORECASE)
 # headers the suite sets itself: the credential (token_env, auth, auth_header) and the body's framing
 SUITE_HEADERS = frozenset({"authorization", "content-type", "accept", "content-length", "host", "transfer-encoding"})
+# The SQL warehouse of the reference gateway (conformance/gateway/sql.py), and how long rows take to appear in
+# its usage table at most; the usage features are claimed only by a target that names a warehouse.
+REFERENCE_WAREHOUSE_ID = "0123456789abcdef"
+REFERENCE_SQL = {"warehouse_id": REFERENCE_WAREHOUSE_ID, "max_lag_s": 2}
+USAGE_FEATURES = ("usage.request_tags", "usage.ai_query")
 
 
 @cache
@@ -78,6 +83,7 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # on every request
     surface_headers: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)  # per surface, over those
     media_urls: dict[str, str] = field(default_factory=dict)  # media fixture file name -> public URL of a copy
+    sql: dict[str, Any] | None = None  # the SQL warehouse of the usage features: {warehouse_id, max_lag_s, ...}
     verify_tls: bool = True
     timeout: float = 60.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # decoded bytes of one answer (conformance/bounds.py)
@@ -258,6 +264,10 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
     routes.update(profile.get("routes", {}))
     routes = {name: route for name, route in routes.items() if route is not None}  # null: surface not offered
     claimed = profile.get("features", "all")
+    sql = profile.get("sql") or (dict(REFERENCE_SQL) if url is None else None)
+    unsupported = set(profile.get("unsupported_features", []))
+    if sql is None:  # the usage table is read through a SQL warehouse: without one, nothing to claim
+        unsupported |= set(USAGE_FEATURES)
     origin = f"target profile {opts.target_file}"
     headers = expand_headers(profile.get("headers", {}), f"{origin}: headers", environ)
     surface_headers = {surface: expand_headers(layer, f"{origin}: surface_headers.{surface}", environ)
@@ -275,11 +285,12 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
         routes=routes,
         models=dict(profile["models"]) if "models" in profile else None,
         features=None if claimed == "all" else frozenset(claimed),
-        unsupported_features=frozenset(profile.get("unsupported_features", [])),
+        unsupported_features=frozenset(unsupported),
         limits=dict(profile.get("limits", {})),
         headers=headers,
         surface_headers=surface_headers,
         media_urls=dict(profile.get("media_urls", {})),
+        sql=dict(sql) if sql else None,
         verify_tls=not opts.insecure,
         timeout=float(opts.timeout),
         max_body_bytes=opts.max_body_bytes or DEFAULT_MAX_BODY_BYTES,

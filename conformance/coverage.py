@@ -70,6 +70,7 @@ def coverage(folder: Path | None) -> dict[str, Any]:
     """Sections of the spec files in `folder`, or of the pinned spec (conformance/spec.py) when None."""
     from conformance.cases import load_cases
     from conformance.spec import pinned
+    from conformance.usage_tracking import load_usage_cases
 
     sections: dict[str, list[Section]] = {}
     if folder is None:
@@ -82,7 +83,7 @@ def coverage(folder: Path | None) -> dict[str, Any]:
             sections[doc] = headings(doc, path.read_text(encoding="utf-8"))
     ours: list[str] = []
     unplaced: list[str] = []
-    for case in load_cases():
+    for case in [*load_cases(), *load_usage_cases()]:
         doc = case.spec.doc
         if doc == "ours":
             ours.append(case.id)

@@ -266,8 +266,9 @@ def case_index(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _case_data() -> dict[str, CaseBase]:
     from conformance.cases import load_cases
     from conformance.clientcases import load_client_cases
+    from conformance.usage_tracking import load_usage_cases
 
-    return {case.id: case for case in (*load_cases(), *load_client_cases())}
+    return {case.id: case for case in (*load_cases(), *load_client_cases(), *load_usage_cases())}
 
 
 def messages_of(record: dict[str, Any]) -> list[tuple[str, bool]]:
@@ -360,7 +361,7 @@ def result_case(result: dict[str, Any]) -> str | None:
         if label.get("name") == CASE_LABEL:
             return label.get("value")
     name = result.get("name", "")  # results written before the label existed: test_case[<case>@<model>]
-    found = re.match(r"test_(?:client_)?case\[(.+)\]$", name)
+    found = re.match(r"test_(?:client_|usage_)?case\[(.+)\]$", name)
     return found.group(1) if found else None
 
 

@@ -22,10 +22,10 @@ from conformance.config import surfaces
 from conformance.errors import BadInput
 from conformance.findings import STRENGTHS
 from conformance.resources import PACKAGE_DIR, SUITE_DIR
-from conformance.settings import HTML_MODES, RunSettings, from_pytest_options
+from conformance.settings import DEFAULT_USAGE_WAIT_S, HTML_MODES, RunSettings, from_pytest_options
 from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
+from conformance.vocabulary import MODEL_TYPES
 
-MODEL_TYPES = ("chat", "vision", "audio_video", "reasoning", "embeddings")
 EXIT_BAD_INPUT = 2
 # pytest plugins a conformance run has no use for (no log capture, Python warnings or thread exceptions to
 # report about the suite's own code); their per-test wrappers were a quarter of the pytest process's CPU. Nor
@@ -77,6 +77,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="ceiling on requests per second for the whole run (all workers together)")
     group.addoption("--gateway-token-budget", type=int, default=None,
                     help="skip cases that would call a model once this many tokens are spent")
+    group.addoption("--gateway-usage-wait", type=float, default=DEFAULT_USAGE_WAIT_S,
+                    help="seconds the usage cases poll system.ai_gateway.usage for the run's rows (default "
+                         f"{DEFAULT_USAGE_WAIT_S:g})")
     group.addoption("--gateway-max-body-bytes", type=int, default=None,
                     help="cap on the decoded bytes of one answer (default 32 MiB; see conformance/bounds.py)")
     group.addoption("--gateway-max-consecutive-errors", type=int, default=DEFAULT_MAX_CONSECUTIVE_ERRORS,
@@ -155,9 +158,11 @@ def _load_case_data() -> None:
     """Every case file read and checked now, so a broken one is bad input before the gateway starts."""
     from conformance.cases import load_cases
     from conformance.clientcases import load_client_cases
+    from conformance.usage_tracking import load_usage_cases
 
     load_cases()
     load_client_cases()
+    load_usage_cases()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -174,7 +179,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     if session_of(metafunc.config) is not None:
         return
-    for fixture in ("case_item", "client_item"):
+    for fixture in ("case_item", "client_item", "usage_item"):
         if fixture in metafunc.fixturenames:
             metafunc.parametrize(fixture, [pytest.param(None, marks=pytest.mark.skip(reason="suite inactive"))])
 

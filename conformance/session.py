@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +35,7 @@ from conformance.stopping import RunGuard, stop_reason
 from conformance.summary import SummaryCollector, exit_status, new_run_dir, point_latest, write_json
 
 NAME = "conformance-session"
+USAGE_PLUGIN = "conformance-usage"
 EXIT_BAD_INPUT = 2
 MODEL_NOT_SERVED = "model not served"
 
@@ -113,6 +115,7 @@ class Session:
         self.report_lines: list[str] = []
         self.notes: list[str] = []  # console lines before the verdict (preflight notes, spec differences)
         self._runtime: Runtime | None = None
+        self.quiet_since: float | None = None
         self.xdist = False
         for secret in self.target.secrets():  # the token and credential-carrying profile headers
             REDACTOR.add(secret)
@@ -154,6 +157,7 @@ class Session:
         if not probe:
             return None
         self.preflight = preflight(self.target, self._uses(), Pacer(settings.max_rps))
+        self.quiet_since = time.monotonic()  # the preflight's last request (usage_tracking.Begin waits from it)
         self.target.unserved = dict(self.preflight.not_served)
         self.target.routes_missing = dict(self.preflight.routes_missing)
         self.notes += self.preflight.notes
@@ -162,11 +166,19 @@ class Session:
         return None
 
     def _uses(self) -> list[Use]:
-        """The case items this run can perform (claimed features), as the preflight needs them."""
+        """The case items this run can perform (claimed features), as the preflight needs them; a usage case
+        uses the route of its tagged request, and ai_query the chat model it names (the SQL statement API is the
+        usage cases' own to prove: an unusable warehouse skips or errors them alone)."""
+        from conformance.usage_tracking import expand_usage
+
         items: list[case_data.CaseItem[Any]] = [*case_data.expand(case_data.load_cases(), self.target),
                                                  *case_data.expand(_client_cases(), self.target)]
-        return [Use(route_of(item.case), item.model) for item in items
+        uses = [Use(route_of(item.case), item.model) for item in items
                 if not case_data.unclaimed_features(item.case, self.target)]
+        uses += [Use(usage_item.case.route or "chat_completions", usage_item.model)
+                 for usage_item in expand_usage(self.target)
+                 if usage_item.skip is None and usage_item.model is not None]
+        return uses
 
     def _stop_early(self, line: str, status: int, key: str | None = None, value: str | None = None) -> int:
         """Nothing was judged: record why in the run folder, leave reports/latest alone, say it in one line."""
@@ -198,6 +210,7 @@ class Session:
         config.option.conformance_strict = self.settings.strict  # what the test bodies read (suite/bodies.py)
         if self.worker is not None:
             install_lean_allure(config, self.allure_dir)
+            self._activate_usage(config)
             return
         assert self.run_dir is not None
         if config.option.xmlpath is None:
@@ -210,6 +223,19 @@ class Session:
             self.guard = RunGuard(config, self.run_dir, self.settings.max_consecutive_errors)
             self.guard.install_signals()  # SIGTERM/SIGINT: a partial summary, helpers and gateway stopped
         config.pluginmanager.register(self.guard, "conformance-run-guard")
+        self._activate_usage(config)
+
+    def _activate_usage(self, config: pytest.Config) -> None:
+        """The usage cases' hooks (usage_plugin.py) in this process, with the run they belong to: its record goes
+        into this session's summary (`extra`) on the controller; every process makes requests and looks rows up
+        through its own Runtime."""
+        from conformance import usage_plugin
+
+        if not config.pluginmanager.has_plugin(USAGE_PLUGIN):
+            config.pluginmanager.register(usage_plugin, USAGE_PLUGIN)
+        assert self.run_dir is not None
+        usage_plugin.activate(config, self.target, self.run_dir, None if self.worker is not None else self.extra,
+                              self.runtime, self.settings.usage_wait, self.quiet_since)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -266,12 +292,16 @@ class Session:
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         """Cases left out by -k / -m: the run is incomplete, and the certificate must say so. Under xdist each
         worker collects (and deselects) the same items; the first worker's list reaches the controller."""
+        from conformance import usage_plugin
+
         deselected = []
         for test in items:
             params = getattr(getattr(test, "callspec", None), "params", {})
             item = params.get("case_item") or params.get("client_item")
             if isinstance(item, case_data.CaseItem):
                 deselected.append(case_metadata(item))
+            elif isinstance(params.get("usage_item"), usage_plugin.usage.UsageItem):
+                deselected.append(usage_plugin.metadata(params["usage_item"]))
         if not deselected:
             return
         if self.worker is not None:

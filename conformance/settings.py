@@ -17,6 +17,7 @@ from conformance.errors import BadInput
 from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
 HTML_MODES = ("auto", "allure", "builtin", "none")
+DEFAULT_USAGE_WAIT_S = 30.0  # how long the usage cases poll the usage table for the run's rows (usage_tracking.py)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class RunSettings:
     fail_on_drift: bool = False
     strict: bool = False  # warnings (broken should/advisory rules) count as failures
     max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS  # the circuit breaker (stopping.py); 0: never
+    usage_wait: float = DEFAULT_USAGE_WAIT_S  # seconds the usage cases poll system.ai_gateway.usage
     extra: dict[str, Any] = field(default_factory=dict)  # room for options other branches add
 
     def check(self) -> RunSettings:
@@ -51,6 +53,8 @@ class RunSettings:
             raise BadInput("--max-rps must be positive")
         if self.max_consecutive_errors < 0:
             raise BadInput("--max-consecutive-errors must be >= 0 (0: never stop)")
+        if self.usage_wait is None or not self.usage_wait >= 0:  # (not >=: NaN too)
+            raise BadInput(f"--usage-wait must be >= 0 seconds, not {self.usage_wait!r}")
         if self.html not in HTML_MODES:
             raise BadInput(f"--html must be one of {', '.join(HTML_MODES)}, not {self.html!r}")
         if self.spec_dir is not None and not self.spec_dir.is_dir():
@@ -113,5 +117,5 @@ def from_pytest_options(config: Any) -> RunSettings:
         run_dir=Path(run_dir) if run_dir else None, snapshots=Path(snapshots) if snapshots else None,
         html=get("conformance_html"), spec_dir=Path(spec) if spec else None,
         fail_on_drift=bool(get("conformance_fail_on_drift")), strict=bool(get("conformance_strict")),
-        max_consecutive_errors=get("gateway_max_consecutive_errors"),
+        max_consecutive_errors=get("gateway_max_consecutive_errors"), usage_wait=get("gateway_usage_wait"),
     ).check()

@@ -16,8 +16,16 @@ OUTCOMES = ("passed", "failed", "warned", "skipped", "error")
 BUDGET_SKIP = "token budget of "  # how runner.py words a case skipped because the run's token budget is spent
 
 
+PENDING = "pending: "  # how usage_tracking.py words a usage case whose row may still appear (verify-usage)
+
+
 def budget_skipped(record: dict[str, Any]) -> bool:
     return record["outcome"] == "skipped" and str(record.get("message", "")).startswith(BUDGET_SKIP)
+
+
+def pending(record: dict[str, Any]) -> bool:
+    """An error that is no infrastructure trouble: a usage row not in the table yet, within the stated lag."""
+    return record["outcome"] == "error" and str(record.get("message", "")).startswith(PENDING)
 
 
 class SummaryCollector:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from conformance.client import Exchange
+from conformance.sse import SSEEvent
 
 # (usage object, prompt field, completion fields) per surface, in the order the surfaces name them.
 USAGE_FORMS = (
@@ -38,19 +40,41 @@ def _parts(obj: Any) -> tuple[int | None, int | None]:
     return None, None
 
 
-def usage_of(exchange: Exchange) -> tuple[int, int] | None:
-    """(prompt, completion) tokens, or None when the answer reports no prompt count. In a stream the last
-    count of each kind wins (counts are running totals: Gemini's on every event, Anthropic's message_delta)."""
-    if exchange.events is None:
-        prompt, completion = _parts(exchange.json)
-    else:
-        prompt = completion = None
-        for event in exchange.payloads:
-            if not event.is_json:
-                continue
-            p, c = _parts(event.payload)
-            prompt = p if p is not None else prompt
-            completion = c if c is not None else completion
+def _totals(payloads: Iterable[Any]) -> tuple[int, int] | None:
+    """The last count of each kind wins (counts are running totals: Gemini's on every event, Anthropic's
+    message_delta); None when no payload carries a prompt count."""
+    prompt = completion = None
+    for payload in payloads:
+        p, c = _parts(payload)
+        prompt = p if p is not None else prompt
+        completion = c if c is not None else completion
     if prompt is None:
         return None
     return prompt, completion or 0
+
+
+def usage_of(exchange: Exchange) -> tuple[int, int] | None:
+    """(prompt, completion) tokens, or None when the answer reports no prompt count."""
+    if exchange.events is None:
+        return _totals([exchange.json])
+    return _totals(event.payload for event in exchange.payloads if event.is_json)
+
+
+def usage_of_events(events: Iterable[SSEEvent]) -> tuple[int, int] | None:
+    """The tokens a stream's raw events report (the reference gateway's usage table reads its own streams so)."""
+
+    def payloads() -> Iterable[Any]:
+        for event in events:
+            if event.is_done:
+                continue
+            try:
+                yield event.json()
+            except ValueError:
+                continue
+
+    return _totals(payloads())
+
+
+def usage_of_json(payload: Any) -> tuple[int, int] | None:
+    """(prompt, completion) tokens of one JSON answer, or None."""
+    return _totals([payload])

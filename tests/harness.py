@@ -15,6 +15,14 @@ answer with that switch on, and so the same verdict: judging a switch performs t
 takes the baseline's verdict for the rest (`Judged.performed` counts them); behaviours.Switch.expected says what
 each item must give. CONFORMANCE_FULL_MATRIX=1 performs every item under every switch instead (the proof that
 nothing outside the applied items changes).
+
+The usage cases (conformance/usage_cases/) are items too, performed as a run performs them (usage_tracking.Begin
+makes the requests, usage_tracking.settle looks their rows up through the gateway's SQL warehouse), in three
+batches: the tagged requests, the documented ai_query statement (its result and its capture are one statement),
+the refused ai_query. The tagged requests go out side by side, so what the gateway consulted cannot be told apart
+within a batch: a switch consulted anywhere in one is applied to each of its items (the rules each item is
+judged by still decide what it must give). The batches keep the switches that only the tagged requests consult
+from repeating the ai_query statement, which waits for the slack of its window after the requests before it.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +58,12 @@ from conformance.snapshots import (
     normalise,
     surface_of_snapshot,
 )
+from conformance.statements import StatementClient
+from conformance.usage_tracking import Begin, UsageItem, expand_usage, settle, verdict_of
 
 FULL_MATRIX_ENV = "CONFORMANCE_FULL_MATRIX"
+USAGE_WAIT_S = 10.0  # the lookups' polling (--usage-wait): the usage-lag variation's rows come a second late
+Item = CaseItem | UsageItem
 
 
 @dataclass
@@ -76,7 +89,7 @@ class Judged:
     verdicts: dict[str, Verdict]
     applied: set[str]
     performed: int
-    items: list[CaseItem]
+    items: list[Item]
 
     def with_outcome(self, outcome: str) -> set[str]:
         return {test for test, verdict in self.verdicts.items() if verdict.outcome == outcome}
@@ -101,7 +114,8 @@ class Judged:
 class Harness:
     """A reference gateway in self-test mode, the items of a case directory, and their baseline verdicts."""
 
-    def __init__(self, cases_dir: Path = CASES_DIR, client_cases_dir: Path = CLIENT_CASES_DIR) -> None:
+    def __init__(self, cases_dir: Path = CASES_DIR, client_cases_dir: Path = CLIENT_CASES_DIR,
+                 usage: bool = True) -> None:
         token = "selftest-" + secrets.token_urlsafe(16)
         self.gateway = GatewayProcess(token, self_test=True)
         self.gateway.__enter__()
@@ -111,8 +125,9 @@ class Harness:
             store = make_store(None, shared=False)
             self.runtime = Runtime(self.target, Pacer(None, store), TokenBudget(None, store), RetryPolicy(attempts=3))
             self.control = httpx.Client(base_url=str(self.gateway.url), timeout=30)
-            self.items: list[CaseItem] = [*case_data.expand(case_data.load_cases(cases_dir), self.target),
-                                          *case_data.expand(load_client_cases(client_cases_dir), self.target)]
+            self.items: list[Item] = [*case_data.expand(case_data.load_cases(cases_dir), self.target),
+                                      *case_data.expand(load_client_cases(client_cases_dir), self.target),
+                                      *(expand_usage(self.target) if usage else [])]
         except BaseException:
             self.gateway.__exit__()
             raise
@@ -120,6 +135,7 @@ class Harness:
         self._baseline: dict[str, Verdict] = {}
         self.consulted: dict[str, frozenset[str]] = {}
         self.snapshots = default_snapshot_root() / "reference"
+        self.last_request: float | None = None  # time.monotonic() after the last item performed
 
     def close(self) -> None:
         self.runtime.close()
@@ -142,6 +158,12 @@ class Harness:
     def perform(self, item: CaseItem, shapes: bool = False) -> Verdict:
         """Perform and judge one item as a run does; with `shapes`, compare its answer's shape with the shipped
         baseline snapshot as a run does (drift never changes the outcome)."""
+        try:
+            return self._perform(item, shapes)
+        finally:
+            self.last_request = time.monotonic()
+
+    def _perform(self, item: CaseItem, shapes: bool) -> Verdict:
         client = is_client_case(item.case)
         performed = self.runtime.perform_client(item) if client else self.runtime.perform_case(item)
         if performed.skip:
@@ -157,6 +179,44 @@ class Harness:
         if shapes:
             verdict.snapshot, verdict.drift = self.shape(item, performed.exchange)
         return verdict
+
+    @staticmethod
+    def usage_batches(items: list[UsageItem]) -> list[list[UsageItem]]:
+        """The usage items in the batches they are performed in (tags; ai_query's result and capture; the
+        refusal), in that order, each non-empty."""
+        batch = {"tags": 0, "ai_query_result": 1, "ai_query_captured": 1, "ai_query_refused": 2}
+        batches: list[list[UsageItem]] = [[], [], []]
+        for item in items:
+            batches[batch[item.kind]].append(item)
+        return [b for b in batches if b]
+
+    def perform_usage(self, items: list[UsageItem]) -> dict[str, Verdict]:
+        """The usage items' batch, as a run performs it (usage_plugin: Begin, then settle), judged as a run
+        judges it (usage_checks: the findings with each rule's strength in the case); a row still pending after
+        the lookups' wait is an error, as in a run."""
+        begin = Begin(self.target, self.runtime, lambda line: None, self.last_request)
+        try:
+            record = begin.run(items)
+            settled: dict[str, Any] = {}
+            if any(case["outcome"] == "pending" for case in record["cases"].values()):
+                client = StatementClient(self.target, record["warehouse_id"], self.runtime.retry,
+                                         auth_headers=self.runtime.client.auth_headers("default"),
+                                         http=self.runtime.client)
+                try:
+                    settled = settle(record, client, USAGE_WAIT_S)
+                finally:
+                    client.close()
+        finally:
+            self.last_request = time.monotonic()
+        verdicts = {}
+        for item in items:
+            if item.skip:
+                verdicts[item.test_id] = Verdict("skipped", message=item.skip)
+                continue
+            verdict = verdict_of(record, item.test_id, settled)
+            outcome = "error" if verdict.outcome == "pending" else verdict.outcome
+            verdicts[item.test_id] = Verdict(outcome, list(verdict.findings), verdict.message)
+        return verdicts
 
     def shape(self, item: CaseItem, exchange: Any) -> tuple[str, list[str]]:
         """The run's comparison (snapshots.ShapeCheck) without syrupy's bookkeeping: the stored shape of
@@ -177,19 +237,25 @@ class Harness:
         self.baseline()
         return self.consulted[test]
 
-    def baseline(self, items: list[CaseItem] | None = None) -> dict[str, Verdict]:
+    def baseline(self, items: list[Item] | None = None) -> dict[str, Verdict]:
         """Every item (or `items`, other case data's) with no switch on, and the switches the gateway consulted
-        while answering each; an item is performed once."""
+        while answering each (a usage item: while answering its batch); an item is performed once."""
         items = self.items if items is None else items
         todo = [item for item in items if item.test_id not in self._baseline]
         if todo:
             self.set_switches([])
+            usage = [item for item in todo if isinstance(item, UsageItem)]
             for item in todo:
-                self._baseline[item.test_id] = self.perform(item, shapes=not is_client_case(item.case))
-                self.consulted[item.test_id] = self.take_consulted()
+                if not isinstance(item, UsageItem):
+                    self._baseline[item.test_id] = self.perform(item, shapes=not is_client_case(item.case))
+                    self.consulted[item.test_id] = self.take_consulted()
+            for batch in self.usage_batches(usage):
+                self._baseline.update(self.perform_usage(batch))
+                consulted = self.take_consulted()
+                self.consulted.update({item.test_id: consulted for item in batch})
         return {item.test_id: self._baseline[item.test_id] for item in items}
 
-    def judge(self, switch: Switch, items: list[CaseItem] | None = None, full: bool | None = None,
+    def judge(self, switch: Switch, items: list[Item] | None = None, full: bool | None = None,
               shapes: bool | None = None) -> Judged:
         """The verdict of every item (or of `items`) with exactly this switch on; the answers' shapes are compared
         with the baseline snapshots for a drift switch (or with `shapes`)."""
@@ -201,9 +267,15 @@ class Harness:
         self.set_switches([switch.name])
         verdicts, performed = {}, 0
         try:
+            usage = [item for item in items if isinstance(item, UsageItem) and (full or item.test_id in applied)]
+            for batch in self.usage_batches(usage):
+                verdicts.update(self.perform_usage(batch))
+                performed += len(batch)
             for item in items:
                 test = item.test_id
-                if full or test in applied:
+                if test in verdicts:
+                    continue
+                if not isinstance(item, UsageItem) and (full or test in applied):
                     verdicts[test] = self.perform(item, shapes=shapes and not is_client_case(item.case))
                     performed += 1
                 else:

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from conformance.cases import load_cases
 from conformance.clientcases import load_client_cases
 from conformance.schemas import validate
+from conformance.usage_tracking import load_usage_cases
 
 
 def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, harness):
@@ -22,12 +23,13 @@ def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, 
                                                                       "deselected_cases": []}
     assert totals["passed"] == len(summary["cases"]) > 100
     ran = {c["id"] for c in summary["cases"]}
-    every = {case.id for case in load_cases()} | {case.id for case in load_client_cases()}
+    every = {case.id for case in [*load_cases(), *load_client_cases(), *load_usage_cases()]}
     assert ran == every, "every case and client case in the case data ran at least once"
     assert result.outcomes() == {test: verdict.outcome for test, verdict in harness.baseline().items()}
     assert summary["target"]["name"] == "reference"
     assert summary["tokens"]["prompt"] > 0 and summary["tokens"]["completion"] > 0
     assert summary["tokens"]["per_surface"]["chat_completions"]["completion"] > 0
+    assert summary["tokens"]["per_surface"]["usage"]["completion"] > 0  # tagged requests and ai_query
     run_dir = result.run_dir
     junit = ET.parse(run_dir / "junit.xml").getroot()
     assert int(junit.find("testsuite").get("tests")) == len(summary["cases"])

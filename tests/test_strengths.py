@@ -14,8 +14,10 @@ from conformance.checks import CHECKS
 from conformance.clientcases import load_client_cases
 from conformance.config import TargetOptions, resolve_target
 from conformance.findings import RULES, STRENGTHS
+from conformance.usage_checks import USAGE_CHECKS
+from conformance.usage_tracking import load_usage_cases
 
-ALL_CASES = [*load_cases(), *load_client_cases()]
+ALL_CASES = [*load_cases(), *load_client_cases(), *load_usage_cases()]
 QUOTED = re.compile(r'"([^"]{12,})"')
 
 
@@ -27,7 +29,7 @@ def _reasons() -> list[tuple[str, str]]:
     out = [(f"case {c.id}", c.strength_reason) for c in ALL_CASES]
     out += [(f"case {c.id} check_strengths.{name}", o.reason) for c in ALL_CASES
             for name, o in c.check_strengths.items()]
-    out += [(f"check {c.name}", c.reason) for c in CHECKS.values()]
+    out += [(f"check {c.name}", c.reason) for c in [*CHECKS.values(), *USAGE_CHECKS.values()]]
     out += [(f"rule {name}", rule.reason) for name, rule in RULES.items()]
     return out
 
@@ -41,7 +43,7 @@ def test_every_case_has_a_strength_and_a_reason():
 
 
 def test_every_check_has_a_strength_and_a_reason():
-    for check in CHECKS.values():
+    for check in [*CHECKS.values(), *USAGE_CHECKS.values()]:
         assert check.strength in STRENGTHS and len(check.reason) >= 20, check.name
         if check.spec.startswith("ours"):
             assert check.strength == "advisory", check.name

@@ -11,6 +11,7 @@ import pytest
 
 from conformance.cases import load_cases
 from conformance.catalog import load_catalog
+from conformance.usage_tracking import load_usage_cases
 
 SPEC_DIR = Path(os.environ.get("CONFORMANCE_SPEC_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "spec"))
 pytestmark = pytest.mark.skipif(not SPEC_DIR.is_dir(), reason=f"spec not found at {SPEC_DIR}")
@@ -27,7 +28,8 @@ def spec_text(doc: str) -> str:
     return normalise(path.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("case", [c for c in load_cases() if c.spec.doc != "ours"], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [c for c in [*load_cases(), *load_usage_cases()] if c.spec.doc != "ours"],
+                         ids=lambda c: c.id)
 def test_spec_section_and_quote_exist(case):
     text = spec_text(case.spec.doc)
     for part in re.split(r" / |: ", case.spec.section):
@@ -69,13 +71,13 @@ def _values_of(node, key):  # type: ignore[no-untyped-def]
 
 def test_documented_token_limits_are_above_what_each_case_asks():
     """A case's `documented` field says it asks for fewer tokens than its example: it must, for every limit."""
-    from conformance.casemodel import Case
+    from conformance.casemodel import ClientCase
     from conformance.cases import load_cases
     from conformance.clientcases import load_client_cases
 
     seen = 0
-    for case in [*load_cases(), *load_client_cases()]:
-        sent = case.request.body if isinstance(case, Case) else case.client.as_mapping()
+    for case in [*load_cases(), *load_client_cases(), *load_usage_cases()]:
+        sent = case.client.as_mapping() if isinstance(case, ClientCase) else case.request and case.request.body
         for key, documented in case.documented.items():
             asked = list(_values_of(sent, key))
             assert asked, f"{case.id}: documented {key} but the case sends none"

@@ -9,12 +9,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance.gateway import anthropic, chat, embeddings, endpoints, gemini, invocations, responses
+from conformance.gateway import anthropic, chat, embeddings, endpoints, gemini, invocations, responses, sql
 from conformance.gateway.common import ApiError, GatewayState, error_response
 from conformance.gateway.faults import FaultConfig, FaultInjector
 from conformance.gateway.framing import TransportVariations
+from conformance.gateway.usage_log import UsageRecorder
 
-SURFACE_MODULES = (chat, anthropic, gemini, embeddings, responses, invocations, endpoints)
+SURFACE_MODULES = (chat, anthropic, gemini, embeddings, responses, invocations, endpoints, sql)
 
 
 def create_app(state: GatewayState, faults: FaultConfig | None = None) -> Any:
@@ -30,7 +31,12 @@ def create_app(state: GatewayState, faults: FaultConfig | None = None) -> Any:
     routes = [route for module in SURFACE_MODULES for route in module.routes()]
     app = Starlette(routes=routes, exception_handlers={ApiError: on_api_error, HTTPException: on_http_error})
     app.state.gateway = state
-    served = FaultInjector(TransportVariations(app, state), faults or FaultConfig())
+    # every model-service request is logged for the usage table (usage_log.py), read from the answer before the
+    # transport variations cut or compress it; the warehouse's ai_query asks the gateway behind the fault
+    # injector and the transport variations, as a real warehouse's calls do not cross the client's network
+    warehouse = sql.warehouse_of(state)
+    warehouse.app = UsageRecorder(app, state, warehouse.log)
+    served = FaultInjector(TransportVariations(warehouse.app, state), faults or FaultConfig())
     if state.self_test:  # the self-tests' switch control (gateway/selftest.py); never on a gateway a run starts
         from conformance.gateway.selftest import SelfTestControl
 

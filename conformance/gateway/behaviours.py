@@ -8,7 +8,9 @@ give a case item is derived, never listed: an item the switch was applied to (th
 switch while answering it, GatewayState.on) that is judged by a broken rule within scope fails when that rule is
 `must` in the case (findings.strength_of) and warns when it is `should` or `advisory`; every other item passes.
 A new case that uses a check is therefore expected to fail under every switch that breaks that check, and a copy
-of a case under another id gets the original's expectations, with no other file to edit. A drift switch names
+of a case under another id gets the original's expectations, with no other file to edit. A usage case item
+(conformance/usage_cases/) is judged by the usage checks of its kind (conformance/usage_checks.py) and, for a
+tagged request, by the rules of that request as an ordinary case of its route. A drift switch names
 the answers whose shape it changes the same way (`drifts`: schema names or rules, within its scope).
 
 Only the suite's self-tests judge expectations (tests/harness.py); a run uses the switches and their listing.
@@ -22,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from conformance.casemodel import ClientCase, Step
+from conformance.casemodel import ClientCase, Step, UsageCase
 from conformance.errors import BadInput
 from conformance.yamlio import load_yaml
 
@@ -105,13 +107,33 @@ def is_client_case(case: Any) -> TypeGuard[ClientCase]:
     return isinstance(case, ClientCase)
 
 
+def is_usage_case(case: Any) -> TypeGuard[UsageCase]:
+    """A usage-tracking case (conformance/usage_cases/)."""
+    return isinstance(case, UsageCase)
+
+
+def _tagged_request(item: Any) -> Any:
+    """The tagged request of a usage `tags` item, as the ordinary case it is judged as (usage_tracking)."""
+    from conformance.usage_tracking import request_item
+
+    return request_item(item, {})
+
+
 def _steps(item: Any) -> list[Step]:
+    if is_usage_case(item.case):
+        return list(_tagged_request(item).case.steps) if item.case.kind == "tags" else []
     return [] if is_client_case(item.case) else list(item.case.steps)
 
 
 def item_facts(item: Any) -> dict[str, Any]:
-    """What a scope looks at, for an HTTP or an official-client case item."""
+    """What a scope looks at, for an HTTP, an official-client or a usage case item (surface `usage`; a tagged
+    request's route is its own, a statement's `sql_statements`)."""
     case = item.case
+    if is_usage_case(case):
+        if case.kind == "tags":
+            return {**item_facts(_tagged_request(item)), "surfaces": "usage"}
+        return {"surfaces": "usage", "model_types": case.model_type, "routes": "sql_statements", "stream": False,
+                "negative": False, "auth": frozenset(["default"])}
     facts = {"surfaces": case.surface, "model_types": case.model_type}
     if is_client_case(case):
         call = case.client
@@ -130,6 +152,14 @@ def rules_of(item: Any) -> dict[str, str]:
     from conformance.findings import strength_of
 
     case = item.case
+    if is_usage_case(case):
+        from conformance.usage_checks import USAGE_CHECKS
+        from conformance.usage_checks import strength_of as usage_strength_of
+
+        rules = rules_of(_tagged_request(item)) if case.kind == "tags" else {}
+        rules.update({name: usage_strength_of(case, name) for name, check in USAGE_CHECKS.items()
+                      if case.kind in check.kinds})
+        return rules
     if is_client_case(case):
         call, strength = case.client, str(case.strength)
         rules = {"client": strength}
@@ -269,8 +299,9 @@ def known_rules() -> set[str]:
     """Every name a `breaks` or `drifts` entry may take (a client read path is free: `read:` / `iterate:`)."""
     from conformance.checks import CHECKS
     from conformance.schemas import schema_names
+    from conformance.usage_checks import USAGE_CHECKS
 
-    return {*CHECKS, *schema_names(), *PATH_RULES}
+    return {*CHECKS, *schema_names(), *PATH_RULES, *USAGE_CHECKS}
 
 
 def unknown_rules(switch: Switch) -> list[str]:

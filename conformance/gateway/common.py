@@ -55,6 +55,7 @@ class GatewayState:
     # serving-endpoints listing at all (conformance/gateway/endpoints.py)
     not_serving: frozenset[str] = field(default_factory=frozenset)
     listing: bool = True
+    warehouse: Any = field(default=None, repr=False, compare=False)  # SQL warehouse and usage table (sql.py)
 
     def on(self, name: str) -> bool:
         if self.self_test:

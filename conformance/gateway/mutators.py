@@ -725,3 +725,12 @@ def _auth_error_leaks_output(response: Response, context: Context) -> Response:
     return JSONResponse({"error_code": exc.code, "message": exc.message,
                          "choices": [{"index": 0, "message": {"role": "assistant", "content": "leaked"}}]},
                         exc.status)
+
+
+# --- SQL statements (conformance/gateway/sql.py) ---------------------------------------------------------------
+
+
+@mutator("statements-no-statement-id", "sql.statement")
+def _statement_without_id(answer: dict[str, Any], _: Context) -> dict[str, Any]:
+    """A final Statement Execution API answer without its statement_id: out of the API's form, still readable."""
+    return {key: value for key, value in answer.items() if key != "statement_id"}
