@@ -153,7 +153,10 @@ class ChatAnswer:
         # the role chunk, the reasoning (a list of one reasoning block per delta, as the whole answer's blocks are
         # shaped; its signature with the last piece), then the text as strings
         thought = reasoning_deltas(self.request, self.thought) if self.reasoning else []
-        pieces: list[Any] = ["", *thought, *(("" if i == 0 else " ") + w for i, w in enumerate(self.words))]
+        text: list[Any] = [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
+        if self.reasoning and on("stream-text-blocks"):  # the variation: text pieces as blocks, like the reasoning
+            text = [[{"type": "text", "text": piece}] for piece in text]
+        pieces: list[Any] = ["", *thought, *text]
         last = len(pieces)  # index of the closing chunk
         for i, piece in enumerate([*pieces, None]):
             delta: dict[str, Any] = {}
