@@ -105,6 +105,8 @@ class Bound:
     status: int | None = None  # of the last answer seen
     retry_after: str | None = None  # its Retry-After header, as sent
     statuses: list[int] = field(default_factory=list)
+    headers_at: float | None = None  # time.monotonic() when the last answer's status line and headers were in
+    arrivals: list[tuple[int, float]] = field(default_factory=list)  # (decoded body bytes, monotonic) per read
 
     def remaining(self) -> float:
         now = time.monotonic()
@@ -124,6 +126,8 @@ class Bound:
         self.problem = None  # an answer came: an earlier request's trouble (an SDK retried it) is over
         self.status = status
         self.statuses.append(status)
+        self.headers_at = time.monotonic()
+        self.arrivals = []
         self.retry_after = _header(headers, "retry-after")
 
     @contextmanager
@@ -233,6 +237,7 @@ def read_body(chunks: Iterable[bytes], headers: Mapping[str, str], bound: Bound)
                 for inflater in inflaters:
                     data = inflater.feed(data, cap + 1 - size)
             size += len(data)
+            bound.arrivals.append((size, time.monotonic()))  # when the body had that much (conformance/timing.py)
             if size > cap or raw > cap:
                 return over_cap(_prefix(parts, data), size, raw, codings, headers, bound)
             parts.append(data)

@@ -39,7 +39,8 @@ from conformance.yamlio import load_yaml
 
 SHARED_CHECK_SETS = DATA_DIR / "check_sets.yaml"
 _VARIABLE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-RUN_TIME_PLACEHOLDERS = frozenset({"model"})  # `{model}`: the served name, expanded per model (placeholders.py)
+# filled in at run time: `{model}` the served name (placeholders.py), `{nonce}` a concurrent request's (concurrency.py)
+RUN_TIME_PLACEHOLDERS = frozenset({"model", "nonce"})
 
 
 @cache

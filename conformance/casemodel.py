@@ -110,11 +110,12 @@ class Request:
     stream: bool = False
     headers: dict[str, str] = field(default_factory=dict, hash=False)
     auth: str = "default"  # default | bearer | basic | none | wrong-token | basic-wrong-user
+    route: str | None = None  # an earlier step on another surface's route than the case's (Case.route_surface)
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Request:
         return cls(data.get("body"), data.get("raw_body"), data.get("model"), bool(data.get("stream")),
-                   dict(data.get("headers") or {}), data.get("auth", "default"))
+                   dict(data.get("headers") or {}), data.get("auth", "default"), data.get("route"))
 
     @property
     def sends_token(self) -> bool:
@@ -175,6 +176,18 @@ class ModelSelector:
                    bool(data.get("one_per_family")), bool(data.get("default")))
 
 
+@dataclass(frozen=True)
+class Concurrent:
+    """A concurrent case (`concurrent:`): its one request sent this many times at once, each with a nonce of its
+    own in place of `{nonce}` (conformance/concurrency.py); None: the run's --concurrency."""
+
+    requests: int | None = None
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any] | None) -> Concurrent | None:
+        return None if data is None else cls(data.get("requests"))
+
+
 @dataclass(frozen=True, kw_only=True)
 class CaseBase:
     """What every case has, whether it is sent over HTTP (Case) or through an official client (ClientCase)."""
@@ -222,6 +235,7 @@ class Case(CaseBase):
     expect: Expect
     route: str | None = None  # the surface whose route the request goes to, when not the case's own
     earlier: tuple[Step, ...] = ()
+    concurrent: Concurrent | None = None  # the request sent N times at once (conformance/concurrency.py)
 
     __hash__ = CaseBase.__hash__
 
@@ -229,7 +243,8 @@ class Case(CaseBase):
     def from_record(cls, record: dict[str, Any], source: str) -> Case:
         earlier = tuple(Step.from_record(i, s) for i, s in enumerate(record.get("steps", ())))
         return cls(**cls.common(record, source), request=Request.from_record(record.get("request") or {}),
-                   expect=Expect.from_record(record["expect"]), route=record.get("route"), earlier=earlier)
+                   expect=Expect.from_record(record["expect"]), route=record.get("route"), earlier=earlier,
+                   concurrent=Concurrent.from_record(record.get("concurrent")))
 
     @property
     def route_surface(self) -> str:

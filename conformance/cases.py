@@ -97,7 +97,13 @@ def check_references(case: Case, where: str) -> None:
     route = surfaces().get(case.route_surface)
     if route is None or route.route is None:
         raise BadInput(f"{where}: surface {case.route_surface!r} has no route; name one with `route:`")
+    nonce = "{nonce}" in repr(case.request.body)
+    if nonce != (case.concurrent is not None) or (case.concurrent is not None and case.earlier):
+        raise BadInput(f"{where}: a concurrent case has one request, with {{nonce}} in its body (and only it)")
     for step in case.steps:
+        step_route = surfaces().get(step.request.route) if step.request.route else route
+        if step_route is None or step_route.route is None:
+            raise BadInput(f"{where}: step route {step.request.route!r} is not a surface with a route")
         if (step.request.body is None) == (step.request.raw_body is None):
             raise BadInput(f"{where}: a request has exactly one of body and raw_body")
         for name in step.expect.checks:

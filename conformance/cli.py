@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deviation", action="append", default=[], metavar="NAME",
                      help="reference gateway only: turn on a switch (see `conformance serve --list-deviations`)")
     run.add_argument("--retries", type=int, default=5, help="attempts per request for transient answers (default 5)")
+    run.add_argument("--stream-delay", type=float, default=0.0, metavar="S",
+                     help="reference gateway only: stream at S seconds per token, as a model does (default 0: at "
+                          "once), so the incremental-stream cases have something to measure")
     run.add_argument("--snapshot-update", action="store_true",
                      help="record the shape snapshots of this target as its new baseline")
     run.add_argument("--snapshots", metavar="DIR", help="root of the shape snapshots (default: a checkout's "
@@ -134,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--faults", type=float, default=0.0, metavar="F",
                        help="fraction of requests answered with a 503, a reset or a cut stream")
     serve.add_argument("--seed", type=int, default=0, help="seed of the fault choice (deterministic runs)")
+    serve.add_argument("--stream-delay", type=float, default=0.0, metavar="S",
+                       help="seconds per token between the events of every stream, as a model generates them "
+                            "(default 0: as fast as possible)")
     serve.add_argument("--not-serving", action="append", default=[], metavar="MODEL",
                        help="answer as if this catalog model were not served (404, absent from the listing)")
     serve.add_argument("--no-listing", action="store_true",
@@ -200,6 +206,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise BadInput(f"--port must be 0..65535, not {args.port}")
     if args.latency < 0 or not 0 <= args.faults <= 1 or (args.rate_limit is not None and args.rate_limit <= 0):
         raise BadInput("--latency must be >= 0, --faults within 0..1, --rate-limit > 0")
+    if not 0 <= args.stream_delay <= 10:
+        raise BadInput("--stream-delay must be within 0..10 seconds per token")
     from conformance.gateway.faults import FaultConfig
 
     faults = FaultConfig(args.latency, args.rate_limit, args.faults, args.seed)
@@ -221,7 +229,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise BadInput(f"--not-serving {unknown[0]!r} is not a catalog model (see `conformance models`)")
     not_serving = frozenset(m.name for m in map(catalog.get, args.not_serving) if m is not None)
     state = GatewayState(token=token, switches=switches, not_serving=not_serving, listing=not args.no_listing,
-                         self_test=args.self_test)
+                         self_test=args.self_test, stream_delay_s=args.stream_delay)
     with contextlib.suppress(KeyboardInterrupt):
         serve(state, args.host, args.port, announce, faults)
     return 0
@@ -231,13 +239,15 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
     """The flags of `conformance run`, resolved once into the object the plugin runs from."""
     options = TargetOptions(url=args.url, token_env=args.token_env, databricks_profile=args.profile,
                             auth=args.auth, target_file=args.target, insecure=args.insecure,
-                            timeout=args.timeout, name_form=args.name_form, max_body_bytes=args.max_body_bytes)
+                            timeout=args.timeout, name_form=args.name_form, max_body_bytes=args.max_body_bytes,
+                            concurrency=args.concurrency)
     return RunSettings(
         target=resolve_target(options), switches=tuple(args.deviation), retries=args.retries,
         concurrency=args.concurrency, max_rps=args.max_rps, token_budget=args.token_budget,
         reports=Path(args.reports), snapshots=Path(args.snapshots) if args.snapshots else None, html=args.html,
         spec_dir=Path(args.spec) if args.spec else None, fail_on_drift=args.fail_on_drift, strict=args.strict,
         max_consecutive_errors=args.max_consecutive_errors, usage_wait=args.usage_wait,
+        stream_delay_s=args.stream_delay,
     ).check()
 
 

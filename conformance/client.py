@@ -26,7 +26,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property, lru_cache
 from typing import Any
@@ -50,6 +50,7 @@ from conformance.errors import InfrastructureError
 from conformance.pacing import Pacer
 from conformance.redact import map_strings
 from conformance.sse import SSEEvent, StreamPayload, parse_sse, stream_payloads
+from conformance.timing import Timing
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 NOT_IMPLEMENTED = 501  # never retried: the gateway says it does not implement the request
@@ -149,6 +150,8 @@ class Exchange:
     previous: list[Exchange] = field(default_factory=list)
     unsent: str | None = None
     transport_failure: TransportFailure | None = None
+    timing: Timing | None = None  # the answered attempt in time (conformance/timing.py)
+    nonce: str | None = None  # a concurrent case's request: the nonce it asked to be repeated (concurrency.py)
 
     def __post_init__(self) -> None:
         if self.stream and "text/event-stream" in self.response_headers.get("content-type", ""):
@@ -229,6 +232,24 @@ def encode_json(body: Any) -> bytes:
 @lru_cache(maxsize=8)
 def _encoded(text: str) -> bytes:
     return json.dumps(text).encode()
+
+
+class GatedBody:
+    """A request body that waits for its gate before it is sent (the first time only: a retry goes at once).
+    httpx sends the headers, then iterates the body: a gate that waits until every concurrent request got this
+    far makes them all be in flight at the gateway together."""
+
+    def __init__(self, data: bytes, gate: Callable[[], None]) -> None:
+        self.data = data
+        self._gate: Callable[[], None] | None = gate
+        self.released_at: float | None = None  # when the gate opened: the request's time starts there
+
+    def __iter__(self) -> Iterator[bytes]:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate()
+            self.released_at = time.monotonic()
+        yield self.data
 
 
 # --- the bounded transport (shared with the httpx-based SDK lanes) ----------------------------------------
@@ -313,6 +334,7 @@ class Answer:
     data: bytes
     failure: TransportFailure | None = None
     over_cap: bool = False
+    timing: Timing | None = None
 
 
 class Unanswered(Exception):
@@ -392,19 +414,26 @@ class GatewayClient:
         return self.target.url + route.replace("{model}", model or "")
 
     def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-                content: bytes | None = None, bound: Bound | None = None, read_body: bool = True) -> Answer:
+                content: bytes | Iterable[bytes] | None = None, bound: Bound | None = None,
+                read_body: bool = True) -> Answer:
         """One bounded attempt, no retry: the answer (with the transport rule it broke, if any), or Unanswered.
-        `read_body=False` returns once the status line and headers are in (a reachability probe)."""
+        `read_body=False` returns once the status line and headers are in (a reachability probe). The answer is
+        timed from the moment the request is handed to the connection (conformance/timing.py)."""
         bound = bound or Bound(self.limits)
         heads = {"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})}
         with bound.active():
             try:
                 timeout = httpx.Timeout(clamp(None))
+                started = time.monotonic()
                 with self._http.stream(method, url, content=content, headers=heads, timeout=timeout) as response:
                     if not read_body:
                         bound.observe(response.status_code, response.headers)
                         return Answer(response.status_code, dict(response.headers.items()), "", b"")
-                    return read_answer(response.status_code, response.headers, response.iter_raw(), bound, url)
+                    answer = read_answer(response.status_code, response.headers, response.iter_raw(), bound, url)
+                    # a gated body's wait for the other concurrent requests is not the gateway's time
+                    started = getattr(content, "released_at", None) or started
+                    answer.timing = Timing.measure(started, bound.headers_at, bound.arrivals)
+                    return answer
             except (httpx.TimeoutException, DeadlineExceeded) as exc:
                 raise Unanswered(timeout_cause(bound, exc)) from None
             except httpx.TransportError as exc:
@@ -424,9 +453,12 @@ class GatewayClient:
         retry_server_errors: bool = True,
         method: str = "POST",
         surface: str | None = None,
+        gate: Callable[[], None] | None = None,
     ) -> Exchange:
         """Send a case's (or a preflight probe's) request. The target profile's headers for the surface go on
-        every request, under the credential and the case's own headers (which name what the case tests)."""
+        every request, under the credential and the case's own headers (which name what the case tests).
+        `gate`: called before the body of the first attempt is sent, after its headers (concurrency.py holds
+        concurrent requests there until every one of them is in flight)."""
         url = self.url_for(route, model)
         framing = {"Accept": "text/event-stream" if stream else "application/json"}
         if method != "GET":
@@ -434,6 +466,10 @@ class GatewayClient:
         profile = self.target.headers_for(surface) if surface else self.target.headers
         request_headers = merge_headers(framing, profile, self.auth_headers(auth), headers or {})
         content = raw_body.encode() if raw_body is not None else None if method == "GET" else encode_json(body)
+        payload: bytes | GatedBody | None = content
+        if gate is not None and content is not None:
+            request_headers["Content-Length"] = str(len(content))  # not chunked: the body is one known length
+            payload = GatedBody(content, gate)
         started = time.monotonic()
         budget_end = started + self.retry.deadline_s
         last_cause, stop = "no attempt made", ""
@@ -443,7 +479,7 @@ class GatewayClient:
         def exchange(answer: Answer, failure: TransportFailure | None = None) -> Exchange:
             return Exchange(method, url, request_headers, body, raw_body, answer.status, answer.headers,
                             answer.text, stream, made, time.monotonic() - started,
-                            transport_failure=failure or answer.failure)
+                            transport_failure=failure or answer.failure, timing=answer.timing)
 
         for attempt in range(self.retry.attempts):
             if not self.pacer.wait_turn(max_wait=budget_end - time.monotonic()):
@@ -454,7 +490,7 @@ class GatewayClient:
             bound = Bound(self.limits, deadline=min(time.monotonic() + self.limits.timeout_s, budget_end))
             retry_after = None
             try:
-                answer = self.request(method, url, headers=request_headers, content=content, bound=bound)
+                answer = self.request(method, url, headers=request_headers, content=payload, bound=bound)
             except Unanswered as exc:
                 last_cause = str(exc)
                 server_errors.clear()

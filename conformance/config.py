@@ -62,6 +62,7 @@ class TargetOptions:
     timeout: float = 60.0
     name_form: str | None = None
     max_body_bytes: int | None = None  # None: bounds.DEFAULT_MAX_BODY_BYTES
+    concurrency: int = 8  # --concurrency: requests in flight at once (a concurrent case sends that many)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Target:
     timeout: float = 60.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # decoded bytes of one answer (conformance/bounds.py)
     reference: bool = False  # the suite started its own reference gateway for this run
+    concurrency: int = 8  # --concurrency: how many requests a concurrent case sends at once (concurrency.py)
     # found by the preflight (conformance/preflight.py): catalog models the target does not serve, and routes
     # that answer 404, each with why; their cases are skipped with that reason
     unserved: dict[str, str] = field(default_factory=dict)
@@ -295,4 +297,5 @@ def resolve_target(opts: TargetOptions, environ: Mapping[str, str] | None = None
         timeout=float(opts.timeout),
         max_body_bytes=opts.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         reference=url is None,
+        concurrency=opts.concurrency,
     )

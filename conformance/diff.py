@@ -2,13 +2,15 @@
 
 Cases are keyed by case id and model. regressed: passed, warned (or skipped) in A, failed or errored in B;
 recovered: failed or errored in A, passed or warned (conformant) in B; appeared / vanished: in only one run.
-Shape drift that is new in B (a case drifting in B that did not in A) is listed too, apart from regressions.
+Shape drift that is new in B (a case drifting in B that did not in A) is listed too, apart from regressions, and
+so are the surfaces and models whose p95 latency grew (latency.slower): never a regression of the verdict.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from conformance import latency
 from conformance.certify import case_name
 
 BAD = ("failed", "error")
@@ -35,14 +37,15 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
                 out["new_drift"].append({"case": name, "drift": drift.get("drift", [])})
     for item in out["regressed"]:
         item["message"] = item["message"][0] if item["message"] else ""
+    out["slower"] = latency.slower(a, b)
     out["totals"] = {"a": a["totals"], "b": b["totals"]}
     return out
 
 
 def render(result: dict[str, Any]) -> str:
     lines = []
-    for key in ("regressed", "recovered", "appeared", "vanished", "new_drift"):
-        items = result[key]
+    for key in ("regressed", "recovered", "appeared", "vanished", "new_drift", "slower"):
+        items = result.get(key, [])
         lines.append(f"{key.replace('_', ' ')}: {len(items)}")
         for item in items:
             if key == "regressed":
@@ -52,6 +55,9 @@ def render(result: dict[str, Any]) -> str:
                 lines.append(f"  {item['case']}: {item['from']} -> {item['to']}")
             elif key == "new_drift":
                 lines.append(f"  {item['case']}: " + "; ".join(item["drift"][:3]))
+            elif key == "slower":
+                lines.append(f"  {item['surface']} {item['model']}: {item['measure']} p95 "
+                             f"{item['p95_a_s'] * 1000:.0f} ms -> {item['p95_b_s'] * 1000:.0f} ms")
             else:
                 lines.append(f"  {item['case']} ({item['outcome']})")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from conformance import concurrency
 from conformance.casemodel import Case, ClientCase, Status, Step, status_text
 from conformance.cases import CaseItem
 from conformance.checks import CHECKS, CheckContext
@@ -40,6 +41,8 @@ def error_forms(item: CaseItem[Case]) -> tuple[str, ...]:
 def evaluate_steps(item: CaseItem[Case], exchange: Exchange) -> list[Finding]:
     """Every step of a case is judged by its own expect; a multi-step case prefixes each message with its step.
     The findings come most specific first (findings.ordered)."""
+    if concurrency.is_concurrent(item.case):  # one request sent N times at once: each answer judged
+        return concurrency.evaluate(item, exchange)
     steps, sent = item.case.steps, [*exchange.previous, exchange]
     if len(steps) == 1:
         return ordered(evaluate(item, exchange))
@@ -51,7 +54,9 @@ def evaluate_steps(item: CaseItem[Case], exchange: Exchange) -> list[Finding]:
     return ordered(found)
 
 
-def evaluate(item: CaseItem[Case], exchange: Exchange, step: Step | None = None) -> list[Finding]:
+def evaluate(item: CaseItem[Case], exchange: Exchange, step: Step | None = None,
+             group: list[Exchange] | None = None) -> list[Finding]:
+    """One answer against its step's expect; `group`: the answers sent at once with it (a concurrent case)."""
     case = item.case
     step = step or case.steps[-1]
     expect = step.expect
@@ -85,7 +90,7 @@ def evaluate(item: CaseItem[Case], exchange: Exchange, step: Step | None = None)
     if expect.error_body:
         found += [finding(check, message) for check, message in _error_body(item, exchange)]
 
-    ctx = CheckContext(exchange.request_body, exchange, item.model)
+    ctx = CheckContext(exchange.request_body, exchange, item.model, group=group or [])
     for name in expect.checks:
         ctx.args = expect.args_of(name)
         found += [finding(name, message) for message in run_check(name, ctx)]

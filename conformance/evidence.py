@@ -53,8 +53,9 @@ def record_exchange(exchange: Exchange) -> None:
     if allure is None:
         return
     sent = [*exchange.previous, exchange]
+    kind = "request" if exchange.nonce is not None else "step"  # N requests at once (concurrency.py), or steps
     for index, step_exchange in enumerate(sent):
-        step = f"step {index} " if len(sent) > 1 else ""
+        step = f"{kind} {index} " if len(sent) > 1 else ""
         allure.attach(json.dumps(exchange_document(step_exchange)), f"{step}exchange", allure.attachment_type.JSON)
 
 

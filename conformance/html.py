@@ -32,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from conformance import latency
 from conformance.casemodel import CaseBase
 from conformance.errors import BadInput
 from conformance.pretty import LABEL, PRE, evidence_html
@@ -499,7 +500,7 @@ def builtin_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any]
                          f"<b>{esc(record['id'])}</b> @ {esc(record.get('model') or 'no model')}: "
                          f"{esc(first[0][:200] if first else '')}</li>")
         parts.append("</ul>")
-    parts.append("<h2>Cases</h2>")
+    parts.append(latency.html_table(summary, esc, (TABLE, TH, TD)) + "<h2>Cases</h2>")
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for record in summary["cases"]:
         groups.setdefault((record["surface"], record["model_type"], record.get("model") or "no model"),

@@ -71,6 +71,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gateway-deviation", action="append", default=[],
                     help="reference gateway only: turn on a deviation or variation switch (repeatable)")
     group.addoption("--gateway-retries", type=int, default=5, help="attempts per request for transient answers")
+    group.addoption("--gateway-stream-delay", type=float, default=0.0,
+                    help="reference gateway only: seconds per streamed token (default 0: at once)")
     group.addoption("--gateway-concurrency", type=int, default=8,
                     help="requests in flight at once without xdist (read-ahead; 1 = one after another)")
     group.addoption("--gateway-max-rps", type=float, default=None,

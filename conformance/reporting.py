@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from conformance import latency
 from conformance.certify import case_name, conformance_report
 from conformance.errors import BadInput
 from conformance.findings import group
@@ -74,6 +75,7 @@ def summary_markdown(summary: dict[str, Any], verdict: dict[str, Any], html_note
     lines += _grouped(summary, "warned", "Warnings", "broken `should` / `advisory` rules, with their evidence: "
                                                      "never non-conformance")
     lines += _grouped(summary, "error", "Infrastructure errors", "no answer to judge: never a verdict")
+    lines += latency.markdown(summary)
     drift = [r for r in summary["cases"] if r.get("snapshot", {}).get("status") == "drift"]
     snap = summary.get("snapshot_totals", {})
     lines += ["", f"### Shape drift ({len(drift)})", ""]
@@ -118,6 +120,7 @@ def render_html(run_dir: Path, summary: dict[str, Any], verdict: dict[str, Any],
     reason = "Allure HTML was not requested (--html builtin)"
     if mode in ("auto", "allure"):
         if html.allure_binary() is not None:
+            latency.allure_environment(run_dir, summary)  # Allure shows it with the report
             try:
                 return str(html.generate_allure(run_dir, summary, verdict)), ""
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:

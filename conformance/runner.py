@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance import cases as case_data
+from conformance import concurrency
 from conformance.bounds import Bound, Limits
 from conformance.casemodel import Case, ClientCase
 from conformance.client import NOT_IMPLEMENTED, TRANSIENT_STATUS, Exchange, GatewayClient, RetryPolicy
@@ -77,6 +78,8 @@ class Runtime:
         if not self.target.token and any(s.request.sends_token for s in case.steps):
             # a local target run without a token (allowed) cannot show how a credential is sent
             return Performed(skip="the run has no token, and this case sends one")
+        if concurrency.is_concurrent(case):  # the same request N times at once (conformance/concurrency.py)
+            return concurrency.perform(self, item, route)
         sent: list[Exchange] = []
         unsent = None
         for step in case.steps:  # one step, or the earlier steps of a multi-step case and then its own
@@ -86,11 +89,14 @@ class Runtime:
             except case_data.Unresolved as exc:
                 unsent = str(exc)  # the earlier answer is wrong: judged (and failed) in the call phase
                 break
+            step_route = self.target.route(req.route) if req.route else route  # a step on another route
+            if step_route is None:
+                return Performed(skip=f"target has no route for {req.route}")
             try:
-                result = self.client.send(route, model=item.served_model, body=body, raw_body=req.raw_body,
+                result = self.client.send(step_route, model=item.served_model, body=body, raw_body=req.raw_body,
                                           headers=req.headers, auth=req.auth,
                                           stream=step.stream, retry_server_errors=not step.negative,
-                                          surface=case.route_surface)
+                                          surface=req.route or case.route_surface)
             except InfrastructureError as exc:
                 where = f"step {step.index}: " if len(case.steps) > 1 else ""
                 return Performed(infra=REDACTOR.text(f"infrastructure: {where}{exc}"))

@@ -33,6 +33,7 @@ from conformance.settings import RunSettings
 from conformance.snapshots import SNAPSHOT_DIR_ENV, snapshot_setup
 from conformance.stopping import RunGuard, stop_reason
 from conformance.summary import SummaryCollector, exit_status, new_run_dir, point_latest, write_json
+from conformance.timing import case_latency
 
 NAME = "conformance-session"
 USAGE_PLUGIN = "conformance-usage"
@@ -61,6 +62,10 @@ def performed(request: pytest.FixtureRequest, kind: str, item: case_data.CaseIte
         pytest.fail(result.infra, pytrace=False)
     if result.usage:
         request.node.user_properties.append(("usage", {"prompt": result.usage[0], "completion": result.usage[1]}))
+    if result.exchange is not None:  # time to first byte, total, first content (conformance/timing.py)
+        latency = case_latency([*result.exchange.previous, result.exchange])
+        if latency is not None:
+            request.node.user_properties.append(("latency", latency))
     return result
 
 
@@ -147,7 +152,7 @@ class Session:
             REDACTOR.add(token)
             from conformance.gateway.server import GatewayProcess
 
-            gateway = GatewayProcess(token, list(settings.switches))
+            gateway = GatewayProcess(token, list(settings.switches), stream_delay_s=settings.stream_delay_s)
             try:
                 gateway.__enter__()
             except InfrastructureError as exc:

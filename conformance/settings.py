@@ -37,6 +37,7 @@ class RunSettings:
     strict: bool = False  # warnings (broken should/advisory rules) count as failures
     max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS  # the circuit breaker (stopping.py); 0: never
     usage_wait: float = DEFAULT_USAGE_WAIT_S  # seconds the usage cases poll system.ai_gateway.usage
+    stream_delay_s: float = 0.0  # reference gateway only: seconds per streamed token (`--stream-delay`)
     extra: dict[str, Any] = field(default_factory=dict)  # room for options other branches add
 
     def check(self) -> RunSettings:
@@ -62,6 +63,8 @@ class RunSettings:
         behaviours.check_names(list(self.switches))
         if self.switches and not self.target.reference:
             raise BadInput("--deviation applies to the reference gateway only (no --url)")
+        if self.stream_delay_s and (not self.target.reference or not 0 < self.stream_delay_s <= 10):
+            raise BadInput("--stream-delay applies to the reference gateway only (no --url), within 0..10 s per token")
         if self.html == "allure":
             from conformance.html import allure_binary
 
@@ -106,7 +109,7 @@ def from_pytest_options(config: Any) -> RunSettings:
                             databricks_profile=get("gateway_profile"), auth=get("gateway_auth"),
                             target_file=get("gateway_target"), insecure=get("gateway_insecure"),
                             timeout=get("gateway_timeout"), name_form=get("gateway_name_form"),
-                            max_body_bytes=get("gateway_max_body_bytes"))
+                            max_body_bytes=get("gateway_max_body_bytes"), concurrency=get("gateway_concurrency"))
     run_dir = get("conformance_run_dir")
     snapshots = get("conformance_snapshots")
     spec = get("conformance_spec")
@@ -118,4 +121,5 @@ def from_pytest_options(config: Any) -> RunSettings:
         html=get("conformance_html"), spec_dir=Path(spec) if spec else None,
         fail_on_drift=bool(get("conformance_fail_on_drift")), strict=bool(get("conformance_strict")),
         max_consecutive_errors=get("gateway_max_consecutive_errors"), usage_wait=get("gateway_usage_wait"),
+        stream_delay_s=get("gateway_stream_delay"),
     ).check()

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from conformance import __version__
+from conformance import __version__, latency
 from conformance.findings import STRENGTHS, WARNING_STRENGTHS, Finding, ordered, strongest
 
 OUTCOMES = ("passed", "failed", "warned", "skipped", "error")
@@ -51,6 +51,8 @@ class SummaryCollector:
         record = self.cases.setdefault(nodeid, {**meta, "outcome": "passed", "message": "", "findings": []})
         if "usage" in props:
             record["usage"] = props["usage"]
+        if "latency" in props:
+            record["latency"] = props["latency"]
         if "snapshot" in props:
             record["snapshot"] = props["snapshot"]
         findings = [Finding.from_dict(f) for f in props.get("conformance_findings") or []]
@@ -137,6 +139,7 @@ class SummaryCollector:
             "not_run": not_run,
             "cases": cases,
             "tokens": self.tokens(),
+            "latency": latency.aggregate(cases),
             "snapshot_totals": self.snapshot_totals(),
             **(extra or {}),
         }

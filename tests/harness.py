@@ -64,6 +64,12 @@ from conformance.usage_tracking import Begin, UsageItem, expand_usage, settle, v
 FULL_MATRIX_ENV = "CONFORMANCE_FULL_MATRIX"
 USAGE_WAIT_S = 10.0  # the lookups' polling (--usage-wait): the usage-lag variation's rows come a second late
 Item = CaseItem | UsageItem
+# the self-test gateway streams at a pace (seconds per token, `serve --stream-delay`): a self-test gateway builds
+# a whole stream (and tries every switched-off mutator on it) before its first event, which on a loaded machine
+# takes a second for a 160-word stream that then arrives at once, as a buffered one would. At this pace such a
+# stream spreads its content over half a second after that: streaming_incremental tells it from a buffered one
+# (stream-buffered, which holds back a stream made at 8 ms a token) unless its first event took over 4 s
+STREAM_DELAY_S = 0.003
 
 
 @dataclass
@@ -117,7 +123,7 @@ class Harness:
     def __init__(self, cases_dir: Path = CASES_DIR, client_cases_dir: Path = CLIENT_CASES_DIR,
                  usage: bool = True) -> None:
         token = "selftest-" + secrets.token_urlsafe(16)
-        self.gateway = GatewayProcess(token, self_test=True)
+        self.gateway = GatewayProcess(token, self_test=True, stream_delay_s=STREAM_DELAY_S)
         self.gateway.__enter__()
         try:
             self.target = resolve_target(TargetOptions(), environ={REFERENCE_TOKEN_ENV: token})

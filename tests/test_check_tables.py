@@ -2,7 +2,10 @@
 JSON-Schema-Test-Suite: a group names a check; each test gives an answer (a JSON body, or a list of SSE events),
 optionally the request it answers and the check's arguments, and the messages the check must give (substrings, in
 order; [] for none). One runner judges them through the judge's own wrapper (evaluate.run_check), and every
-registered check has at least one table test it fails and one it passes."""
+registered check has at least one table test it fails and one it passes. Checks that look beyond one answer get
+it from the table too: `previous` (earlier steps' answers, each {answer} or {events}), `nonce` and `others`
+(a concurrent case: this answer's nonce, and the other answers sent with it, each {nonce, answer}), and
+`event_times` (seconds from the request at which each event arrived: the answer is timed)."""
 
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ import pytest
 from conformance.checks import CHECKS, CheckContext
 from conformance.client import Exchange
 from conformance.evaluate import run_check
+from conformance.timing import Timing, event_ends
 from conformance.yamlio import load_yaml
 
 TABLES = Path(__file__).with_name("check_cases")
 GROUP_KEYS = {"check", "description", "request", "args", "tests"}
-TEST_KEYS = {"description", "request", "args", "answer", "events", "content_type", "expected"}
+TEST_KEYS = {"description", "request", "args", "answer", "events", "content_type", "expected", "previous", "nonce",
+             "others", "event_times"}
 
 
 def tables() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -47,8 +52,8 @@ def sse_text(events: list[Any]) -> str:
     return "".join(out)
 
 
-def context(group: dict[str, Any], test: dict[str, Any]) -> CheckContext:
-    request = test.get("request", group.get("request"))
+def answer(test: dict[str, Any], request: Any) -> Exchange:
+    """One answer of a table: a JSON body (`answer`) or SSE events (`events`), as the HTTP lane reads them."""
     if "events" in test:
         text, content_type, stream = sse_text(test["events"]), "text/event-stream", True
     else:
@@ -56,7 +61,20 @@ def context(group: dict[str, Any], test: dict[str, Any]) -> CheckContext:
         stream = isinstance(request, dict) and request.get("stream") is True
     headers = {"content-type": test.get("content_type", content_type)}
     exchange = Exchange("POST", "http://table.invalid", {}, request, None, 200, headers, text, stream)
-    return CheckContext(request, exchange, None, dict(test.get("args", group.get("args")) or {}))
+    exchange.nonce = test.get("nonce")
+    if "event_times" in test:  # each event's end arrives at its time (timing.event_ends frames them)
+        ends = event_ends(text)
+        exchange.timing = Timing(test["event_times"][0], test["event_times"][-1],
+                                 tuple(zip(ends, test["event_times"], strict=True)))
+    return exchange
+
+
+def context(group: dict[str, Any], test: dict[str, Any]) -> CheckContext:
+    request = test.get("request", group.get("request"))
+    exchange = answer(test, request)
+    exchange.previous = [answer(p, None) for p in test.get("previous", [])]
+    concurrent = [exchange, *(answer(o, request) for o in test.get("others", []))] if "others" in test else []
+    return CheckContext(request, exchange, None, dict(test.get("args", group.get("args")) or {}), group=concurrent)
 
 
 @pytest.mark.parametrize(("group", "test"), [(g, t) for _, g, t in TESTS], ids=[i for i, _, _ in TESTS])

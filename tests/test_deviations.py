@@ -23,7 +23,7 @@ from conformance.gateway.behaviours import (
     unknown_rules,
 )
 
-SCHEMA_NAME = re.compile(r"^(\[step \d+\] )+")
+SCHEMA_NAME = re.compile(r"^(\[(?:step|request) \d+\] )+")  # a step of a multi-step case, a concurrent request
 
 
 def _diff(expected: set[str], actual: set[str]) -> str:

@@ -60,7 +60,8 @@ def _answer(client: TestClient, stream: bool = False) -> str:
 @pytest.mark.parametrize("name", sorted({m.name for m in mutators.MUTATORS if m.target.startswith("chat.")}))
 def test_each_chat_mutator_changes_the_truncated_answer_or_its_stream(name):
     """With its switch on, a chat mutator changes the conformant answer to a short request or its stream (a
-    reasoning mutator changes a reasoning answer: there, the hybrid model with thinking)."""
+    reasoning mutator changes a reasoning answer: there, the hybrid model with thinking). The stream asks for its
+    usage (stream_options.include_usage, as OpenAI-compatible clients do), so a usage chunk's mutators show."""
     path, body = CHAT
     if name.startswith("reasoning-"):
         body = {**body, "max_tokens": 1100, "thinking": {"type": "enabled", "budget_tokens": 1024}}
@@ -69,7 +70,6 @@ def test_each_chat_mutator_changes_the_truncated_answer_or_its_stream(name):
     plain, changed = _client(), _client(name)
 
     def both(stream: bool) -> tuple[str, str]:
-        # a stream asks for its usage chunk (stream_options.include_usage), which some mutators move
         sent = {**body, "stream": stream, **({"stream_options": {"include_usage": True}} if stream else {})}
         return (re.sub(r'"created": \d+', "", plain.post(path, json=sent, headers=HEADERS).text),
                 re.sub(r'"created": \d+', "", changed.post(path, json=sent, headers=HEADERS).text))

@@ -42,7 +42,8 @@ def test_selection_by_keyword_and_marker(run_cli):
     assert result.code == 0
     assert {c["id"] for c in result.summary["cases"]} == {"chat-stream-system-and-user", "chat-stream-multi-turn",
                                                           "chat-stream-include-usage",
-                                                          "chat-stream-truncated-max-tokens"}
+                                                          "chat-stream-truncated-max-tokens",
+                                                          "stream-incremental-chat", "usage-stream-consistent-chat"}
 
 
 def test_a_selection_that_matches_nothing_is_bad_input(run_cli):

@@ -18,6 +18,7 @@ class CheckContext:
     exchange: Exchange
     model: Any
     args: dict[str, Any] = field(default_factory=dict)
+    group: list[Exchange] = field(default_factory=list)  # a concurrent case: every answer sent at once, in order
 
     @property
     def body(self) -> Any:

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.gateway.common import (
     ApiError,
     answer_words,
     authenticate,
+    cached_part,
     digest_id,
     extra,
     positive_int,
@@ -27,7 +28,7 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
-from conformance.gateway.framing import SSEWriter
+from conformance.gateway.framing import SSEWriter, stream_response
 from conformance.gateway.mutators import mutate
 from conformance.gateway.vision import from_anthropic, validate_images
 
@@ -71,7 +72,7 @@ class MessageAnswer:
         thinking = body.get("thinking")
         self.thinking_words = (answer_words(request, ["thinking", messages])[:THINKING_WORDS]
                                if isinstance(thinking, dict) and thinking.get("type") == "enabled" else [])
-        words = answer_words(request, messages)
+        words = answer_words(request, messages, streamed=body.get("stream") is True)
         room = max(0, max_tokens - len(self.thinking_words))
         self.truncated = len(words) > room
         if self.truncated and not self.on("anthropic-max-tokens-ignored"):
@@ -116,8 +117,19 @@ class MessageAnswer:
     def message(self) -> dict[str, Any]:
         return mutate(self.request, "anthropic.message", self.envelope(self.blocks(), self.stop_reason(), self.usage()))
 
+    def start_usage(self) -> dict[str, Any]:
+        """message_start's usage: the input tokens (Anthropic reports them there), output 1 so far. With the
+        usage-cached-tokens variation half the input is reported as read from the prompt cache (input_tokens
+        excludes it, as Anthropic's does)."""
+        usage = self.usage(output_tokens=1)
+        if self.on("usage-cached-tokens") and isinstance(usage.get("input_tokens"), int):
+            cached = cached_part(usage["input_tokens"])
+            usage.update(input_tokens=usage["input_tokens"] - cached, cache_creation_input_tokens=0,
+                         cache_read_input_tokens=cached)
+        return usage
+
     def events(self) -> list[dict[str, Any]]:
-        start = self.envelope([], None, self.usage(output_tokens=1))
+        start = self.envelope([], None, self.start_usage())
         events: list[dict[str, Any]] = [{"type": "message_start", "message": start}, {"type": "ping"}]
         if self.on("extra-stream-events"):  # "we may add new event types": a client must pass over unknown ones
             events.append({"type": "message_metadata", "metadata": {"gateway": "reference"}})
@@ -153,7 +165,14 @@ class MessageAnswer:
             for key in ("content_block", "delta"):
                 if isinstance(payload.get(key), dict):
                     payload[key].update(extra(self.request, {"x_gateway": None}))
-            yield writer.event(payload, payload["type"])
+            yield writer.event(payload, payload["type"], tokens=_delta_tokens(payload))
+
+
+def _delta_tokens(payload: dict[str, Any]) -> int:
+    """The output tokens an event carries (a text or thinking delta's words): what the writer paces it by."""
+    delta = payload.get("delta") if payload.get("type") == "content_block_delta" else None
+    text = (delta.get("text") or delta.get("thinking")) if isinstance(delta, dict) else None
+    return len(text.split()) if isinstance(text, str) else 0
 
 
 async def messages(request: Request) -> Response:
@@ -174,7 +193,7 @@ async def messages(request: Request) -> Response:
     validate_images(request, model, from_anthropic(body["messages"]))
     answer = MessageAnswer(request, body, name, max_tokens)
     if body.get("stream"):
-        return StreamingResponse(answer.sse(), media_type="text/event-stream")
+        return stream_response(request, answer.sse())
     return JSONResponse(answer.message())
 
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from conformance.gateway import anthropic, chat, embeddings, endpoints, gemini, invocations, responses, sql
 from conformance.gateway.common import ApiError, GatewayState, error_response
+from conformance.gateway.crossing import ConcurrentAnswers
 from conformance.gateway.faults import FaultConfig, FaultInjector
 from conformance.gateway.framing import TransportVariations
 from conformance.gateway.usage_log import UsageRecorder
@@ -36,7 +37,9 @@ def create_app(state: GatewayState, faults: FaultConfig | None = None) -> Any:
     # injector and the transport variations, as a real warehouse's calls do not cross the client's network
     warehouse = sql.warehouse_of(state)
     warehouse.app = UsageRecorder(app, state, warehouse.log)
-    served = FaultInjector(TransportVariations(warehouse.app, state), faults or FaultConfig())
+    # concurrent answers are mixed up (deviations) before the transport variations compress or split them
+    served = FaultInjector(TransportVariations(ConcurrentAnswers(warehouse.app, state), state),
+                           faults or FaultConfig())
     if state.self_test:  # the self-tests' switch control (gateway/selftest.py); never on a gateway a run starts
         from conformance.gateway.selftest import SelfTestControl
 

@@ -217,7 +217,8 @@ class Switch:
         an official client's result has no snapshot)."""
         if not self.drifts or not applied or is_client_case(item.case) or not self.scope.covers(item):
             return False
-        return any(name in rules_of(item) for name in self.drifts)
+        last = item.case.steps[-1].expect  # the snapshot keeps the last answer's shape (an earlier step's is not)
+        return any(name in (last.schema, *last.checks) for name in self.drifts)
 
 
 def _tuple(value: Any, where: str) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.catalog import Model
@@ -15,6 +15,7 @@ from conformance.gateway.common import (
     ApiError,
     answer_words,
     authenticate,
+    cached_part,
     created,
     extra,
     positive_int,
@@ -25,7 +26,7 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
-from conformance.gateway.framing import SSEWriter
+from conformance.gateway.framing import SSEWriter, stream_response
 from conformance.gateway.mutators import mutate
 from conformance.gateway.reasoning import (
     reasoning_content,
@@ -39,6 +40,8 @@ ROLES = {"system", "user", "assistant", "developer", "tool"}
 # what the OpenAI client's ChatCompletionMessage carries besides role and content, null when unused (FIELD-NOTES):
 # an assistant message sent back "full, unmodified" (001) has them
 CLIENT_MESSAGE_FIELDS = ("refusal", "annotations", "audio", "function_call", "tool_calls")
+ROLE_FIRST_WAIT_S = 0.1  # stream-role-chunk-first: the model's time to first token after the role chunk
+ROLE_FIRST_PACE_S = 0.008  # ... and its pace after it
 
 
 def validate_messages(messages: Any) -> None:
@@ -79,7 +82,7 @@ class ChatAnswer:
         self.state = state_of(request)
         self.model_name = model_name
         messages = body["messages"]
-        words = answer_words(request, messages)
+        words = answer_words(request, messages, streamed=body.get("stream") is True)
         # with reasoning, the reasoning tokens come first and count against max_tokens (and the thinking budget)
         self.reasoning, budget = reasoning
         # reasoning-budget-spent: a realistic reasoning model thinks at length (48 tokens, within the budget), so a
@@ -101,25 +104,29 @@ class ChatAnswer:
         # empty one (the others, and every model without the variation)
         self.keep_empty_text = not (self.state.on("reasoning-budget-spent") and model is not None
                                     and model.family == "gpt-oss")
-        # stream_options.include_usage: a usage chunk (choices []) before [DONE], usage null on every other chunk;
-        # stream-include-usage-ignored is asked only where the request asks for it
-        self.include_usage = (isinstance(body.get("stream_options"), dict)
-                              and body["stream_options"].get("include_usage") is True
-                              and not self.state.on("stream-include-usage-ignored"))
         self.id = response_id(request, "chatcmpl-", [model_name, messages], nullable=True)
         self.created = created(request)
+        # stream_options.include_usage: a usage chunk (choices []) before [DONE], usage null on every other chunk;
+        # stream-include-usage-ignored is asked only where the request asks for it
+        options = body.get("stream_options")
+        self.include_usage = (isinstance(options, dict) and options.get("include_usage") is True
+                              and not self.state.on("stream-include-usage-ignored"))
 
     def finish_reason(self) -> str | None:
         if self.state.on("finish-reason-null"):  # the variation: not reported, as 001's example response shows
             return None
         return "length" if self.truncated else "stop"
 
-    def usage(self) -> dict[str, Any]:
+    def usage(self, streamed: bool = False) -> dict[str, Any]:
+        """The answer's usage; a stream's (its usage chunk) may report part of the prompt as cached (the
+        usage-cached-tokens variation: prompt_tokens still counts them, as OpenAI's does)."""
         usage: dict[str, Any] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                                  "total_tokens": self.prompt_tokens + self.completion_tokens}
         if self.state.on("usage-details"):  # the variation: OpenAI's token details (reasoning within completion)
             usage.update({"prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
                           "completion_tokens_details": {"reasoning_tokens": len(self.thought), "audio_tokens": 0}})
+        if streamed and self.state.on("usage-cached-tokens"):
+            usage["prompt_tokens_details"] = {"cached_tokens": cached_part(self.prompt_tokens)}
         return usage
 
     def completion(self) -> dict[str, Any]:
@@ -150,6 +157,10 @@ class ChatAnswer:
         chunks: list[dict[str, Any]] = []
         if on("extra-stream-events"):  # a first chunk without choices, as Azure OpenAI sends its filter results
             chunks.append({"id": self.id, **envelope, "choices": [], "prompt_filter_results": []})
+        # stream_options.include_usage (what OpenAI-compatible clients ask for), or the usage-chunk variation:
+        # usage null on every chunk, then a usage-only chunk before [DONE]
+        usage_chunk = on("usage-chunk") or self.include_usage
+        role_only = on("stream-role-chunk-first")  # the variation: a first chunk without a content key
         # the role chunk, the reasoning (a list of one reasoning block per delta, as the whole answer's blocks are
         # shaped; its signature with the last piece), then the text as strings
         thought = reasoning_deltas(self.request, self.thought) if self.reasoning else []
@@ -164,7 +175,7 @@ class ChatAnswer:
                 delta["role"] = "assistant"
             elif on("delta-nulls"):  # the variation: every field on every delta, null where it has no value
                 delta["role"] = None
-            if piece is not None:
+            if piece is not None and not (i == 0 and role_only):
                 delta["content"] = piece
             elif on("delta-nulls"):
                 delta["content"] = None
@@ -175,18 +186,28 @@ class ChatAnswer:
                                       "finish_reason": self.finish_reason() if i == last else None}
             choice.update(extra(self.request, {"logprobs": None}))
             chunk: dict[str, Any] = {"id": self.id, **envelope, "choices": [choice]}
-            if self.include_usage or on("usage-chunk"):
+            if usage_chunk:
                 chunk["usage"] = None  # as OpenAI's include_usage sends every chunk before the usage chunk
             chunk.update(extra(self.request, {"system_fingerprint": "fp_reference", "service_tier": "default"}))
             chunks.append(chunk)
-        if self.include_usage or on("usage-chunk"):
-            chunks.append({"id": self.id, **envelope, "choices": [], "usage": self.usage()})
+        if usage_chunk:
+            chunks.append({"id": self.id, **envelope, "choices": [], "usage": self.usage(streamed=True)})
         return mutate(self.request, "chat.chunks", chunks)
 
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
+        if self.state.on("stream-role-chunk-first"):  # the role at once, the first token after a realistic wait
+            writer.first_token_s, writer.pace_s = ROLE_FIRST_WAIT_S, max(writer.pace_s, ROLE_FIRST_PACE_S)
         for event in mutate(self.request, "chat.events", [*self.chunks(), "[DONE]"]):
-            yield writer.event(event)
+            yield writer.event(event, tokens=_content_tokens(event))
+
+
+def _content_tokens(event: Any) -> int:
+    """The output tokens a chunk carries (its deltas' words): what the writer paces it by."""
+    if not isinstance(event, dict):
+        return 0
+    content = [c.get("delta", {}).get("content") for c in event.get("choices", []) if isinstance(c, dict)]
+    return sum(len(c.split()) for c in content if isinstance(c, str))
 
 
 def chat_response(request: Request, body: dict[str, Any], model_name: str, model: Model | None = None) -> Response:
@@ -202,7 +223,7 @@ def chat_response(request: Request, body: dict[str, Any], model_name: str, model
         reasoning = reasoning_plan(request, model, body)
     answer = ChatAnswer(request, body, model_name, reasoning, model)
     if body.get("stream"):
-        return mutate(request, "chat.stream", StreamingResponse(answer.sse(), media_type="text/event-stream"), answer)
+        return mutate(request, "chat.stream", stream_response(request, answer.sse()), answer)
     return JSONResponse(answer.completion())
 
 

@@ -50,6 +50,7 @@ class GatewayState:
     switches: frozenset[str] = field(default_factory=frozenset)
     self_test: bool = False
     consulted: set[str] = field(default_factory=set)
+    stream_delay_s: float = 0.0  # seconds per token between stream events (`serve --stream-delay`); 0: at once
     # what this gateway offers, for self-tests of the preflight (a workspace rarely serves every catalog model):
     # catalog models it does not serve (404 as unknown ones, absent from the listing), and whether it has the
     # serving-endpoints listing at all (conformance/gateway/endpoints.py)
@@ -192,29 +193,62 @@ def words_of(value: Any) -> int:
     return 0
 
 
-def answer_words(request: Request, prompt: Any) -> list[str]:
-    """A deterministic answer: the same prompt gets the same words, different prompts different words."""
+# The reference model follows two kinds of instruction, as any chat model does: "Repeat this code exactly: X"
+# is answered with X (the concurrent cases' nonces), and "in N words" with N words (streams long enough to time).
+REPEAT_CODE = re.compile(r"\brepeat (?:this|the) code\b[^:]*:\s*([A-Za-z0-9][A-Za-z0-9-]*)", re.IGNORECASE)
+WORDS_ASKED = re.compile(r"\bin (\d{1,3}) words\b", re.IGNORECASE)
+MAX_WORDS_ASKED = 400
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def asked_code(prompt: Any) -> str | None:
+    """The code the prompt's last instruction asks to be repeated, if any."""
+    found = [m.group(1) for text in _strings(prompt) for m in REPEAT_CODE.finditer(text)]
+    return found[-1] if found else None
+
+
+def answer_words(request: Request, prompt: Any, streamed: bool = False) -> list[str]:
+    """A deterministic answer: the same prompt gets the same words, different prompts different words. With the
+    stream-other-sample variation a stream is another sample of the model than the whole answer to the same
+    request: other words, another length."""
     on = state_of(request).on
-    digest = seed_digest(prompt)
+    digest = seed_digest(["another sample", prompt] if streamed and on("stream-other-sample") else prompt)
     vocabulary = OTHER_WORDS if on("other-text") else WORDS
-    length = 9 + digest[0] % 6 + (7 if on("other-text") else 0)
-    asked = _words_asked(prompt)
-    if asked is not None:  # a prompt asking for N words gets N, as a model writes at length when asked to
-        length = asked
+    asked = [int(m.group(1)) for text in _strings(prompt) for m in WORDS_ASKED.finditer(text)]
+    length = min(asked[-1], MAX_WORDS_ASKED) if asked else 9 + digest[0] % 6 + (7 if on("other-text") else 0)
     start = digest[1] % len(vocabulary)
-    words = [vocabulary[(start + i) % len(vocabulary)] for i in range(length)]
+    words = [vocabulary[(start + i) % len(vocabulary)] for i in range(max(1, length))]
+    code = asked_code(prompt)
+    if code is not None:
+        words = repeated_code(request, code, words)
     if on("sse-split"):  # multi-byte UTF-8 characters, so that pieces of a stream cut through some
         words[1:3] = ["naïve", "café✓"]
     return words
 
 
-WORDS_ASKED = re.compile(r"\b(\d{2,3})[- ]words?\b")
+def repeated_code(request: Request, code: str, words: list[str]) -> list[str]:
+    """The answer to "repeat this code": the code; with the nonce-paraphrased variation, a live model's way of
+    saying it (words around it, the code re-spelt in lower case with spaces between its characters); with
+    other-text, other words before it."""
+    on = state_of(request).on
+    if on("nonce-paraphrased"):
+        return ["Sure!", "The", "code", "you", "gave", "me", "is", *" ".join(code.lower()).split(), "-", "happy",
+                "to", "help."]
+    return [*(words[:5] if on("other-text") else []), code]
 
 
-def _words_asked(prompt: Any) -> int | None:
-    """The length a prompt asks for ("... in 200 words"), at most 400; None when it asks for none."""
-    found = WORDS_ASKED.search(json.dumps(_compact(prompt)))
-    return min(int(found.group(1)), 400) if found else None
+def cached_part(prompt_tokens: int) -> int:
+    """usage-cached-tokens: how much of a prompt a stream reports as read from the prompt cache."""
+    return prompt_tokens // 2
 
 
 OTHER_TIMESTAMP = 1698824353  # 001's example response: "created": 1698824353

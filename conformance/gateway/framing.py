@@ -11,17 +11,25 @@ reads it:
   too (JSON is written with its non-ASCII characters as they are).
 - gzip: every answer compressed (Content-Encoding: gzip) when the request accepts gzip; a stream is flushed
   after every piece, so it stays a stream.
+
+In time: by default every stream is written as fast as it is made. `serve --stream-delay S` (GatewayState.
+stream_delay_s) makes each event wait S seconds per token it carries, as a model generates them, so the suite's
+incremental-stream check has something to measure. The stream-buffered deviation makes the tokens at a realistic
+pace too (BUFFERED_PACE_S at least), but holds the whole stream back and sends it at the end, as a proxy with
+response buffering on does (`stream_response`).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import time
 import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
 
 from conformance.gateway.common import GatewayState, state_of
 
@@ -32,20 +40,32 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 GEMINI_PREFIX = "/ai-gateway/gemini/"
+BUFFERED_PACE_S = 0.008  # the stream-buffered deviation's token pace: 160 words take 1.3 s
 
 
 class SSEWriter:
     """Writes the events of one stream in the framing the gateway's switches ask for."""
 
     def __init__(self, request: Request) -> None:
-        on = state_of(request).on
+        state = state_of(request)
+        on = state.on
         self.framed = on("sse-framing")
         self.gemini = request.url.path.startswith(GEMINI_PREFIX)
         self.ascii = not on("sse-split")
         self.count = 0
+        self.pace_s = max(state.stream_delay_s, BUFFERED_PACE_S if on("stream-buffered") else 0.0)
+        self.first_token_s = 0.0  # a wait before the first token (time to first token), set by a surface
+        self.tokens = 0
 
-    def event(self, payload: Any, name: str | None = None) -> str:
-        """One event: its payload as JSON (a string payload is sent as it is), under an SSE event name."""
+    def event(self, payload: Any, name: str | None = None, tokens: int = 0) -> str:
+        """One event: its payload as JSON (a string payload is sent as it is), under an SSE event name. An event
+        carrying `tokens` tokens of output is made at the writer's pace (the writer runs in Starlette's thread
+        pool, so sleeping here holds back this stream only)."""
+        if tokens:
+            wait = tokens * self.pace_s + (self.first_token_s if not self.tokens else 0.0)
+            self.tokens += tokens
+            if wait:
+                time.sleep(wait)
         data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=self.ascii)
         self.count += 1
         if not self.framed:
@@ -67,6 +87,17 @@ class SSEWriter:
         out += [f"data:{line}\r\n" for line in lines]
         out.append("\r\n")
         return "".join(out)
+
+
+def stream_response(request: Request, events: Iterator[str]) -> StreamingResponse:
+    """A stream's response: its events as they are made, or, with the stream-buffered deviation, all of them in
+    one piece once the last is made (the headers go at once either way)."""
+    if state_of(request).on("stream-buffered"):
+        def buffered() -> Iterator[str]:
+            yield "".join(events)
+
+        return StreamingResponse(buffered(), media_type="text/event-stream")
+    return StreamingResponse(events, media_type="text/event-stream")
 
 
 class TransportVariations:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.catalog import Model, load_catalog
@@ -19,6 +19,7 @@ from conformance.gateway.common import (
     ApiError,
     answer_words,
     authenticate,
+    cached_part,
     extra,
     positive_int,
     read_json,
@@ -28,7 +29,7 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
-from conformance.gateway.framing import SSEWriter
+from conformance.gateway.framing import SSEWriter, stream_response
 from conformance.gateway.mutators import mutate
 
 VERSIONS = ("v1beta", "v1")
@@ -73,12 +74,14 @@ async def validate(request: Request, model: Model, body: dict[str, Any]) -> int 
 
 
 class GeminiAnswer:
-    def __init__(self, request: Request, body: dict[str, Any], model_name: str, max_output: int | None) -> None:
+    def __init__(self, request: Request, body: dict[str, Any], model_name: str, max_output: int | None,
+                 streamed: bool = False) -> None:
         self.request = request
         self.on = state_of(request).on
         self.model_name = model_name
+        self.streamed = streamed  # streamGenerateContent
         contents = body["contents"]
-        words = answer_words(request, contents)
+        words = answer_words(request, contents, streamed=streamed)
         self.truncated = max_output is not None and len(words) > max_output
         if self.truncated and not self.on("gemini-max-output-tokens-ignored"):
             words = words[:max_output]
@@ -90,8 +93,12 @@ class GeminiAnswer:
         return "MAX_TOKENS" if self.truncated else "STOP"
 
     def usage(self, candidates: int) -> dict[str, Any]:
+        """usageMetadata; a stream's may report half the prompt as cached (the usage-cached-tokens variation:
+        promptTokenCount still includes cachedContentTokenCount, as Google's does)."""
         usage = {"promptTokenCount": self.prompt_tokens, "candidatesTokenCount": candidates,
                  "totalTokenCount": self.prompt_tokens + candidates}
+        if self.streamed and self.on("usage-cached-tokens"):
+            usage["cachedContentTokenCount"] = cached_part(self.prompt_tokens)
         details = [{"modality": "TEXT", "tokenCount": self.prompt_tokens}]
         usage.update(extra(self.request, {"promptTokensDetails": details}))
         return mutate(self.request, "gemini.usage", usage)
@@ -138,7 +145,15 @@ class GeminiAnswer:
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
         for chunk in self.chunks():
-            yield writer.event(chunk)
+            yield writer.event(chunk, tokens=_text_tokens(chunk))
+
+
+def _text_tokens(chunk: dict[str, Any]) -> int:
+    """The output tokens an event carries (its parts' words): what the writer paces it by."""
+    candidates = chunk.get("candidates")
+    parts = [p for c in candidates if isinstance(c, dict) for p in c.get("content", {}).get("parts", [])] \
+        if isinstance(candidates, list) else []
+    return sum(len(p["text"].split()) for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
 
 
 async def generate(request: Request) -> Response:
@@ -153,11 +168,10 @@ async def generate(request: Request) -> Response:
     body = await read_json(request)
     model = resolve_gemini(request, name)
     max_output = await validate(request, model, body)
-    answer = GeminiAnswer(request, body, name, max_output)
+    answer = GeminiAnswer(request, body, name, max_output, streamed=action == "streamGenerateContent")
     if action == "streamGenerateContent":
         if request.query_params.get("alt") == "sse":
-            return mutate(request, "gemini.stream", StreamingResponse(answer.sse(), media_type="text/event-stream"),
-                          answer)
+            return mutate(request, "gemini.stream", stream_response(request, answer.sse()), answer)
         return JSONResponse(answer.chunks())  # without alt=sse Google streams one JSON array
     return JSONResponse(answer.whole())
 

@@ -701,6 +701,67 @@ def _gemini_stream_not_sse(_: Response, context: Context) -> Response:
     return JSONResponse(context.answer.chunks())
 
 
+# --- streamed usage (every surface's stream against the same request not streamed) -----------------------------
+
+STREAM_USAGE_SKEW = 3  # stream-usage-differs: a stream's prompt counted 3 tokens off the whole answer's
+
+
+def _skew(usage: Any, prompt: str, total: str | None = None) -> None:
+    """A usage object's prompt count (and its total with it, so the sum still adds up) STREAM_USAGE_SKEW more."""
+    if isinstance(usage, dict) and isinstance(usage.get(prompt), int) and not isinstance(usage[prompt], bool):
+        usage[prompt] += STREAM_USAGE_SKEW
+        if total is not None and isinstance(usage.get(total), int):
+            usage[total] += STREAM_USAGE_SKEW
+
+
+@mutator("stream-usage-differs", "chat.chunks")
+def _chat_stream_usage_differs(chunks: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
+    """The usage chunk counts the prompt 3 tokens off the same request not streamed."""
+    for chunk in chunks:
+        _skew(chunk.get("usage"), "prompt_tokens", "total_tokens")
+    return chunks
+
+
+@mutator("stream-usage-differs", "responses.events")
+def _responses_stream_usage_differs(events: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
+    """The terminal event's usage counts the input 3 tokens off the same request not streamed."""
+    for event in events:
+        response = event.get("response")
+        _skew(response.get("usage") if isinstance(response, dict) else None, "input_tokens", "total_tokens")
+    return events
+
+
+@mutator("stream-usage-differs", "anthropic.events")
+def _anthropic_stream_usage_differs(events: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
+    """message_start counts the input 3 tokens off the same request not streamed."""
+    for event in events:
+        if event.get("type") == "message_start" and isinstance(event.get("message"), dict):
+            _skew(event["message"].get("usage"), "input_tokens")
+    return events
+
+
+@mutator("anthropic-message-start-usage-zero", "anthropic.events")
+def _anthropic_message_start_usage_zero(events: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
+    """message_start reports 0 input and 0 output tokens."""
+    for event in events:
+        usage = event["message"].get("usage") if event.get("type") == "message_start" else None
+        if isinstance(usage, dict):
+            usage.update(input_tokens=0, output_tokens=0)
+    return events
+
+
+@mutator("stream-usage-differs", "gemini.chunks")
+def _gemini_stream_usage_differs(chunks: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
+    """Every usageMetadata of the stream counts the prompt 3 tokens off the same request not streamed."""
+    for chunk in chunks:
+        usage = chunk.get("usageMetadata")
+        _skew(usage, "promptTokenCount", "totalTokenCount")
+        for detail in usage.get("promptTokensDetails", []) if isinstance(usage, dict) else []:
+            if isinstance(detail, dict) and detail.get("modality") == "TEXT":
+                _skew(detail, "tokenCount")
+    return chunks
+
+
 # --- error answers (conformance/gateway/common.py) -------------------------------------------------------------
 
 

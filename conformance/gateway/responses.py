@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.catalog import Model
@@ -15,6 +15,7 @@ from conformance.gateway.common import (
     ApiError,
     answer_words,
     authenticate,
+    cached_part,
     created,
     extra,
     positive_int,
@@ -25,7 +26,7 @@ from conformance.gateway.common import (
     validate_request_tags,
     words_of,
 )
-from conformance.gateway.framing import SSEWriter
+from conformance.gateway.framing import SSEWriter, stream_response
 from conformance.gateway.mutators import mutate
 
 ROLES = {"system", "user", "assistant", "developer"}
@@ -59,7 +60,7 @@ class ResponsesAnswer:
         self.on = state_of(request).on
         self.model_name = model_name
         prompt = body["input"]
-        words = answer_words(request, prompt)
+        words = answer_words(request, prompt, streamed=body.get("stream") is True)
         limit = positive_int(body, "max_output_tokens")
         self.incomplete = False
         if limit is not None and self.on("responses-max-output-tokens-ignored"):
@@ -97,7 +98,9 @@ class ResponsesAnswer:
         item.update(extra(self.request, {"x_item": None}))
         return mutate(self.request, "responses.message", item)
 
-    def response(self, done: bool = True) -> dict[str, Any]:
+    def response(self, done: bool = True, streamed: bool = False) -> dict[str, Any]:
+        """The response object; a stream's terminal one may report half the input as cached (the
+        usage-cached-tokens variation: input_tokens still includes input_tokens_details.cached_tokens)."""
         output: list[dict[str, Any]] = []
         if done:
             if self.spent_reasoning or self.on("responses-reasoning-item"):
@@ -120,6 +123,8 @@ class ResponsesAnswer:
                              "total_tokens": self.input_tokens + self.output_tokens}
             body["usage"].update(extra(self.request, {"input_tokens_details": {"cached_tokens": 0},
                                                       "output_tokens_details": {"reasoning_tokens": 0}}))
+            if streamed and self.on("usage-cached-tokens"):
+                body["usage"]["input_tokens_details"] = {"cached_tokens": cached_part(self.input_tokens)}
         else:
             body["usage"] = None
         if self.on("responses-minimal") and body["status"] != "incomplete":  # a cut answer says so
@@ -154,7 +159,7 @@ class ResponsesAnswer:
             {"type": "response.in_progress", "response": self.response(done=False)},
             *thinking,
             *message,
-            {"type": terminal, "response": self.response()},
+            {"type": terminal, "response": self.response(streamed=True)},
         ]
         events = mutate(self.request, "responses.events", events)
         numbered = [{**event, "sequence_number": number, **extra(self.request, {"obfuscation": "x"})}
@@ -164,7 +169,8 @@ class ResponsesAnswer:
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
         for event in self.events():
-            yield writer.event(event, event["type"])
+            delta = event.get("delta") if event.get("type") == "response.output_text.delta" else None
+            yield writer.event(event, event["type"], tokens=len(delta.split()) if isinstance(delta, str) else 0)
 
 
 def responses_response(request: Request, body: dict[str, Any], model_name: str, model: Model | None = None) -> Response:
@@ -176,7 +182,7 @@ def responses_response(request: Request, body: dict[str, Any], model_name: str, 
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "'stream' must be a boolean.")
     answer = ResponsesAnswer(request, body, model_name, model)
     if body.get("stream"):
-        return StreamingResponse(answer.sse(), media_type="text/event-stream")
+        return stream_response(request, answer.sse())
     return JSONResponse(answer.response())
 
 

@@ -59,9 +59,10 @@ class ThreadedGateway:
     """The gateway on a free loopback port in a thread of this process: cheap enough for one per test."""
 
     def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None,
-                 self_test: bool = False, not_serving: Iterable[str] = (), listing: bool = True) -> None:
+                 self_test: bool = False, not_serving: Iterable[str] = (), listing: bool = True,
+                 stream_delay_s: float = 0.0) -> None:
         self.state = GatewayState(token=token, switches=frozenset(switches), self_test=self_test,
-                                  not_serving=frozenset(not_serving), listing=listing)
+                                  not_serving=frozenset(not_serving), listing=listing, stream_delay_s=stream_delay_s)
         self._server = _server(self.state, faults)
         self._sock = bind("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
@@ -86,8 +87,9 @@ class GatewayProcess:
     """The gateway as a child process (its own interpreter, so it does not compete for the suite's GIL)."""
 
     def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None,
-                 self_test: bool = False) -> None:
+                 self_test: bool = False, stream_delay_s: float = 0.0) -> None:
         self.token = token
+        self.stream_delay_s = stream_delay_s  # seconds per streamed token (`serve --stream-delay`)
         self.switches = list(switches)
         self.self_test = self_test  # the self-tests' switch control (gateway/selftest.py)
         self.faults = faults or FaultConfig()
@@ -100,6 +102,8 @@ class GatewayProcess:
             cmd += ["--deviation", name]
         if self.self_test:
             cmd.append("--self-test")
+        if self.stream_delay_s:
+            cmd += ["--stream-delay", str(self.stream_delay_s)]
         if self.faults.active:
             cmd += ["--latency", str(self.faults.latency_s), "--faults", str(self.faults.fault_rate),
                     "--seed", str(self.faults.seed)]
