@@ -39,7 +39,7 @@ def by_id(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
 
 
 def test_reference_run_passes_the_usage_profile_and_records_what_it_sent(run_cli):
-    result = run_cli("run", "-k", "usage")
+    result = run_cli("run", "-m", "usage")
     assert result.code == 0, result.out[-2000:]
     cases = by_id(result)
     assert set(cases) == USAGE_IDS and {c["outcome"] for c in cases.values()} == {"passed"}
@@ -73,7 +73,7 @@ def test_usage_cases_under_xdist_read_the_controllers_record(run_cli):
 
 def test_a_target_without_a_warehouse_does_not_claim_the_usage_features(run_cli):
     with ThreadedGateway(TOKEN) as gateway:
-        result = run_cli("run", "--url", gateway.url, "--token-env", "T", "-k", "usage", env={"T": TOKEN})
+        result = run_cli("run", "--url", gateway.url, "--token-env", "T", "-m", "usage", env={"T": TOKEN})
     assert result.code == 0
     assert {c["outcome"] for c in result.summary["cases"]} == {"skipped"}
     assert all("sql: {warehouse_id" in c["message"] for c in result.summary["cases"])
@@ -86,7 +86,7 @@ def test_pending_rows_are_errors_until_verify_usage_finds_them(run_cli, tmp_path
         log = warehouse_of(gateway.state).log
         log.lag_s = 3600  # a live table's lag, longer than the run
         result = run_cli("run", "--target", write_profile(tmp_path, gateway.url, max_lag_s=600), "--usage-wait", "0",
-                         "-k", "usage", "--html", "builtin", env={"T": TOKEN})
+                         "-m", "usage", "--html", "builtin", env={"T": TOKEN})
         assert result.code == 0  # pending is not a failure, and the rest passed
         cases = by_id(result)
         assert {i for i, c in cases.items() if c["outcome"] == "error"} == READING_TABLE
@@ -359,7 +359,7 @@ def test_transport_faults_on_the_warehouse_never_become_failures(run_cli, tmp_pa
     from conformance.gateway.faults import FaultConfig
 
     with ThreadedGateway(TOKEN, faults=FaultConfig(fault_rate=0.25, seed=11)) as gateway:
-        result = run_cli("run", "--target", write_profile(tmp_path, gateway.url), "-k", "usage", "--html", "none",
+        result = run_cli("run", "--target", write_profile(tmp_path, gateway.url), "-m", "usage", "--html", "none",
                          env={"T": TOKEN})
         stats = httpx.get(gateway.url + "/_reference/stats").json()
     assert sum(stats["faults"].values()) > 0
@@ -479,7 +479,7 @@ def test_the_preflight_skips_usage_cases_of_missing_routes_and_unserved_models_a
             "name": "reference-sql", "url": gateway.url, "token_env": "T",
             "routes": {"anthropic_messages": "/no/such/messages"},
             "sql": {"warehouse_id": REFERENCE_WAREHOUSE_ID}}))
-        result = run_cli("run", "--target", str(profile), "-k", "usage", "--html", "none", env={"T": TOKEN})
+        result = run_cli("run", "--target", str(profile), "-m", "usage", "--html", "none", env={"T": TOKEN})
     assert result.code == 0, result.out[-3000:]
     cases = by_id(result)
     skipped = {i: c["message"] for i, c in cases.items() if c["outcome"] == "skipped"}

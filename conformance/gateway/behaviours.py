@@ -214,8 +214,9 @@ class Switch:
 
     def expects_drift(self, item: Any, applied: bool = True) -> bool:
         """The item's response shape differs from the baseline snapshot with this switch on (HTTP cases only:
-        an official client's result has no snapshot)."""
-        if not self.drifts or not applied or is_client_case(item.case) or not self.scope.covers(item):
+        an official client's result, or a usage case's, has no snapshot)."""
+        if (not self.drifts or not applied or is_client_case(item.case) or is_usage_case(item.case)
+                or not self.scope.covers(item)):
             return False
         last = item.case.steps[-1].expect  # the snapshot keeps the last answer's shape (an earlier step's is not)
         return any(name in (last.schema, *last.checks) for name in self.drifts)
