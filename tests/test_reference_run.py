@@ -54,6 +54,8 @@ def test_selection_by_keyword_and_marker(run_cli):
     result = run_cli("run", "-k", "stream and not client", "-m", "chat_completions and chat")
     assert result.code == 0
     assert {c["id"] for c in result.summary["cases"]} == {"chat-stream-system-and-user", "chat-stream-multi-turn",
+                                                          "chat-stream-include-usage",
+                                                          "chat-stream-truncated-max-tokens",
                                                           "stream-incremental-chat", "usage-stream-consistent-chat"}
 
 
