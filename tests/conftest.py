@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import io
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -45,33 +49,41 @@ class RunResult:
         return {k for k, v in self.outcomes().items() if v == outcome}
 
 
+CREDENTIAL_VARIABLES = ("GATEWAY_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_FILE",
+                        "CONFORMANCE_REFERENCE_TOKEN")
+
+
+def cli_arguments(reports: Path, args: tuple[str, ...], lean: bool) -> list[str]:
+    """`conformance run ARGS` as the self-tests run it: its own reports folder, no xdist and one request at a time
+    unless ARGS say otherwise (the reference gateway answers at once: threads only add GIL contention).
+    lean: no HTML and no Allure results: the verdict-only run (reports have tests of their own)."""
+    argv = list(args)
+    head = ["run", "--reports", str(reports)]
+    if "-n" not in argv:
+        head += ["-n", "0"]
+    if argv and argv[0] == "run":
+        argv = argv[1:]
+    if "--concurrency" not in argv:
+        head += ["--concurrency", "1"]
+    if lean:
+        head += ["--html", "none"]
+        argv += ["--", "-p", "no:allure_pytest"] if "--" not in argv else ["-p", "no:allure_pytest"]
+    return head + argv
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
             ) -> Callable[..., RunResult]:
     """`conformance run ARGS` in this process, with its own reports folder and a clean environment."""
-    for name in ("GATEWAY_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_FILE",
-                 "CONFORMANCE_REFERENCE_TOKEN"):
+    for name in CREDENTIAL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
     def run(*args: str, env: dict[str, str] | None = None, lean: bool = False) -> RunResult:
-        """lean: no HTML and no Allure results, one request at a time: the verdict-only run the deviation
-        matrix repeats dozens of times (reports have tests of their own)."""
         reports = tmp_path / f"reports-{len(list(tmp_path.iterdir()))}"
         for key, value in (env or {}).items():
             monkeypatch.setenv(key, value)
         capsys.readouterr()
-        argv = list(args)
-        head = ["run", "--reports", str(reports)]
-        if "-n" not in argv:
-            head += ["-n", "0"]
-        if argv and argv[0] == "run":
-            argv = argv[1:]
-        if "--concurrency" not in argv:
-            head += ["--concurrency", "1"]  # the reference gateway answers at once: threads only add GIL contention
-        if lean:
-            head += ["--html", "none"]
-            argv += ["--", "-p", "no:allure_pytest"] if "--" not in argv else ["-p", "no:allure_pytest"]
-        code = main(head + argv)
+        code = main(cli_arguments(reports, args, lean))
         monkeypatch.delenv("CONFORMANCE_REFERENCE_TOKEN", raising=False)
         captured = capsys.readouterr()
         return RunResult(code, captured.out, captured.err, reports)
@@ -79,29 +91,106 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     return run
 
 
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RunResult]:
+    """`conformance run ARGS` performed once for the whole `pytest tests` session, whichever test asks first and in
+    whichever xdist worker: tests that only read what one run wrote (its console, summary and reports) share it
+    instead of each starting the same run. The first test to ask runs it (under a file lock in the basetemp that
+    every worker shares); the others wait for it and read its record. Readers must not change the run folder
+    (copy it first). A run's arguments and environment name it: the same arguments are the same run."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    root = tmp_path_factory.getbasetemp()
+    root = (root.parent if worker else root) / "shared-runs"
+    root.mkdir(exist_ok=True)
+
+    def run(*args: str, env: dict[str, str] | None = None, lean: bool = False) -> RunResult:
+        key = hashlib.sha256(json.dumps([args, sorted((env or {}).items()), lean]).encode()).hexdigest()[:16]
+        folder = root / key
+        with (root / f"{key}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+            record = folder / "result.json"
+            if not record.exists():
+                folder.mkdir(exist_ok=True)
+                result = _run_isolated(folder / "reports", args, env or {}, lean)
+                record.write_text(json.dumps({"code": result.code, "out": result.out, "err": result.err}))
+            data = json.loads(record.read_text())
+        return RunResult(data["code"], data["out"], data["err"], folder / "reports")
+
+    return run
+
+
+def _run_isolated(reports: Path, args: tuple[str, ...], env: dict[str, str], lean: bool) -> RunResult:
+    """run_cli's run outside a test's fixtures: the same clean environment, its own capture of the console."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in CREDENTIAL_VARIABLES:
+            patch.delenv(name, raising=False)
+        for key, value in env.items():
+            patch.setenv(key, value)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(cli_arguments(reports, args, lean))
+    return RunResult(code, out.getvalue(), err.getvalue(), reports)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
-# the test files that judge through the harness (the `harness` fixture): one xdist worker runs them all
-HARNESS_FILES = ("test_deviations.py", "test_helper.py", "test_new_case.py", "test_reference_run.py",
-                 "test_snapshots.py")
+# test files whose tests share one module-scoped run (or installed wheel): each file is one unit of work, so the
+# module's fixture is made once, not once in each worker
+MODULE_RUN_FILES = ("test_target_headers.py", "test_installed.py", "test_html_browser.py")
+# The longest tests (CPU or wall seconds; `python bench/selftest_cpu.py` measures them), longest first: they are
+# collected first, so xdist hands them out first and no long test starts when the other worker has nothing left
+# (under `-n 2` the wall time is at least the longest test, and about half the CPU seconds otherwise). Prefixes of
+# node ids; a name that no longer matches only loses its place.
+LONGEST_FIRST = (
+    "tests/test_reference_run.py::test_reference_gateway_passes_every_case",
+    "tests/test_secrets.py::test_token_is_nowhere_in_run_outputs[bearer]",
+    "tests/test_faults.py::test_faults_and_rate_limit_never_become_failures",
+    "tests/test_faults.py::test_rate_limit_is_learnt_from_429s",
+    "tests/test_deviations.py::test_the_baseline_passes_every_item",
+    "tests/test_hostile.py::test_a_huge_answer_or_gzip_bomb",
+    "tests/test_hostile.py::test_echoed_credentials_are_nowhere",
+    "tests/test_helper.py::test_helper_lanes_give_the_inline_verdicts",
+    "tests/test_hostile.py::test_a_hostile_preflight_ends_the_run",
+    "tests/test_hostile.py::test_a_signal_during_the_preflight",
+    "tests/test_faults.py::test_max_rps_is_a_global_ceiling",
+    "tests/test_secrets.py::test_token_is_nowhere_in_run_outputs[basic]",
+    "tests/test_hostile.py::test_json_nested_100000_deep",
+    "tests/test_hostile.py::test_every_lane_ends_on_time_with_the_right_outcome[deep-600]",
+    "tests/test_snapshots.py::test_snapshot_update_under_xdist",
+    "tests/test_secrets.py::test_reference_run_token_is_nowhere",
+    "tests/test_helper.py::test_token_budget_is_one_budget_for_every_lane",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (LONGEST_FIRST), every other test in its collected order. The order is a
+    schedule, never a dependency: each test makes or asks for what it reads (shared_run, the harness)."""
+    def rank(item: pytest.Item) -> int:
+        return next((n for n, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+                    len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep pytest's order
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist, never called
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under `-n N` (xdist's default `load` distribution): the harness's test files are one unit of work, so one
-    worker performs the baseline and loads the client SDKs once, while the other tests go to whichever worker
-    is free, one by one. (xdist's own `loadgroup` marks do not group under pytest 9's node ids.)"""
+    """Under `-n N` (xdist's default `load` distribution): each file of MODULE_RUN_FILES is one unit of work, and
+    every other test goes to whichever worker is free, one by one, in the collected order (xdist hands out the
+    units of several tests first). Each worker has its own harness (its baseline is performed once per worker): the
+    matrix of tests/test_deviations.py is spread over both workers, not a serial tail of one. (xdist's own
+    `loadgroup` marks do not group under pytest 9's node ids.)"""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class HarnessFilesTogether(LoadScopeScheduling):
+    class ModuleRunsTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "harness" if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in HARNESS_FILES else nodeid
+            file = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+            return file if file in MODULE_RUN_FILES else nodeid
 
-    return HarnessFilesTogether(config, log)
+    return ModuleRunsTogether(config, log)
 
 
 @pytest.fixture(scope="session")

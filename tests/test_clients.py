@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from shared_runs import PLAIN
 
 from conformance import clients
 from conformance.clients.base import read_path
@@ -25,8 +26,8 @@ def test_client_failure_names_client_call_and_field(run_cli):
     assert "openai chat.completions.create" in case["message"] and "usage.total_tokens" in case["message"]
 
 
-def test_client_versions_are_recorded(run_cli):
-    result = run_cli("run", "-k", "client-curl-chat-basic")
+def test_client_versions_are_recorded(shared_run):
+    result = shared_run(*PLAIN)  # a run with one official client case records every client's version
     versions = result.summary["clients"]
     assert set(versions) == {"openai", "anthropic", "google-genai", "databricks-sdk", "curl"}
     assert versions["openai"] and versions["curl"]

@@ -3,13 +3,14 @@ reports are; nothing said twice (pytest's failure sections, syrupy's report bloc
 
 from __future__ import annotations
 
+from shared_runs import ROLE_NOT_ASSISTANT, USAGE_SUM_WRONG
+
 from conformance.console import case_lines, state_lines, verdict_table
 from conformance.schemas import validate
 
 
-def test_one_line_per_failed_case_and_the_verdict(run_cli):
-    result = run_cli("run", "--deviation", "role-not-assistant", "-k", "chat-system-and-user and claude",
-                     "--html", "none")
+def test_one_line_per_failed_case_and_the_verdict(shared_run):
+    result = shared_run(*ROLE_NOT_ASSISTANT)
     assert result.code == 1
     failed = [c for c in result.summary["cases"] if c["outcome"] == "failed"]
     assert failed
@@ -31,10 +32,9 @@ def test_one_line_per_failed_case_and_the_verdict(run_cli):
     assert validate("summary", result.summary) == []
 
 
-def test_warned_cases_are_not_failures_on_the_console(run_cli):
+def test_warned_cases_are_not_failures_on_the_console(shared_run):
     """A broken should rule: WARNED lines, exit 0, the strength of what broke in the totals line."""
-    result = run_cli("run", "--deviation", "usage-sum-wrong", "-k", "chat-system-and-user and claude",
-                     "--html", "none")
+    result = shared_run(*USAGE_SUM_WRONG)
     assert result.code == 0
     warned = [c for c in result.summary["cases"] if c["outcome"] == "warned"]
     assert warned and result.summary["totals"]["failed"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from test_secrets import CROSS_SECTION
 
 from conformance.gateway.faults import FaultConfig
 from conformance.gateway.server import ThreadedGateway
@@ -50,7 +51,7 @@ def test_max_rps_is_a_global_ceiling(run_cli):
 
 
 def test_token_budget_skips_model_calls_once_spent(run_cli):
-    result = run_cli("run", "--token-budget", "150")
+    result = run_cli("run", "--token-budget", "150", "-k", CROSS_SECTION)  # every surface and client, refusals
     cases = result.summary["cases"]
     skipped = [c for c in cases if c["outcome"] == "skipped"]
     assert skipped and all("token budget of 150 spent" in c["message"] for c in skipped)

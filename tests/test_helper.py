@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 
+from test_secrets import CROSS_SECTION
+
 from conformance import cases as case_data
 from conformance.client import RetryPolicy
 from conformance.config import TargetOptions, resolve_target
@@ -18,16 +20,20 @@ TOKEN = "helper-test-token-0123456789"
 
 
 def test_helper_lanes_give_the_inline_verdicts(run_cli, harness):
-    # inline: the harness performs every item one at a time in its own process, as a run with --concurrency 1 does
-    helped = run_cli("run", "-k", "chat or client", "--concurrency", "8")
+    # inline: the harness performs every item one at a time in its own process, as a run with --concurrency 1 does;
+    # every official client case and each surface's answers, streams and refusals (the whole matrix through the
+    # helpers: tests/test_secrets.py and tests/test_faults.py, whole runs with --concurrency 8)
+    helped = run_cli("run", "-k", CROSS_SECTION, "--concurrency", "8")
     assert helped.code == 0, helped.out[-2000:]
     inline = harness.baseline([harness.by_id[test] for test in helped.outcomes()])
     assert helped.outcomes() == {test: verdict.outcome for test, verdict in inline.items()}
     assert any(c["id"].startswith("client-") for c in helped.summary["cases"])  # the client lane ran
+    assert {c["surface"] for c in helped.summary["cases"]} >= {"chat_completions", "anthropic_messages",
+                                                              "gemini_generate_content", "embeddings"}
 
 
 def test_token_budget_is_one_budget_for_every_lane(run_cli):
-    result = run_cli("run", "--token-budget", "150", "--concurrency", "8")
+    result = run_cli("run", "--token-budget", "150", "--concurrency", "8", "-k", CROSS_SECTION)
     cases = result.summary["cases"]
     skipped = [c for c in cases if c["outcome"] == "skipped"]
     assert any(c["id"].startswith("client-") for c in skipped), "the client lane saw the spent budget"

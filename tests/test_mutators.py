@@ -65,6 +65,8 @@ def test_each_chat_mutator_changes_the_truncated_answer_or_its_stream(name):
     path, body = CHAT
     if name.startswith("reasoning-"):
         body = {**body, "max_tokens": 1100, "thinking": {"type": "enabled", "budget_tokens": 1024}}
+    if name == "stream-empty-deltas":  # a cut stream may have no text: the mutator leaves it as it is
+        body = {**body, "max_tokens": 64}
     plain, changed = _client(), _client(name)
 
     def both(stream: bool) -> tuple[str, str]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import yaml
+from shared_runs import PLAIN, ROLE_NOT_ASSISTANT
 
 from conformance.cli import main
 from conformance.html import allure_binary
@@ -36,8 +38,8 @@ class _Page(HTMLParser):
             self.scripts.append(a.get("src", ""))
 
 
-def test_run_writes_html_summary_md_and_certificate(run_cli):
-    result = run_cli("run", "-k", "chat-system or auth or malformed", "--html", "builtin")
+def test_run_writes_html_summary_md_and_certificate(shared_run):
+    result = shared_run(*PLAIN)
     assert result.code == 0
     run_dir = result.run_dir
     page = _Page()
@@ -70,10 +72,11 @@ def test_run_writes_html_summary_md_and_certificate(run_cli):
         assert report["spec"]["local"]["status"] == "same"
 
 
-def test_failures_are_grouped_by_root_cause_and_rerendered(run_cli, capsys):
-    result = run_cli("run", "--deviation", "role-not-assistant", "-k", "chat-system or auth", "--html", "builtin")
+def test_failures_are_grouped_by_root_cause_and_rerendered(shared_run, capsys, tmp_path):
+    result = shared_run(*ROLE_NOT_ASSISTANT)
     assert result.code == 1
-    run_dir = result.run_dir
+    run_dir = tmp_path / "run"
+    shutil.copytree(result.run_dir, run_dir)  # the shared run's folder stays as the run wrote it
     for name in ("summary.md", "conformance-report.yaml", "report.html"):
         (run_dir / name).unlink()
     assert main(["report", str(run_dir), "--html", "builtin"]) == 0
@@ -94,10 +97,9 @@ def test_failures_are_grouped_by_root_cause_and_rerendered(run_cli, capsys):
     assert "cf-findings" in page.classes
 
 
-def test_diff_lists_a_regression_and_fails(run_cli, capsys):
-    clean = run_cli("run", "-k", "chat-system", "--html", "none").run_dir
-    broken = run_cli("run", "--deviation", "role-not-assistant", "-k", "chat-system or truncated",
-                     "--html", "none").run_dir
+def test_diff_lists_a_regression_and_fails(shared_run, capsys):
+    clean = shared_run(*PLAIN).run_dir
+    broken = shared_run(*ROLE_NOT_ASSISTANT).run_dir
     capsys.readouterr()
     assert main(["diff", str(clean), str(broken)]) == 1
     out = capsys.readouterr().out

@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -80,7 +81,7 @@ class _GateHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def gate() -> Iterator[tuple[Gate, str]]:
     with ThreadedGateway(UPSTREAM_TOKEN) as upstream:
         server = Gate()
@@ -119,12 +120,20 @@ SELECTION = ("chat-multi-turn or chat-stream-multi-turn or anthropic-multi-turn 
              "or auth-bearer-chat or auth-missing-token-chat")
 
 
-def test_every_request_carries_its_surface_headers(gate, run_cli, tmp_path):
+@pytest.fixture(scope="module")
+def gated(gate, shared_run, tmp_path_factory) -> tuple[Gate, str, Any]:
+    """One run through the gate, with read-ahead helpers (--concurrency 4): the HTTP cases and every official
+    client on every routed surface. Both tests below read it: what the gate saw, and everything the run wrote."""
     server, upstream = gate
-    profile = tmp_path / "gate.yaml"
+    profile = tmp_path_factory.mktemp("gate") / "gate.yaml"
     profile.write_text(GATE_PROFILE)
-    result = run_cli("run", "--target", str(profile), "--url", server.url, "-k", SELECTION, "--concurrency", "4",
-                     env={"GATE_TOKEN": UPSTREAM_TOKEN, "GATE_UP": upstream, "GATE_SECRET": SECRET})
+    result = shared_run("run", "--target", str(profile), "--url", server.url, "-k", SELECTION, "--concurrency", "4",
+                        env={"GATE_TOKEN": UPSTREAM_TOKEN, "GATE_UP": upstream, "GATE_SECRET": SECRET})
+    return server, upstream, result
+
+
+def test_every_request_carries_its_surface_headers(gated):
+    server, upstream, result = gated
     cases = result.summary["cases"]
     kinds = {c["id"] for c in cases}
     assert {"client-openai-chat-multi-turn", "client-anthropic-stream", "client-genai-multi-turn",
@@ -143,12 +152,8 @@ def test_every_request_carries_its_surface_headers(gate, run_cli, tmp_path):
     assert sum(server.seen.values()) >= len(cases)
 
 
-def test_credential_carrying_header_values_are_redacted(gate, run_cli, tmp_path):
-    server, upstream = gate
-    profile = tmp_path / "gate.yaml"
-    profile.write_text(GATE_PROFILE)
-    result = run_cli("run", "--target", str(profile), "--url", server.url, "-k", SELECTION,
-                     env={"GATE_TOKEN": UPSTREAM_TOKEN, "GATE_UP": upstream, "GATE_SECRET": SECRET})
+def test_credential_carrying_header_values_are_redacted(gated):
+    server, _, result = gated
     assert result.summary["cases"] and server.secrets_seen[SECRET] > 0  # sent, echoed in every answer
     leaks = [str(p) for p in Path(result.reports).rglob("*") if p.is_file()
              and SECRET in p.read_bytes().decode("utf-8", errors="replace")]

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from shared_runs import PLAIN, USAGE
 
 from conformance import usage_checks, usage_tracking
 from conformance.cli import main
@@ -38,8 +39,8 @@ def by_id(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
     return {c["id"]: c for c in result.summary["cases"]}
 
 
-def test_reference_run_passes_the_usage_profile_and_records_what_it_sent(run_cli):
-    result = run_cli("run", "-m", "usage")
+def test_reference_run_passes_the_usage_profile_and_records_what_it_sent(shared_run):
+    result = shared_run(*USAGE)
     assert result.code == 0, result.out[-2000:]
     cases = by_id(result)
     assert set(cases) == USAGE_IDS and {c["outcome"] for c in cases.values()} == {"passed"}
@@ -139,9 +140,8 @@ def test_rows_still_missing_after_the_max_lag_fail_when_verified(run_cli, tmp_pa
     assert report["profiles"]["usage"]["warned_cases"] == ["usage-tags-embeddings@gte-large-en"]
 
 
-def test_verify_usage_bad_input_is_one_line(run_cli, tmp_path, capsys):
-    reference = run_cli("run", "-k", "usage-tags-chat", "--html", "none")
-    plain = run_cli("run", "-k", "chat-system-and-user", "--html", "none")
+def test_verify_usage_bad_input_is_one_line(shared_run, tmp_path, capsys):
+    reference, plain = shared_run(*USAGE), shared_run(*PLAIN)  # a run with usage cases, one without
     for args, text in ((["verify-usage", str(reference.run_dir)], "reference gateway"),
                        (["verify-usage", str(plain.run_dir), "--url", "http://127.0.0.1:9"], "no usage-tracking"),
                        (["verify-usage", str(tmp_path / "nope")], "does not exist")):

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from shared_runs import ROLE_NOT_ASSISTANT, USAGE_SUM_WRONG
 
 from conformance.cases import CaseItem, load_cases
 from conformance.certify import conformance_report, profiles
@@ -288,9 +289,8 @@ def test_deselected_or_budget_skipped_cases_make_a_profile_partial_and_the_run_i
 # --- end to end: warned, --strict, incomplete, in every output -------------------------------------------------
 
 
-def test_a_should_deviation_warns_with_its_evidence_everywhere_and_exits_0(run_cli):
-    result = run_cli("run", "--deviation", "usage-sum-wrong", "-k", "chat-system-and-user or auth-bearer-chat",
-                     "--html", "builtin")
+def test_a_should_deviation_warns_with_its_evidence_everywhere_and_exits_0(shared_run):
+    result = shared_run(*USAGE_SUM_WRONG)
     assert result.code == 0, result.out[-2000:]
     summary = result.summary
     warned = [c for c in summary["cases"] if c["outcome"] == "warned"]
@@ -326,8 +326,8 @@ def test_strict_counts_warnings_as_failures(run_cli):
     assert all(c["findings"][0]["strength"] == "should" for c in failed)
 
 
-def test_a_must_deviation_fails_and_exits_1(run_cli):
-    result = run_cli("run", "--deviation", "role-not-assistant", "-k", "chat-system-and-user", "--html", "none")
+def test_a_must_deviation_fails_and_exits_1(shared_run):
+    result = shared_run(*ROLE_NOT_ASSISTANT)
     assert result.code == 1
     failed = [c for c in result.summary["cases"] if c["outcome"] == "failed"]
     assert failed and all(c["message"].startswith("[assistant_role]") for c in failed)

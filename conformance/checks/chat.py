@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,8 +11,92 @@ from conformance.checks.base import CheckContext, check, get, is_int, total_is_s
 SPEC_RESPONSE = "001 Chat / OpenAI Chat Completions: expected response format"
 
 
+def completion_of(ctx: CheckContext) -> Any:
+    """The answer as one completion: the JSON body, or a stream's chunks assembled into one (see assemble), so
+    that every rule of a whole answer (usage, max_tokens, finish_reason, reasoning blocks) judges a stream too."""
+    if ctx.exchange.events is None:
+        return ctx.body
+    return assemble([p.payload for p in ctx.json_events()])
+
+
+def assemble(chunks: list[Any]) -> dict[str, Any]:
+    """The completion a chat stream amounts to: per choice index, the role of its deltas, their contents joined
+    (strings into one string; once a delta carries a list of blocks, into blocks: see _add_content) and the last
+    finish_reason set; the usage of the last chunk that carries one (the include_usage chunk)."""
+    choices: dict[int, dict[str, Any]] = {}
+    blocks: dict[int, list[dict[str, Any]]] = {}
+    listed: set[int] = set()
+    usage: Any = None
+    for chunk in chunks:
+        if isinstance(get(chunk, "usage"), dict):
+            usage = chunk["usage"]
+        for choice in get(chunk, "choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            index = choice["index"] if is_int(choice.get("index")) else 0
+            into = choices.setdefault(index, {"index": index, "message": {"role": None}, "finish_reason": None})
+            delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
+            if delta.get("role") is not None:
+                into["message"]["role"] = delta["role"]
+            content = delta.get("content")
+            if isinstance(content, list):
+                listed.add(index)
+            _add_content(blocks.setdefault(index, []), content)
+            if choice.get("finish_reason") is not None:
+                into["finish_reason"] = choice["finish_reason"]
+    for index, into in choices.items():
+        parts = blocks.get(index, [])
+        into["message"]["content"] = parts if index in listed else "".join(b.get("text", "") for b in parts)
+    out: dict[str, Any] = {"choices": [choices[i] for i in sorted(choices)]}
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+def _add_content(blocks: list[dict[str, Any]], content: Any) -> None:
+    """One delta's content onto the blocks so far: text (a string, or a text block) extends a text block that
+    ends the list; a reasoning block extends a reasoning block that ends the list, summary item by summary item
+    (texts joined, a later signature replacing an earlier one: a stream may send it with the last piece or apart);
+    any other block, or a block of another type than the last, starts a new block. Empty text adds nothing."""
+    for piece in content if isinstance(content, list) else [content]:
+        if isinstance(piece, str):
+            piece = {"type": "text", "text": piece}
+        if not isinstance(piece, dict):
+            continue
+        last = blocks[-1] if blocks else None
+        kind = piece.get("type")
+        if kind == "text" and isinstance(piece.get("text"), str):
+            if not piece["text"]:
+                continue
+            if last is not None and last.get("type") == "text" and isinstance(last.get("text"), str):
+                last["text"] += piece["text"]
+                continue
+        elif kind == "reasoning" and last is not None and last.get("type") == "reasoning" and _summary_merges(
+                last, piece):
+            for n, item in enumerate(piece["summary"]):
+                _merge_summary_item(last["summary"], n, item)
+            continue
+        blocks.append(copy.deepcopy(piece))
+
+
+def _summary_merges(last: dict[str, Any], piece: dict[str, Any]) -> bool:
+    return isinstance(last.get("summary"), list) and isinstance(piece.get("summary"), list)
+
+
+def _merge_summary_item(summary: list[Any], n: int, item: Any) -> None:
+    if n >= len(summary) or not isinstance(summary[n], dict) or not isinstance(item, dict):
+        summary.append(copy.deepcopy(item))
+        return
+    into = summary[n]
+    if isinstance(item.get("text"), str):
+        into["text"] = (into["text"] if isinstance(into.get("text"), str) else "") + item["text"]
+    for key, value in item.items():
+        if key != "text" and (value is not None or key not in into):
+            into[key] = value
+
+
 def _choices(ctx: CheckContext) -> list[Any]:
-    choices = get(ctx.body, "choices")
+    choices = get(completion_of(ctx), "choices")
     return choices if isinstance(choices, list) else []
 
 
@@ -31,7 +116,7 @@ def was_cut(ctx: CheckContext, choice: Any) -> bool:
     shows) while the usage shows max_tokens spent. Such an answer may have no text: a reasoning model can spend
     a short max_tokens reasoning before it writes any."""
     reason = get(choice, "finish_reason")
-    return reason == "length" or (reason is None and reached_limit(ctx, get(ctx.body, "usage")))
+    return reason == "length" or (reason is None and reached_limit(ctx, get(completion_of(ctx), "usage")))
 
 
 @check("usage_total_is_sum", spec=f"{SPEC_RESPONSE} (usage 7 + 74 = 81)",
@@ -39,7 +124,7 @@ def was_cut(ctx: CheckContext, choice: Any) -> bool:
        reason="implied, not stated: the usage of 001's expected response format adds up (prompt 7 + completion 74 ="
               " total 81)")
 def usage_total_is_sum(ctx: CheckContext) -> Iterator[str]:
-    yield from total_is_sum(get(ctx.body, "usage"), "total_tokens", ("prompt_tokens", "completion_tokens"))
+    yield from total_is_sum(get(completion_of(ctx), "usage"), "total_tokens", ("prompt_tokens", "completion_tokens"))
 
 
 @check("max_tokens_respected", spec="001 Chat: max_tokens in the documented requests bounds the answer",
@@ -48,7 +133,7 @@ def usage_total_is_sum(ctx: CheckContext) -> Iterator[str]:
               'less than max_tokens", so max_tokens bounds the answer; no sentence says so')
 def max_tokens_respected(ctx: CheckContext) -> Iterator[str]:
     yield from within_limit("max_tokens_respected", _max_tokens(ctx), "max_tokens",
-                            get(ctx.body, "usage", "completion_tokens"), "$.usage.completion_tokens")
+                            get(completion_of(ctx), "usage", "completion_tokens"), "$.usage.completion_tokens")
 
 
 @check("finish_reason_length_when_truncated",
@@ -59,7 +144,7 @@ def max_tokens_respected(ctx: CheckContext) -> Iterator[str]:
        reason="ours: 001's expected response format shows finish_reason null; 'length' for a cut answer is what "
               "OpenAI-compatible clients look for")
 def finish_reason_length_when_truncated(ctx: CheckContext) -> Iterator[str]:
-    if not reached_limit(ctx, get(ctx.body, "usage")):
+    if not reached_limit(ctx, get(completion_of(ctx), "usage")):
         return
     for i, choice in enumerate(_choices(ctx)):
         reason = get(choice, "finish_reason")
@@ -183,15 +268,6 @@ def stream_finish_reason_once_last(ctx: CheckContext) -> Iterator[str]:
         yield f"event[{finished[0]}]: finish_reason set before the last choice chunk (event {chunks[-1][0]})"
 
 
-def _stream_usage(ctx: CheckContext) -> Any:
-    """The last usage a stream's chunks carry (a usage-only final chunk, or usage on the closing chunk)."""
-    found = None
-    for event in ctx.json_events():
-        if isinstance(get(event.payload, "usage"), dict):
-            found = event.payload["usage"]
-    return found
-
-
 @check("stream_text_non_empty", spec=f"{SPEC_STREAM}: the deltas concatenate to the answer text (which may be "
                                      "empty when cut at max_tokens: finish_reason length, or null with the "
                                      "usage chunk showing max_tokens spent)",
@@ -201,8 +277,36 @@ def _stream_usage(ctx: CheckContext) -> Any:
 def stream_text_non_empty(ctx: CheckContext) -> Iterator[str]:
     chunks = _choice_chunks(ctx)
     reasons = [get(c, "finish_reason") for _, e in chunks for c in e["choices"]]
-    if "length" in reasons or (not any(reasons) and reached_limit(ctx, _stream_usage(ctx))):
+    if "length" in reasons or (not any(reasons) and reached_limit(ctx, get(completion_of(ctx), "usage"))):
         return  # cut at max_tokens: the budget may have gone to reasoning
     text = "".join(message_text(get(c, "delta", "content")) for _, e in chunks for c in e["choices"])
     if not text.strip():
         yield "stream: the concatenated delta contents are empty"
+
+
+def _include_usage(ctx: CheckContext) -> bool:
+    return get(ctx.request_body, "stream_options", "include_usage") is True
+
+
+@check("stream_usage_chunk",
+       spec=f"{SPEC_STREAM}; OpenAI-compatible stream_options.include_usage: one more chunk before data: [DONE] "
+            "carries the usage of the whole request, with choices an empty list, after the last choice chunk",
+       strength="should",
+       reason='implied by "OpenAI-compatible interfaces" (include_usage adds a usage chunk with empty choices); the '
+              "spec shows no stream usage")
+def stream_usage_chunk(ctx: CheckContext) -> Iterator[str]:
+    if not _include_usage(ctx):
+        yield "case error: stream_usage_chunk needs stream_options.include_usage true in the request"
+        return
+    events = [(p.index, p.payload) for p in ctx.json_events() if isinstance(p.payload, dict)]
+    carrying = [(i, chunk) for i, chunk in events if isinstance(chunk.get("usage"), dict)]
+    if not carrying:
+        yield "stream: no chunk carries usage although stream_options.include_usage was sent"
+        return
+    index, chunk = carrying[-1]
+    if chunk.get("choices") != []:
+        count = len(chunk["choices"]) if isinstance(chunk.get("choices"), list) else chunk.get("choices")
+        yield f"event[{index}].choices: {count!r} choices on the usage chunk, expected an empty list"
+    after = [i for i, _ in _choice_chunks(ctx) if i > index]
+    if after:
+        yield f"event[{index}]: the usage chunk comes before the choice chunk at event {after[0]}, expected last"

@@ -121,3 +121,35 @@ def embeddings_usage_consistent(ctx: CheckContext) -> Iterator[str]:
         yield f"$.usage.total_tokens: {total} != prompt_tokens {prompt} + completion_tokens {completion}"
     if is_int(prompt) and prompt < 1:
         yield f"$.usage.prompt_tokens: {prompt} for a non-empty input"
+
+
+def _cosine(a: list[float], b: list[float]) -> float | None:
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b, strict=True)) / norm if norm and len(a) == len(b) else None
+
+
+SAME_TEXT_COSINE = 0.99  # the same text twice in one request: the same vector, up to a batch's float noise
+
+
+@check("embeddings_in_input_order",
+       spec=f"{SPEC}: data[i] is the embedding of input[i] (print(embeddings.data[0].embedding)); one text sent "
+            "twice gets the same vector both times, so vectors out of input order (even re-indexed) show",
+       strength="should",
+       reason='implied: "print(embeddings.data[0].embedding)" reads the first input\'s vector, and "OpenAI-compatible '
+              'interfaces" answer a list in input order; that one text gets one vector is what an embedding is')
+def embeddings_in_input_order(ctx: CheckContext) -> Iterator[str]:
+    inputs, data = _inputs(ctx), _data(ctx)
+    if inputs is None or len(set(map(str, inputs))) == len(inputs):
+        yield "case error: embeddings_in_input_order needs an input list with a text repeated"
+        return
+    vectors = [decode_vector(get(item, "embedding")) for item in data[: len(inputs)]]
+    first: dict[str, int] = {}
+    for i, text in enumerate(inputs[: len(vectors)]):
+        j = first.setdefault(str(text), i)
+        a, b = vectors[j], vectors[i]
+        if j == i or isinstance(a, str) or isinstance(b, str):
+            continue  # a vector that is not one is embeddings_vectors_valid's business
+        cosine = _cosine(a, b)
+        if cosine is not None and cosine < SAME_TEXT_COSINE:
+            yield (f"$.data[{i}].embedding: cosine {cosine:.3f} with $.data[{j}].embedding, though input[{i}] "
+                   f"and input[{j}] are the same text (vectors not in input order)")

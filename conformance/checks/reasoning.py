@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from conformance.checks.base import CheckContext, check, get
-from conformance.checks.chat import was_cut
+from conformance.checks.chat import completion_of, was_cut
 from conformance.schemas import validate
 
 SPEC = "001 Reasoning / Gemini model example: The API response includes both thinking and text content blocks"
@@ -23,7 +23,7 @@ BLOCK_SCHEMAS = {"reasoning": "chat.content.reasoning", "text": "chat.content.te
 
 
 def _contents(ctx: CheckContext) -> Iterator[tuple[str, Any, Any]]:
-    choices = get(ctx.body, "choices")
+    choices = get(completion_of(ctx), "choices")
     for i, choice in enumerate(choices if isinstance(choices, list) else []):
         yield f"$.choices[{i}].message.content", get(choice, "message", "content"), choice
 

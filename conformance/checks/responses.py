@@ -172,3 +172,34 @@ def responses_stream_sequence_increasing(ctx: CheckContext) -> Iterator[str]:
         if b <= a:
             yield f"event[{j}].sequence_number: {b} after {a}"
             return
+
+
+@check("responses_incomplete_when_truncated",
+       spec="001 Chat / OpenAI Responses and 003 OpenAI Responses API: max_output_tokens bounds the answer; an "
+            "OpenAI Responses answer cut there has status incomplete with incomplete_details (its reason), and a "
+            "stream ends with response.incomplete",
+       strength="should",
+       reason='implied: the documented requests send max_output_tokens, and the Responses routes are the OpenAI '
+              'Responses API ("OpenResponses-compatible"), which reports a cut answer as status incomplete; the '
+              "spec shows no cut answer")
+def responses_incomplete_when_truncated(ctx: CheckContext) -> Iterator[str]:
+    limit = get(ctx.request_body, "max_output_tokens")
+    if not is_int(limit):
+        yield "case error: responses_incomplete_when_truncated needs max_output_tokens in the request"
+        return
+    response = final_response(ctx)
+    if response is None:
+        return  # no response to judge: responses_assistant_message says so
+    output, status = get(response, "usage", "output_tokens"), get(response, "status")
+    if is_int(output) and output >= limit and status != "incomplete":
+        yield (f"$.status: {status!r}, expected 'incomplete' (output_tokens {output} reached max_output_tokens "
+               f"{limit})")
+    if status == "incomplete":
+        details = get(response, "incomplete_details")
+        reason = get(details, "reason")
+        if not isinstance(reason, str) or not reason:
+            yield f"$.incomplete_details: {details!r}, expected an object with the reason (status incomplete)"
+        terminal = [(i, e.get("type")) for i, e in _events(ctx) if e.get("type") in TERMINAL]
+        if ctx.exchange.events is not None and terminal and terminal[-1][1] != "response.incomplete":
+            at, kind = terminal[-1]
+            yield f"event[{at}].type: {kind!r}, expected 'response.incomplete' (the response's status is incomplete)"

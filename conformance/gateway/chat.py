@@ -28,10 +28,18 @@ from conformance.gateway.common import (
 )
 from conformance.gateway.framing import SSEWriter, stream_response
 from conformance.gateway.mutators import mutate
-from conformance.gateway.reasoning import reasoning_content, reasoning_plan, validate_reasoning_history
+from conformance.gateway.reasoning import (
+    reasoning_content,
+    reasoning_deltas,
+    reasoning_plan,
+    validate_reasoning_history,
+)
 from conformance.gateway.vision import validate_images
 
 ROLES = {"system", "user", "assistant", "developer", "tool"}
+# what the OpenAI client's ChatCompletionMessage carries besides role and content, null when unused (FIELD-NOTES):
+# an assistant message sent back "full, unmodified" (001) has them
+CLIENT_MESSAGE_FIELDS = ("refusal", "annotations", "audio", "function_call", "tool_calls")
 ROLE_FIRST_WAIT_S = 0.1  # stream-role-chunk-first: the model's time to first token after the role chunk
 ROLE_FIRST_PACE_S = 0.008  # ... and its pace after it
 
@@ -44,6 +52,15 @@ def validate_messages(messages: Any) -> None:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"messages[{i}] needs a valid role.")
         if not isinstance(message.get("content"), str | list):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"messages[{i}].content must be a string or a list.")
+
+
+def validate_client_fields(request: Request, messages: list[Any]) -> None:
+    """The null fields of a message sent back as the OpenAI client returned it are accepted;
+    assistant-null-fields-refused refuses them, as a strict validator that wants tool_calls a list does."""
+    for i, message in enumerate(messages):
+        nulls = [k for k in CLIENT_MESSAGE_FIELDS if k in message and message[k] is None]
+        if message.get("role") == "assistant" and nulls and state_of(request).on("assistant-null-fields-refused"):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"messages[{i}].{nulls[0]} must not be null.")
 
 
 def validate_sampling(body: dict[str, Any]) -> None:
@@ -89,8 +106,11 @@ class ChatAnswer:
                                     and model.family == "gpt-oss")
         self.id = response_id(request, "chatcmpl-", [model_name, messages], nullable=True)
         self.created = created(request)
+        # stream_options.include_usage: a usage chunk (choices []) before [DONE], usage null on every other chunk;
+        # stream-include-usage-ignored is asked only where the request asks for it
         options = body.get("stream_options")
-        self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        self.include_usage = (isinstance(options, dict) and options.get("include_usage") is True
+                              and not self.state.on("stream-include-usage-ignored"))
 
     def finish_reason(self) -> str | None:
         if self.state.on("finish-reason-null"):  # the variation: not reported, as 001's example response shows
@@ -102,6 +122,9 @@ class ChatAnswer:
         usage-cached-tokens variation: prompt_tokens still counts them, as OpenAI's does)."""
         usage: dict[str, Any] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                                  "total_tokens": self.prompt_tokens + self.completion_tokens}
+        if self.state.on("usage-details"):  # the variation: OpenAI's token details (reasoning within completion)
+            usage.update({"prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                          "completion_tokens_details": {"reasoning_tokens": len(self.thought), "audio_tokens": 0}})
         if streamed and self.state.on("usage-cached-tokens"):
             usage["prompt_tokens_details"] = {"cached_tokens": cached_part(self.prompt_tokens)}
         return usage
@@ -138,7 +161,13 @@ class ChatAnswer:
         # usage null on every chunk, then a usage-only chunk before [DONE]
         usage_chunk = on("usage-chunk") or self.include_usage
         role_only = on("stream-role-chunk-first")  # the variation: a first chunk without a content key
-        pieces = [""] + [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
+        # the role chunk, the reasoning (a list of one reasoning block per delta, as the whole answer's blocks are
+        # shaped; its signature with the last piece), then the text as strings
+        thought = reasoning_deltas(self.request, self.thought) if self.reasoning else []
+        text: list[Any] = [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
+        if self.reasoning and on("stream-text-blocks"):  # the variation: text pieces as blocks, like the reasoning
+            text = [[{"type": "text", "text": piece}] for piece in text]
+        pieces: list[Any] = ["", *thought, *text]
         last = len(pieces)  # index of the closing chunk
         for i, piece in enumerate([*pieces, None]):
             delta: dict[str, Any] = {}
@@ -185,6 +214,7 @@ def chat_response(request: Request, body: dict[str, Any], model_name: str, model
     if "messages" not in body and state_of(request).on("missing-messages-accepted"):
         body = {**body, "messages": [{"role": "user", "content": ""}]}
     validate_messages(body.get("messages"))
+    validate_client_fields(request, body["messages"])
     validate_sampling(body)
     reasoning: tuple[bool, int | None] = (False, None)
     if model is not None:  # model types (001 Vision, Reasoning)

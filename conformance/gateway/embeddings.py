@@ -68,10 +68,13 @@ async def embeddings(request: Request) -> Response:
     if encoding == "base64" and on("embeddings-base64-ignored"):
         encoding = "float"
 
+    noise = on("embeddings-float-noise")  # the variation: a batch's float noise, per position
     data = []
     for i, text in enumerate(texts):
-        item: dict[str, Any] = {"object": "embedding", "index": i,
-                                "embedding": encode(vector(text, DIMENSION), encoding)}
+        values = vector(text, DIMENSION)
+        if noise:
+            values = [round(v + (i + 1) * 1e-5 * (-1) ** n, 6) for n, v in enumerate(values)]
+        item: dict[str, Any] = {"object": "embedding", "index": i, "embedding": encode(values, encoding)}
         item.update(extra(request, {"x_norm": None}))
         data.append(item)
     prompt = max(1, words_of(texts))

@@ -197,18 +197,26 @@ def _reasoning_blocks(body: dict[str, Any]) -> list[list[dict[str, Any]]]:
             and any(b.get("type") == "reasoning" for b in c["message"]["content"])]
 
 
-@mutator("reasoning-summary-empty", "chat.completion")
-def _reasoning_summary_empty(body: dict[str, Any], _: Context) -> dict[str, Any]:
+def _summary_items(value: Any) -> list[dict[str, Any]]:
+    """The summary items of every reasoning block: of a completion's content lists, or of a stream's deltas."""
+    if isinstance(value, list):
+        contents = [c["delta"]["content"] for c in _choices(value) if isinstance(c["delta"].get("content"), list)]
+    else:
+        contents = _reasoning_blocks(value)
+    return [item for content in contents for block in content if block.get("type") == "reasoning"
+            for item in block.get("summary", [])]
+
+
+@mutator("reasoning-summary-empty", "chat.completion", "chat.chunks")
+def _reasoning_summary_empty(value: Any, _: Context) -> Any:
     """Summary texts emptied (each still signed: the signature is of the empty text)."""
     from conformance.gateway.reasoning import signature
 
-    for content in _reasoning_blocks(body):
-        for block in content:
-            for item in block.get("summary", []) if block.get("type") == "reasoning" else []:
-                item["text"] = ""
-                if "signature" in item:
-                    item["signature"] = signature("")
-    return body
+    for item in _summary_items(value):
+        item["text"] = ""
+        if "signature" in item:
+            item["signature"] = signature("")
+    return value
 
 
 @mutator("reasoning-as-string", "chat.completion")
@@ -224,13 +232,23 @@ def _reasoning_as_string(body: dict[str, Any], _: Context) -> dict[str, Any]:
     return body
 
 
-@mutator("reasoning-signature-missing", "chat.completion")
-def _reasoning_signature_missing(body: dict[str, Any], _: Context) -> dict[str, Any]:
-    for content in _reasoning_blocks(body):
-        for block in content:
-            for item in block.get("summary", []) if block.get("type") == "reasoning" else []:
-                item.pop("signature", None)
-    return body
+@mutator("reasoning-as-string", "chat.chunks")
+def _reasoning_as_string_deltas(chunks: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
+    """A stream's reasoning deltas sent as plain text deltas, run together with the answer's text."""
+    for choice in _choices(chunks):
+        content = choice["delta"].get("content")
+        if isinstance(content, list):
+            texts = [item.get("text", "") for block in content if block.get("type") == "reasoning"
+                     for item in block.get("summary", [])]
+            choice["delta"]["content"] = "".join(texts)
+    return chunks
+
+
+@mutator("reasoning-signature-missing", "chat.completion", "chat.chunks")
+def _reasoning_signature_missing(value: Any, _: Context) -> Any:
+    for item in _summary_items(value):
+        item.pop("signature", None)
+    return value
 
 
 @mutator("reasoning-blocks-reversed", "chat.completion")
@@ -239,6 +257,20 @@ def _reasoning_blocks_reversed(body: dict[str, Any], _: Context) -> dict[str, An
     for content in _reasoning_blocks(body):
         content.reverse()
     return body
+
+
+@mutator("reasoning-blocks-reversed", "chat.chunks")
+def _reasoning_deltas_after_text(chunks: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
+    """A stream's reasoning deltas after its text deltas (before the closing chunk)."""
+    def reasoning(chunk: dict[str, Any]) -> bool:
+        return any(isinstance(c["delta"].get("content"), list) for c in chunk.get("choices", []))
+
+    thinking = [chunk for chunk in chunks if reasoning(chunk)]
+    if not thinking:
+        return chunks
+    rest = [chunk for chunk in chunks if not reasoning(chunk)]
+    closing = max(i for i, chunk in enumerate(rest) if chunk.get("choices"))
+    return [*rest[:closing], *thinking, *rest[closing:]]
 
 
 @mutator("wrong-chunk-object", "chat.chunks")
@@ -259,9 +291,12 @@ def _stream_no_role(chunks: list[dict[str, Any]], _: Context) -> list[dict[str, 
 
 @mutator("stream-empty-deltas", "chat.chunks")
 def _stream_empty_deltas(chunks: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
-    """Every delta's content empty: the stream carries no text."""
+    """Every delta's text empty: the stream carries no text (a stream cut at max_tokens may have none: left as
+    it is)."""
+    if any(choice.get("finish_reason") == "length" for choice in _choices(chunks)):
+        return chunks
     for choice in _choices(chunks):
-        if choice["delta"].get("content") is not None:
+        if isinstance(choice["delta"].get("content"), str):
             choice["delta"]["content"] = ""
     return chunks
 
@@ -282,6 +317,17 @@ def _stream_id_changes(chunks: list[dict[str, Any]], _: Context) -> list[dict[st
     for i, chunk in enumerate(numbered):
         if chunk["id"] is not None:
             chunk["id"] = f"{chunk['id']}-{i}"
+    return chunks
+
+
+@mutator("stream-usage-on-choice-chunk", "chat.chunks")
+def _stream_usage_on_choice_chunk(chunks: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
+    """include_usage answered with the usage on the closing choice chunk, no usage chunk of its own."""
+    if not chunks or chunks[-1].get("choices") or not isinstance(chunks[-1].get("usage"), dict):
+        return chunks
+    usage = chunks.pop()["usage"]
+    closing = [chunk for chunk in chunks if chunk.get("choices")][-1]
+    closing["usage"] = usage
     return chunks
 
 
@@ -357,6 +403,15 @@ def _order_reversed(body: dict[str, Any], _: Context) -> dict[str, Any]:
     return body
 
 
+@mutator("embeddings-order-renumbered", "embeddings.list")
+def _order_renumbered(body: dict[str, Any], _: Context) -> dict[str, Any]:
+    """The vectors in reverse input order, renumbered 0..n-1: the indexes look right, the vectors are not."""
+    body["data"].reverse()
+    for i, item in enumerate(body["data"]):
+        item["index"] = i
+    return body
+
+
 @mutator("embeddings-vector-missing", "embeddings.list")
 def _vector_missing(body: dict[str, Any], _: Context) -> dict[str, Any]:
     """One vector fewer than inputs."""
@@ -394,7 +449,10 @@ def _responses_role_not_assistant(item: dict[str, Any], _: Context) -> dict[str,
 
 @mutator("responses-empty-text", "responses.response")
 def _responses_empty_text(body: dict[str, Any], _: Context) -> dict[str, Any]:
-    """The finished response's message text emptied (the stream's deltas keep theirs)."""
+    """The finished response's message text emptied (the stream's deltas keep theirs); a response cut at
+    max_output_tokens may have no text: left as it is."""
+    if body.get("status") == "incomplete":
+        return body
     for item in body["output"]:
         for part in item.get("content", []) if item.get("type") == "message" else []:
             part["text"] = ""
@@ -428,6 +486,32 @@ def _responses_usage_sum_wrong(body: dict[str, Any], _: Context) -> dict[str, An
     if isinstance(body.get("usage"), dict):
         body["usage"]["total_tokens"] += 1
     return body
+
+
+@mutator("responses-incomplete-as-completed", "responses.response")
+def _incomplete_as_completed(body: dict[str, Any], _: Context) -> dict[str, Any]:
+    """A response cut at max_output_tokens reported as completed, without incomplete_details."""
+    if body.get("status") == "incomplete":
+        body["status"] = "completed"
+        body.pop("incomplete_details", None)
+    return body
+
+
+@mutator("responses-incomplete-details-missing", "responses.response")
+def _incomplete_details_missing(body: dict[str, Any], _: Context) -> dict[str, Any]:
+    """status incomplete without incomplete_details (null, as a proxy that drops the field sends it)."""
+    if body.get("status") == "incomplete":
+        body["incomplete_details"] = None
+    return body
+
+
+@mutator("responses-stream-completed-when-cut", "responses.events")
+def _stream_completed_when_cut(events: list[dict[str, Any]], _: Context) -> list[dict[str, Any]]:
+    """A cut stream's last event response.completed (its response still says incomplete)."""
+    for event in events:
+        if event["type"] == "response.incomplete":
+            event["type"] = "response.completed"
+    return events
 
 
 @mutator("responses-stream-created-not-first", "responses.events")

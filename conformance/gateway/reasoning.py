@@ -55,8 +55,13 @@ def reasoning_plan(request: Request, model: Model, body: dict[str, Any]) -> tupl
         ):
             raise _reject(f"'reasoning_effort' must be one of {', '.join(values)}, not {effort!r}.")
     if values:
-        effective = effort if effort in values else model.reasoning_effort.get("default")
+        default = model.reasoning_effort.get("default")
+        if effort is None and on("reasoning-effort-required"):
+            raise _reject(f"Model {model.service_name!r} needs 'reasoning_effort'.")
+        effective = effort if effort in values else default
         enabled = effective != "none"
+        if effort is None and default == "none" and on("reasoning-default-none-ignored"):
+            enabled = True  # reasons although its documented default is none
     if model.reasoning == "hybrid" and on("reasoning-without-thinking"):
         enabled = True
     if model.reasoning == "reasoning_only" and on("reasoning-hidden"):
@@ -65,7 +70,10 @@ def reasoning_plan(request: Request, model: Model, body: dict[str, Any]) -> tupl
 
 
 def validate_reasoning_history(request: Request, messages: list[Any]) -> None:
-    """Assistant messages sent back with reasoning blocks: accepted when unmodified (signatures verified)."""
+    """Assistant messages sent back with reasoning blocks: accepted when unmodified (signatures verified), in any
+    earlier turn (001: only the last assistant turn's reasoning blocks are visible to the model; earlier ones are
+    accepted and ignored)."""
+    assistant = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"]
     for i, message in enumerate(messages):
         if not (isinstance(message, dict) and message.get("role") == "assistant"
                 and isinstance(message.get("content"), list)):
@@ -75,6 +83,8 @@ def validate_reasoning_history(request: Request, messages: list[Any]) -> None:
                 continue
             if state_of(request).on("reasoning-multi-turn-refused"):
                 raise _reject(f"messages[{i}]: reasoning blocks are not accepted in assistant messages.")
+            if i != assistant[-1] and state_of(request).on("reasoning-earlier-turns-refused"):
+                raise _reject(f"messages[{i}]: reasoning blocks are accepted on the last assistant turn only.")
             summary = block.get("summary")
             if not isinstance(summary, list):
                 raise _reject(f"messages[{i}]: a reasoning block needs a summary list.")
@@ -94,3 +104,22 @@ def reasoning_content(request: Request, reasoning_words: list[str], text: str, k
         {"type": "text", "text": text, **extra(request, {"annotations": []})},
     ]
     return blocks if text or keep_empty_text else blocks[:1]
+
+
+def reasoning_deltas(request: Request, reasoning_words: list[str]) -> list[list[dict[str, Any]]]:
+    """The delta contents of a streamed reasoning block: the summary text in two pieces, each a list of one
+    reasoning block whose summary item carries its piece; the signature (of the whole summary text, as the whole
+    answer's) comes with the last piece, or, with the stream-signature-apart variation, in a piece of its own
+    with empty text after the others, as Anthropic sends its signature_delta at the end of a thinking block."""
+    if not reasoning_words:
+        return []
+    half = (len(reasoning_words) + 1) // 2
+    texts = [" ".join(reasoning_words[:half]), " " + " ".join(reasoning_words[half:])] if half < len(
+        reasoning_words) else [" ".join(reasoning_words)]
+    items: list[dict[str, Any]] = [{"type": "summary_text", "text": text} for text in texts]
+    signed = signature(" ".join(reasoning_words))
+    if state_of(request).on("stream-signature-apart"):
+        items.append({"type": "summary_text", "text": "", "signature": signed})
+    else:
+        items[-1]["signature"] = signed
+    return [[{"type": "reasoning", "summary": [item], **extra(request, {"id": "rs_reference"})}] for item in items]

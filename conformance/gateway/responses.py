@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from conformance.catalog import Model
 from conformance.gateway.common import (
     ApiError,
     answer_words,
@@ -54,7 +55,7 @@ def validate_input(value: Any) -> None:
 class ResponsesAnswer:
     """One deterministic answer, rendered as a response object or as a stream of typed events."""
 
-    def __init__(self, request: Request, body: dict[str, Any], model_name: str) -> None:
+    def __init__(self, request: Request, body: dict[str, Any], model_name: str, model: Model | None = None) -> None:
         self.request = request
         self.on = state_of(request).on
         self.model_name = model_name
@@ -66,10 +67,16 @@ class ResponsesAnswer:
             words = (words * (limit // len(words) + 2))[: limit + 5]
         elif limit is not None and len(words) > limit:
             words, self.incomplete = words[:limit], True
+        # reasoning-budget-spent: a model that always reasons spends a short max_output_tokens on reasoning, so
+        # the cut answer is a reasoning item and no message
+        self.spent_reasoning = (self.incomplete and model is not None and model.reasoning == "reasoning_only"
+                                and self.on("reasoning-budget-spent"))
+        self.output_tokens = len(words)
+        if self.spent_reasoning:
+            words = []
         self.words = words
         self.text = " ".join(words)
         self.input_tokens = words_of(prompt) + words_of(body.get("instructions"))
-        self.output_tokens = len(words)
         self.id = str(response_id(request, "resp_", [model_name, prompt]))
         self.message_id = str(response_id(request, "msg_", [model_name, prompt]))
         # the other-ids variation: created_at with a fraction (the Responses schema's created_at is a number)
@@ -96,9 +103,10 @@ class ResponsesAnswer:
         usage-cached-tokens variation: input_tokens still includes input_tokens_details.cached_tokens)."""
         output: list[dict[str, Any]] = []
         if done:
-            if self.on("responses-reasoning-item"):
+            if self.spent_reasoning or self.on("responses-reasoning-item"):
                 output.append({"type": "reasoning", "id": response_id(self.request, "rs_", self.id), "summary": []})
-            output.append(self.message(self.text, "incomplete" if self.incomplete else "completed"))
+            if not self.spent_reasoning:
+                output.append(self.message(self.text, "incomplete" if self.incomplete else "completed"))
         body: dict[str, Any] = {
             "id": self.id,
             "object": "response",
@@ -107,8 +115,9 @@ class ResponsesAnswer:
             "status": self.status if done else "in_progress",
             "output": output,
         }
-        if self.incomplete and done:
-            body["incomplete_details"] = {"reason": "max_output_tokens"}
+        if self.incomplete and done:  # the variation: another reason, as a proxy translating another API names it
+            body["incomplete_details"] = {"reason": "max_tokens" if self.on("responses-incomplete-other-reason")
+                                          else "max_output_tokens"}
         if done:
             body["usage"] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
                              "total_tokens": self.input_tokens + self.output_tokens}
@@ -118,7 +127,7 @@ class ResponsesAnswer:
                 body["usage"]["input_tokens_details"] = {"cached_tokens": cached_part(self.input_tokens)}
         else:
             body["usage"] = None
-        if self.on("responses-minimal"):
+        if self.on("responses-minimal") and body["status"] != "incomplete":  # a cut answer says so
             body.pop("status")
         body.update(extra(self.request, {"error": None, "incomplete_details": body.get("incomplete_details"),
                                           "instructions": None, "metadata": {}, "parallel_tool_calls": True,
@@ -129,16 +138,14 @@ class ResponsesAnswer:
     def events(self) -> list[dict[str, Any]]:
         terminal = "response.incomplete" if self.incomplete else "response.completed"
         pieces = [("" if i == 0 else " ") + w for i, w in enumerate(self.words)]
-        at = 1 if self.on("responses-reasoning-item") else 0  # the message's place in output
+        reasons = self.spent_reasoning or self.on("responses-reasoning-item")
+        at = 1 if reasons else 0  # the message's place in output
         ids = {"item_id": self.message_id, "output_index": at}
         reasoning_item: dict[str, Any] = {"type": "reasoning", "id": response_id(self.request, "rs_", self.id),
                                           "summary": []}
         thinking = [{"type": "response.output_item.added", "output_index": 0, "item": reasoning_item},
-                    {"type": "response.output_item.done", "output_index": 0, "item": reasoning_item}] if at else []
-        events = [
-            {"type": "response.created", "response": self.response(done=False)},
-            {"type": "response.in_progress", "response": self.response(done=False)},
-            *thinking,
+                    {"type": "response.output_item.done", "output_index": 0, "item": reasoning_item}] if reasons else []
+        message = [] if self.spent_reasoning else [
             {"type": "response.output_item.added", "output_index": at, "item": self.message(None, "in_progress")},
             {"type": "response.content_part.added", **ids, "content_index": 0, "part": self.part("")},
             *({"type": "response.output_text.delta", **ids, "content_index": 0, "delta": p} for p in pieces),
@@ -146,6 +153,12 @@ class ResponsesAnswer:
             {"type": "response.content_part.done", **ids, "content_index": 0, "part": self.part(self.text)},
             {"type": "response.output_item.done", "output_index": at,
              "item": self.message(self.text, "incomplete" if self.incomplete else "completed")},
+        ]
+        events = [
+            {"type": "response.created", "response": self.response(done=False)},
+            {"type": "response.in_progress", "response": self.response(done=False)},
+            *thinking,
+            *message,
             {"type": terminal, "response": self.response(streamed=True)},
         ]
         events = mutate(self.request, "responses.events", events)
@@ -160,14 +173,14 @@ class ResponsesAnswer:
             yield writer.event(event, event["type"], tokens=len(delta.split()) if isinstance(delta, str) else 0)
 
 
-def responses_response(request: Request, body: dict[str, Any], model_name: str) -> Response:
+def responses_response(request: Request, body: dict[str, Any], model_name: str, model: Model | None = None) -> Response:
     if "input" not in body and state_of(request).on("responses-missing-input-accepted"):
         body = {**body, "input": ""}
     else:
         validate_input(body.get("input"))
     if "stream" in body and not isinstance(body["stream"], bool):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "'stream' must be a boolean.")
-    answer = ResponsesAnswer(request, body, model_name)
+    answer = ResponsesAnswer(request, body, model_name, model)
     if body.get("stream"):
         return stream_response(request, answer.sse())
     return JSONResponse(answer.response())
@@ -181,8 +194,8 @@ def handler(capability: str) -> Callable[[Request], Awaitable[Response]]:
         needed = capability
         if needed == "responses" and state_of(request).on("responses-non-openai-accepted"):
             needed = "chat"
-        _, name = resolve_model(request, body.get("model"), needed)
-        return responses_response(request, body, name)
+        model, name = resolve_model(request, body.get("model"), needed)
+        return responses_response(request, body, name, model)
 
     return endpoint
 
