@@ -123,8 +123,23 @@ class Request:
         return self.auth in ("bearer", "basic")
 
 
+class RequestAndExpect:
+    """What a step and a case both read off their request and its expectation (a mixin: no fields of its own)."""
+
+    request: Request
+    expect: Expect
+
+    @property
+    def stream(self) -> bool:
+        return self.request.stream
+
+    @property
+    def negative(self) -> bool:
+        return self.expect.negative
+
+
 @dataclass(frozen=True)
-class Step:
+class Step(RequestAndExpect):
     """One request of a (possibly multi-step) case and the expectation its answer is judged by."""
 
     index: int
@@ -136,14 +151,6 @@ class Step:
     def from_record(cls, index: int, data: dict[str, Any]) -> Step:
         return cls(index, Request.from_record(data.get("request") or {}), Expect.from_record(data["expect"]),
                    data.get("description"))
-
-    @property
-    def stream(self) -> bool:
-        return self.request.stream
-
-    @property
-    def negative(self) -> bool:
-        return self.expect.negative
 
 
 @dataclass(frozen=True)
@@ -233,7 +240,7 @@ class CaseBase:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Case(CaseBase):
+class Case(RequestAndExpect, CaseBase):
     """An HTTP case: its own request and expectation, after any earlier steps of a multi-step exchange."""
 
     request: Request
@@ -260,14 +267,6 @@ class Case(CaseBase):
     def steps(self) -> tuple[Step, ...]:
         """Every request of the case in order: the earlier steps, then the case's own request/expect."""
         return (*self.earlier, Step(len(self.earlier), self.request, self.expect))
-
-    @property
-    def stream(self) -> bool:
-        return self.request.stream
-
-    @property
-    def negative(self) -> bool:
-        return self.expect.negative
 
     @property
     def checks(self) -> tuple[str, ...]:
