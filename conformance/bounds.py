@@ -86,6 +86,17 @@ def size_text(n: int) -> str:
     return f"{n} bytes"
 
 
+def status_runs(statuses: list[int]) -> str:
+    """"HTTP 503 x3, HTTP 429": the answers a request got, in order."""
+    runs: list[list[int]] = []
+    for status in statuses:
+        if runs and runs[-1][0] == status:
+            runs[-1][1] += 1
+        else:
+            runs.append([status, 1])
+    return ", ".join(f"HTTP {s}" + (f" x{n}" if n > 1 else "") for s, n in runs)
+
+
 # --- one attempt's bounds (thread-local while active) ------------------------------------------------------
 
 _local = threading.local()
@@ -121,6 +132,11 @@ class Bound:
 
     def timeout_text(self) -> str:
         return f"timeout: the {self.limits.timeout_s:g} s deadline of the exchange passed (headers and body)"
+
+    def answers_seen(self) -> str:
+        """This attempt's answers so far, so that a later timeout's message still says what the target had
+        answered before it (an SDK retries inside one attempt)."""
+        return status_runs(self.statuses)
 
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
         self.problem = None  # an answer came: an earlier request's trouble (an SDK retried it) is over

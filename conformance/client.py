@@ -44,6 +44,7 @@ from conformance.bounds import (
     inspect,
     loads,
     read_body,
+    status_runs,
 )
 from conformance.config import Target, merge_headers
 from conformance.errors import InfrastructureError
@@ -475,6 +476,7 @@ class GatewayClient:
         last_cause, stop = "no attempt made", ""
         made = 0
         server_errors: list[Answer] = []  # a 5xx other than 501-504 on every attempt: the gateway's failure
+        answered: list[int] = []  # statuses of the attempts that got an answer (a later timeout keeps them)
 
         def exchange(answer: Answer, failure: TransportFailure | None = None) -> Exchange:
             return Exchange(method, url, request_headers, body, raw_body, answer.status, answer.headers,
@@ -496,6 +498,7 @@ class GatewayClient:
                 server_errors.clear()
             else:
                 status = answer.status
+                answered.append(status)
                 if status == 429:
                     self.pacer.throttled()
                 elif status < 500:
@@ -519,7 +522,9 @@ class GatewayClient:
         if repeated:
             return exchange(server_errors[-1], TransportFailure(
                 "transport.server-error", f"{repeated}; body: {excerpt(server_errors[-1].text, 300)!r}"))
+        earlier = f" (earlier answers: {status_runs(answered)})" if answered and not last_cause.startswith("HTTP") \
+            else ""
         raise InfrastructureError(
             f"{url}: no answer after {made} attempt(s) in {time.monotonic() - started:.1f}s; "
-            f"last cause: {last_cause}{self.retry.why_stopped(stop)}"
+            f"last cause: {last_cause}{earlier}{self.retry.why_stopped(stop)}"
         )

@@ -214,3 +214,19 @@ def test_a_5xx_is_the_gateways_failure_only_when_every_attempt_got_one():
     assert policy.repeated_server_error([500], 2) is None  # the other attempt was a timeout or a 503
     assert policy.repeated_server_error([500], 1) is None  # one attempt where more were allowed: not repeated
     assert RetryPolicy(attempts=1).repeated_server_error([500], 1) is not None  # --retries 1: that was all
+
+
+def test_a_timeout_after_answers_still_names_them():
+    """Under load an SDK's retry inside one attempt can time out after 503s: its message keeps the 503s (a CI run
+    once reported only the timeout, and nothing said the target had answered 503 before it)."""
+    from conformance.clients.databricks_client import _DeadlineClock
+
+    b = bound(timeout=1.0)
+    for status in (503, 503, 503, 429):
+        b.observe(status, {"Retry-After": "0"})
+    b.problem = b.timeout_text()
+    with b.active(), pytest.raises(bounds.DeadlineExceeded) as raised:
+        _DeadlineClock().sleep(7.8)
+    assert "HTTP 503 x3, HTTP 429, then timeout" in str(raised.value)
+    assert "beyond the deadline of the exchange" in str(raised.value)
+    assert bounds.status_runs([]) == ""

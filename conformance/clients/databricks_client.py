@@ -81,6 +81,8 @@ class _DeadlineClock:
         bound = current()
         if bound is not None:
             after = bound.problem or (f"HTTP {bound.status}" if bound.status else "an error")
+            if bound.problem and bound.statuses:  # a timeout after answers: say what they were
+                after = f"{bound.answers_seen()}, then {bound.problem}"
             what = f"after {after}, the Databricks SDK's retry asked to wait {seconds:.1f} s"
             if bound.retry_after is not None:
                 what += f" (Retry-After {bound.retry_after!r})"
