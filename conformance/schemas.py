@@ -50,8 +50,30 @@ def json_path(parts: Any) -> str:
     return out
 
 
+MEMO_MAX_CHARS = 64 << 10  # answers longer than this are validated every time (their key would cost as much)
+MEMO_ENTRIES = 8192
+_memo: dict[tuple[str, str], list[str]] = {}
+
+
 def validate(name: str, instance: Any) -> list[str]:
-    """Every violation as 'path: message', most specific first; [] when valid."""
+    """Every violation as 'path: message', most specific first; [] when valid. A pure function of the schema and
+    the instance, so it is remembered by the instance's JSON text (key order and 1 / 1.0 / true kept apart, as
+    the messages tell them apart): a run validates the same chunk, error body or usage object many times."""
+    try:
+        text = json.dumps(instance, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):
+        return _validate(name, instance)
+    if len(text) > MEMO_MAX_CHARS:
+        return _validate(name, instance)
+    key = (name, text)
+    if key not in _memo:
+        if len(_memo) >= MEMO_ENTRIES:
+            _memo.clear()
+        _memo[key] = _validate(name, instance)
+    return list(_memo[key])
+
+
+def _validate(name: str, instance: Any) -> list[str]:
     errors = sorted(_validator(name).iter_errors(instance), key=lambda e: (list(e.absolute_path), e.message))
     out = []
     for err in errors:

@@ -32,6 +32,7 @@ import os
 import secrets
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,11 @@ from conformance import cases as case_data
 from conformance.cases import CaseItem
 from conformance.client import RetryPolicy
 from conformance.clientcases import CLIENT_CASES_DIR, load_client_cases
+from conformance.concurrency import is_concurrent
 from conformance.config import REFERENCE_TOKEN_ENV, TargetOptions, resolve_target
 from conformance.evaluate import evaluate_client, evaluate_steps
 from conformance.findings import Finding, outcome_of
-from conformance.gateway.behaviours import Switch, is_client_case
+from conformance.gateway.behaviours import Switch, is_client_case, rules_of
 from conformance.gateway.selftest import CONTROL_PATH
 from conformance.gateway.server import GatewayProcess
 from conformance.pacing import Pacer, TokenBudget, make_store
@@ -64,12 +66,16 @@ from conformance.usage_tracking import Begin, UsageItem, expand_usage, settle, v
 FULL_MATRIX_ENV = "CONFORMANCE_FULL_MATRIX"
 USAGE_WAIT_S = 10.0  # the lookups' polling (--usage-wait): the usage-lag variation's rows come a second late
 Item = CaseItem | UsageItem
-# the self-test gateway streams at a pace (seconds per token, `serve --stream-delay`): a self-test gateway builds
-# a whole stream (and tries every switched-off mutator on it) before its first event, which on a loaded machine
-# takes a second for a 160-word stream that then arrives at once, as a buffered one would. At this pace such a
-# stream spreads its content over half a second after that: streaming_incremental tells it from a buffered one
-# (stream-buffered, which holds back a stream made at 8 ms a token) unless its first event took over 4 s
+# the items judged by streaming_incremental are streamed at a pace (seconds per token, as `serve --stream-delay`):
+# a self-test gateway builds a whole stream (and tries every switched-off mutator on it) before its first event,
+# which on a loaded machine takes a second for a 160-word stream that then arrives at once, as a buffered one
+# would. At this pace such a stream spreads its content over half a second after that: streaming_incremental
+# tells it from a buffered one (stream-buffered, which holds back a stream made at 8 ms a token) unless its first
+# event took over 4 s. Every other item streams at once: no check reads its timing, and pacing every stream item
+# of every switch cost a third of the matrix's wall time
 STREAM_DELAY_S = 0.003
+PACED_CHECK = "streaming_incremental"
+JUDGE_THREADS = 2
 
 
 @dataclass
@@ -123,7 +129,7 @@ class Harness:
     def __init__(self, cases_dir: Path = CASES_DIR, client_cases_dir: Path = CLIENT_CASES_DIR,
                  usage: bool = True) -> None:
         token = "selftest-" + secrets.token_urlsafe(16)
-        self.gateway = GatewayProcess(token, self_test=True, stream_delay_s=STREAM_DELAY_S)
+        self.gateway = GatewayProcess(token, self_test=True)
         self.gateway.__enter__()
         try:
             self.target = resolve_target(TargetOptions(), environ={REFERENCE_TOKEN_ENV: token})
@@ -143,6 +149,8 @@ class Harness:
         self._judged: dict[tuple[str, bool, bool], Judged] = {}  # (switch, full, shapes): every item's judgement
         self.snapshots = default_snapshot_root() / "reference"
         self.last_request: float | None = None  # time.monotonic() after the last item performed
+        self._pace = 0.0  # the gateway's stream pace now (set per item: pace_for)
+        self._paced: dict[str, bool] = {}  # test id -> whether a check measures its timing
 
     def close(self) -> None:
         self.runtime.close()
@@ -154,6 +162,19 @@ class Harness:
     def set_switches(self, names: list[str]) -> None:
         answer = self.control.post(CONTROL_PATH, json={"switches": names})
         answer.raise_for_status()
+
+    def paced(self, item: Item) -> bool:
+        """Whether a check measures the item's timing."""
+        if item.test_id not in self._paced:
+            self._paced[item.test_id] = PACED_CHECK in rules_of(item)
+        return self._paced[item.test_id]
+
+    def pace_for(self, item: Item | None) -> None:
+        """Stream at STREAM_DELAY_S a token for an item whose timing a check measures, else (or None) at once."""
+        pace = STREAM_DELAY_S if item is not None and self.paced(item) else 0.0
+        if pace != self._pace:
+            self.control.post(CONTROL_PATH, json={"stream_delay": pace}).raise_for_status()
+            self._pace = pace
 
     def take_consulted(self) -> frozenset[str]:
         answer = self.control.get(CONTROL_PATH)
@@ -172,6 +193,7 @@ class Harness:
 
     def _perform(self, item: CaseItem, shapes: bool) -> Verdict:
         client = is_client_case(item.case)
+        self.pace_for(item)
         performed = self.runtime.perform_client(item) if client else self.runtime.perform_case(item)
         if performed.skip:
             return Verdict("skipped", message=performed.skip)
@@ -291,15 +313,29 @@ class Harness:
             for batch in self.usage_batches(usage):
                 verdicts.update(self.perform_usage(batch))
                 performed += len(batch)
-            for item in items:
-                test = item.test_id
-                if test in verdicts:
-                    continue
-                if not isinstance(item, UsageItem) and (full or test in applied):
-                    verdicts[test] = self.perform(item, shapes=shapes and not is_client_case(item.case))
-                    performed += 1
-                else:
-                    verdicts[test] = baseline[test]  # the switch cannot change an answer it was never consulted for
+            todo = [item for item in items if item.test_id not in verdicts and not isinstance(item, UsageItem)
+                    and (full or item.test_id in applied)]
+            verdicts.update(self.perform_many(todo, shapes))
+            performed += len(todo)
+            # the switch cannot change an answer it was never consulted for
+            verdicts = {item.test_id: verdicts.get(item.test_id) or baseline[item.test_id] for item in items}
         finally:
             self.set_switches([])
         return Judged(switch, verdicts, applied, performed, items)
+
+    def perform_many(self, items: list[CaseItem], shapes: bool) -> dict[str, Verdict]:
+        """Items under one switch, JUDGE_THREADS at a time: the harness judges one answer while the gateway makes
+        the next (alone, each waits for the other). What must be alone is performed alone after them: a case of
+        concurrent requests (other requests would be among them) and a paced stream (its timing is measured, and
+        the pace is the gateway's)."""
+        alone = [item for item in items if is_concurrent(item.case) or self.paced(item)]
+        together = [item for item in items if item not in alone]
+        verdicts: dict[str, Verdict] = {}
+        self.pace_for(None)
+        with ThreadPoolExecutor(JUDGE_THREADS, thread_name_prefix="judge") as pool:
+            futures = {item.test_id: pool.submit(self.perform, item, shapes and not is_client_case(item.case))
+                       for item in together}
+            verdicts.update({test: future.result() for test, future in futures.items()})
+        for item in alone:
+            verdicts[item.test_id] = self.perform(item, shapes=shapes and not is_client_case(item.case))
+        return verdicts

@@ -301,9 +301,15 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+def _mentioning(prompt: Any, word: str) -> list[str]:
+    """The prompt's strings that contain the word in any case: a case-insensitive regular expression is slow on
+    the megabytes of a size-limit case, a casefolded `in` is not."""
+    return [text for text in _strings(prompt) if word in text.casefold()]
+
+
 def asked_code(prompt: Any) -> str | None:
     """The code the prompt's last instruction asks to be repeated, if any."""
-    found = [m.group(1) for text in _strings(prompt) for m in REPEAT_CODE.finditer(text)]
+    found = [m.group(1) for text in _mentioning(prompt, "repeat") for m in REPEAT_CODE.finditer(text)]
     return found[-1] if found else None
 
 
@@ -314,7 +320,7 @@ def answer_words(request: Request, prompt: Any, streamed: bool = False) -> list[
     on = state_of(request).on
     digest = seed_digest(["another sample", prompt] if streamed and on("stream-other-sample") else prompt)
     vocabulary = OTHER_WORDS if on("other-text") else WORDS
-    asked = [int(m.group(1)) for text in _strings(prompt) for m in WORDS_ASKED.finditer(text)]
+    asked = [int(m.group(1)) for text in _mentioning(prompt, "words") for m in WORDS_ASKED.finditer(text)]
     length = min(asked[-1], MAX_WORDS_ASKED) if asked else 9 + digest[0] % 6 + (7 if on("other-text") else 0)
     start = digest[1] % len(vocabulary)
     words = [vocabulary[(start + i) % len(vocabulary)] for i in range(max(1, length))]

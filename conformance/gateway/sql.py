@@ -66,6 +66,7 @@ USAGE_COLUMNS = (  # a subset of Databricks' published schema of system.ai_gatew
     ("total_tokens", "BIGINT"),
 )
 ROWS_TABLE = "usage_rows"  # the rows behind the system.ai_gateway.usage view (see Warehouse._shape)
+FLUSH_ROWS = 200  # rows per INSERT statement when logged requests become rows
 EXTRA_COLUMNS = (  # the usage-extra-columns variation: a table wider than the published schema, in another order
     ("account_id", "VARCHAR"), ("workspace_id", "VARCHAR"), ("usage_context", "MAP(VARCHAR, VARCHAR)"),
 )
@@ -227,9 +228,13 @@ class Warehouse:
         events = self.log.take_visible(lag_of(self.state, self.log))
         rows = [row_of(e, self.state) for e in events if captured(self.state, e)]
         if rows and not self.table_missing:
-            self._connection().executemany(
-                f"INSERT INTO {CATALOG}.ai_gateway.{ROWS_TABLE} ({', '.join(name for name, _ in USAGE_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(USAGE_COLUMNS))})", rows)
+            # many rows to a statement: duckdb's executemany runs one statement a row (a millisecond each)
+            one = f"({', '.join('?' * len(USAGE_COLUMNS))})"
+            into = f"INSERT INTO {CATALOG}.ai_gateway.{ROWS_TABLE} ({', '.join(name for name, _ in USAGE_COLUMNS)})"
+            for start in range(0, len(rows), FLUSH_ROWS):
+                batch = rows[start:start + FLUSH_ROWS]
+                self._connection().execute(f"{into} VALUES {', '.join([one] * len(batch))}",
+                                           [value for row in batch for value in row])
 
     # --- statements -----------------------------------------------------------------------------------------
 
