@@ -47,7 +47,9 @@ PREFLIGHT_TIMEOUT_S = 10.0
 # an answer to a probe is an error body, a listing a few hundred endpoints: a huge body (or a gzip bomb) is cut here,
 # under the run's own cap (conformance/bounds.py), so the parallel probes hold a few MB at most
 PREFLIGHT_MAX_BODY_BYTES = 4 << 20
-WORKERS = 8
+# every route's probe at once (11 routes are documented): a target that hangs costs one probe's bounded retry, not
+# one per round of workers (two rounds of 8 took 30 s to say a hanging target could not be reached)
+WORKERS = 12
 # a 4xx whose error says the model is unknown (LiteLLM answers 400 "Invalid model name passed in model=...")
 # (a refusal such as "not served by the Anthropic Messages API" is about the route, not an unknown model)
 UNKNOWN_MODEL = re.compile(

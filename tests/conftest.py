@@ -139,6 +139,12 @@ def pytest_configure(config: pytest.Config) -> None:
 # test files whose tests share one module-scoped run (or installed wheel): each file is one unit of work, so the
 # module's fixture is made once, not once in each worker
 MODULE_RUN_FILES = ("test_target_headers.py", "test_installed.py", "test_html_browser.py")
+# tests that read the same switch's judgement by the harness (cached per process): one unit of work, so that the
+# switch is performed once, in one worker
+JUDGED_TOGETHER = {
+    "tests/test_deviations.py::test_conformant_switch_passes_every_case[other-text]": "other-text",
+    "tests/test_snapshots.py::test_text_only_change_is_no_drift": "other-text",
+}
 # The longest tests (CPU or wall seconds; `python bench/selftest_cpu.py` measures them), longest first: they are
 # collected first, so xdist hands them out first and no long test starts when the other worker has nothing left
 # (under `-n 2` the wall time is at least the longest test, and about half the CPU seconds otherwise). Prefixes of
@@ -176,17 +182,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist, never called
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under `-n N` (xdist's default `load` distribution): each file of MODULE_RUN_FILES is one unit of work, and
-    every other test goes to whichever worker is free, one by one, in the collected order (xdist hands out the
-    units of several tests first). Each worker has its own harness (its baseline is performed once per worker): the
-    matrix of tests/test_deviations.py is spread over both workers, not a serial tail of one. (xdist's own
-    `loadgroup` marks do not group under pytest 9's node ids.)"""
+    """Under `-n N` (xdist's default `load` distribution): each file of MODULE_RUN_FILES is one unit of work, so is
+    each group of JUDGED_TOGETHER, and every other test goes to whichever worker is free, one by one, in the
+    collected order (xdist hands out the units of several tests first). Each worker has its own harness (its
+    baseline is performed once per worker): the matrix of tests/test_deviations.py is spread over both workers,
+    not a serial tail of one. (xdist's own `loadgroup` marks do not group under pytest 9's node ids.)"""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class ModuleRunsTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            if nodeid in JUDGED_TOGETHER:
+                return f"judged:{JUDGED_TOGETHER[nodeid]}"
             file = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
             return file if file in MODULE_RUN_FILES else nodeid
 
