@@ -32,9 +32,27 @@ def test_switches_are_set_and_consultations_reported():
         assert httpx.post(control, json={"switches": ["usage-missing"]}).json() == {"switches": ["usage-missing"]}
         assert "usage" not in _chat(gateway.url).json()
         consulted = set(httpx.get(control).json()["consulted"])
-        assert {"usage-missing", "wrong-object-name", "extra-fields"} <= consulted
+        # with a switch on, the switched-off mutators are not tried (only the baseline's consultations are read)
+        assert {"usage-missing", "extra-fields"} <= consulted and "wrong-object-name" not in consulted
+        assert httpx.post(control, json={"switches": []}).status_code == 200
+        assert "usage" in _chat(gateway.url).json()
+        assert {"usage-missing", "wrong-object-name", "extra-fields"} <= set(httpx.get(control).json()["consulted"])
+        assert httpx.post(control, json={"switches": ["usage-missing"]}).status_code == 200
         # a refusal asks the auth switches; an accepted request does not (asked where they change the answer)
         assert "auth-not-enforced" not in consulted
         assert _chat(gateway.url, token="wrong").status_code == 401
         assert {"auth-not-enforced", "auth-403"} <= set(httpx.get(control).json()["consulted"])
         assert httpx.get(control).json() == {"switches": ["usage-missing"], "consulted": []}
+
+
+def test_the_stream_pace_is_set_alone_and_bounded():
+    with ThreadedGateway(TOKEN, self_test=True) as gateway:
+        control = gateway.url + CONTROL_PATH
+        assert httpx.post(control, json={"switches": ["usage-missing"]}).status_code == 200
+        assert httpx.post(control, json={"stream_delay": 0.002}).json() == {"stream_delay": 0.002}
+        assert gateway.state.stream_delay_s == 0.002
+        assert httpx.get(control).json()["switches"] == ["usage-missing"]  # the switches are left as they were
+        for bad in (-1, 11, "fast", True):
+            assert httpx.post(control, json={"stream_delay": bad}).status_code == 400
+        assert httpx.post(control, json={"stream_delay": 0}).status_code == 200
+        assert gateway.state.stream_delay_s == 0.0
