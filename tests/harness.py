@@ -75,7 +75,7 @@ Item = CaseItem | UsageItem
 # of every switch cost a third of the matrix's wall time
 STREAM_DELAY_S = 0.003
 PACED_CHECK = "streaming_incremental"
-JUDGE_THREADS = 2
+JUDGE_THREADS = 4
 
 
 @dataclass
