@@ -51,8 +51,9 @@ def json_path(parts: Any) -> str:
 
 
 MEMO_MAX_CHARS = 64 << 10  # answers longer than this are validated every time (their key would cost as much)
-MEMO_ENTRIES = 8192
+MEMO_TOTAL_CHARS = 16 << 20  # the memo's keys at most (then it starts again): a few MB per process
 _memo: dict[tuple[str, str], list[str]] = {}
+_memo_chars = 0
 
 
 def validate(name: str, instance: Any) -> list[str]:
@@ -65,12 +66,17 @@ def validate(name: str, instance: Any) -> list[str]:
         return _validate(name, instance)
     if len(text) > MEMO_MAX_CHARS:
         return _validate(name, instance)
+    global _memo_chars
     key = (name, text)
-    if key not in _memo:
-        if len(_memo) >= MEMO_ENTRIES:
+    found = _memo.get(key)  # one lookup: another thread may clear the memo at any time
+    if found is None:
+        found = _validate(name, instance)
+        if _memo_chars + len(text) > MEMO_TOTAL_CHARS:
             _memo.clear()
-        _memo[key] = _validate(name, instance)
-    return list(_memo[key])
+            _memo_chars = 0
+        _memo[key] = found
+        _memo_chars += len(text)
+    return list(found)
 
 
 def _validate(name: str, instance: Any) -> list[str]:

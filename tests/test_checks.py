@@ -160,3 +160,19 @@ def test_anthropic_unknown_event_types_pass_the_schema_known_ones_stay_constrain
     assert validate("anthropic.stream_event", {"type": "message_metadata", "metadata": {}}) == []
     assert validate("anthropic.stream_event", {"type": "message_start"})
     assert validate("anthropic.stream_event", {"type": ""})
+
+
+def test_schema_validation_is_remembered_by_the_instances_exact_json():
+    """The memo (schemas.validate) never gives one instance another's messages: 1, 1.0 and true stay apart, an
+    instance too long to remember is validated every time, and the memo stays under its size."""
+    from conformance import schemas
+
+    usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    valid = schemas.validate("chat.usage", usage)
+    assert schemas.validate("chat.usage", usage) == valid
+    as_bool = schemas.validate("chat.usage", {**usage, "prompt_tokens": True})
+    assert as_bool != valid and schemas.validate("chat.usage", usage) == valid
+    long = {**usage, "prompt_tokens": "x" * (schemas.MEMO_MAX_CHARS + 1)}
+    assert schemas.validate("chat.usage", long) and (
+        "chat.usage", json.dumps(long, ensure_ascii=False)) not in schemas._memo
+    assert sum(len(text) for _, text in schemas._memo) <= schemas.MEMO_TOTAL_CHARS
