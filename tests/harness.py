@@ -325,17 +325,22 @@ class Harness:
 
     def perform_many(self, items: list[CaseItem], shapes: bool) -> dict[str, Verdict]:
         """Items under one switch, JUDGE_THREADS at a time: the harness judges one answer while the gateway makes
-        the next (alone, each waits for the other). What must be alone is performed alone after them: a case of
-        concurrent requests (other requests would be among them) and a paced stream (its timing is measured, and
-        the pace is the gateway's)."""
-        alone = [item for item in items if is_concurrent(item.case) or self.paced(item)]
-        together = [item for item in items if item not in alone]
+        the next (alone, each waits for the other). The paced streams go together after them, at the pace (it is
+        the gateway's: a stream that is not timed must not wait for it; a paced stream waits, it does not
+        compute, so several at once are timed as one alone is), and a case of concurrent requests goes alone
+        (other requests would be among its own)."""
+        alone = [item for item in items if is_concurrent(item.case)]
+        paced = [item for item in items if item not in alone and self.paced(item)]
+        together = [item for item in items if item not in alone and item not in paced]
         verdicts: dict[str, Verdict] = {}
-        self.pace_for(None)
-        with ThreadPoolExecutor(JUDGE_THREADS, thread_name_prefix="judge") as pool:
-            futures = {item.test_id: pool.submit(self.perform, item, shapes and not is_client_case(item.case))
-                       for item in together}
-            verdicts.update({test: future.result() for test, future in futures.items()})
+        for group, threads in ((together, JUDGE_THREADS), (paced, len(paced))):
+            if not group:
+                continue
+            self.pace_for(group[0])  # (the paced group, or none of it: pace_for is per item)
+            with ThreadPoolExecutor(min(threads, len(group)), thread_name_prefix="judge") as pool:
+                futures = {item.test_id: pool.submit(self.perform, item, shapes and not is_client_case(item.case))
+                           for item in group}
+                verdicts.update({test: future.result() for test, future in futures.items()})
         for item in alone:
             verdicts[item.test_id] = self.perform(item, shapes=shapes and not is_client_case(item.case))
         return verdicts

@@ -196,7 +196,8 @@ class ChatAnswer:
 
     def sse(self) -> Iterator[str]:
         writer = SSEWriter(self.request)
-        if self.state.on("stream-role-chunk-first"):  # the role at once, the first token after a realistic wait
+        # the role at once, the first token after a realistic wait (SSEWriter.model_paced)
+        if self.state.on("stream-role-chunk-first") and writer.model_paced:
             writer.first_token_s, writer.pace_s = ROLE_FIRST_WAIT_S, max(writer.pace_s, ROLE_FIRST_PACE_S)
         for event in mutate(self.request, "chat.events", [*self.chunks(), "[DONE]"]):
             yield writer.event(event, tokens=_content_tokens(event))

@@ -53,10 +53,11 @@ class SSEWriter:
         self.gemini = request.url.path.startswith(GEMINI_PREFIX)
         self.ascii = not on("sse-split")
         self.count = 0
-        # a self-test gateway streams at the pace its harness sets (tests/harness.py: only where a check times the
-        # stream), the held-back stream too; elsewhere the deviation makes its tokens at a model's pace at least
-        buffered_pace = BUFFERED_PACE_S if not state.self_test or state.stream_delay_s else 0.0
-        self.pace_s = max(state.stream_delay_s, buffered_pace if on("stream-buffered") else 0.0)
+        # a switch's own model pace (stream-buffered's, stream-role-chunk-first's): on a self-test gateway only
+        # while its harness paces the stream (tests/harness.py: where a check times it), elsewhere always
+        self.model_paced = not state.self_test or bool(state.stream_delay_s)
+        buffered = on("stream-buffered") and self.model_paced
+        self.pace_s = max(state.stream_delay_s, BUFFERED_PACE_S if buffered else 0.0)
         self.first_token_s = 0.0  # a wait before the first token (time to first token), set by a surface
         self.tokens = 0
 
