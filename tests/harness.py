@@ -75,7 +75,7 @@ Item = CaseItem | UsageItem
 # of every switch cost a third of the matrix's wall time
 STREAM_DELAY_S = 0.003
 PACED_CHECK = "streaming_incremental"
-JUDGE_THREADS = 4
+JUDGE_THREADS = 2  # more gave nothing on 2 cores (bench/selftest_matrix.py: extra-fields 10.9 s at 2, 11.3 s at 4)
 
 
 @dataclass
@@ -336,7 +336,7 @@ class Harness:
         for group, threads in ((together, JUDGE_THREADS), (paced, len(paced))):
             if not group:
                 continue
-            self.pace_for(group[0])  # (the paced group, or none of it: pace_for is per item)
+            self.pace_for(group[0])  # every item of a group is paced alike: its first says how
             with ThreadPoolExecutor(min(threads, len(group)), thread_name_prefix="judge") as pool:
                 futures = {item.test_id: pool.submit(self.perform, item, shapes and not is_client_case(item.case))
                            for item in group}

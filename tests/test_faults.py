@@ -12,8 +12,8 @@ TOKEN = "fault-test-token-0123456789"
 
 
 def test_faults_and_rate_limit_never_become_failures(run_cli):
-    # a cross-section (every surface, stream and client, and refusals) at a limit 8 lanes meet, idle or loaded
-    faults = FaultConfig(rate_limit=30, fault_rate=0.25, seed=7)
+    # a cross-section (every surface, stream and client, and refusals), under a limit 8 lanes always meet
+    faults = FaultConfig(rate_limit=10, fault_rate=0.25, seed=7)
     with ThreadedGateway(TOKEN, faults=faults) as gateway:
         result = run_cli("run", "--url", gateway.url, "--token-env", "T", "--concurrency", "8", "-k", CROSS_SECTION,
                          env={"T": TOKEN})
@@ -24,6 +24,7 @@ def test_faults_and_rate_limit_never_become_failures(run_cli):
     assert all(c["surface"] == "usage" and "SQL warehouse" in c["message"] for c in unclaimed)  # no sql: in --url
     assert totals["passed"] + totals["errors"] + len(unclaimed) == len(result.summary["cases"])
     assert sum(stats["faults"].values()) > 20, stats  # the faults really happened, and were retried
+    assert stats["throttled"] > 0, stats  # and the rate limit was met (16 to 19 of about 120 requests, idle)
     for case in result.summary["cases"]:
         if case["outcome"] == "error":
             assert "no answer after 5 attempt(s)" in case["message"], case
