@@ -202,12 +202,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def harness() -> Iterator[Any]:
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The in-process judging harness (tests/harness.py): one reference gateway per pytest process (per xdist
-    worker), its baseline performed once and shared by every switch judged in the process."""
+    worker), its baseline performed once for the whole `pytest tests` session (by whichever worker asks first,
+    in the basetemp every worker shares) and read by every switch judged in any process."""
     from harness import Harness
 
-    judge = Harness()
+    root = tmp_path_factory.getbasetemp()
+    judge = Harness(share=(root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "harness-baseline")
     try:
         yield judge
     finally:

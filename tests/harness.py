@@ -27,8 +27,11 @@ from repeating the ai_query statement, which waits for the slack of its window a
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import pickle
 import secrets
 import time
 from collections import Counter
@@ -127,7 +130,8 @@ class Harness:
     """A reference gateway in self-test mode, the items of a case directory, and their baseline verdicts."""
 
     def __init__(self, cases_dir: Path = CASES_DIR, client_cases_dir: Path = CLIENT_CASES_DIR,
-                 usage: bool = True) -> None:
+                 usage: bool = True, share: Path | None = None) -> None:
+        self.cases_dir, self.client_cases_dir = cases_dir, client_cases_dir
         token = "selftest-" + secrets.token_urlsafe(16)
         self.gateway = GatewayProcess(token, self_test=True)
         self.gateway.__enter__()
@@ -151,6 +155,8 @@ class Harness:
         self.last_request: float | None = None  # time.monotonic() after the last item performed
         self._pace = 0.0  # the gateway's stream pace now (set per item: pace_for)
         self._paced: dict[str, bool] = {}  # test id -> whether a check measures its timing
+        self.share = share  # a folder where the baseline of every item is kept for other processes (shared_baseline)
+        self.baseline_loaded = False  # whether this process read the baseline another one performed
 
     def close(self) -> None:
         self.runtime.close()
@@ -271,6 +277,9 @@ class Harness:
         while answering each (a usage item: while answering its batch); an item is performed once."""
         items = self.items if items is None else items
         todo = [item for item in items if item.test_id not in self._baseline]
+        if todo and self.share is not None and any(item.test_id in self.by_id for item in todo):
+            self.shared_baseline()
+            todo = [item for item in items if item.test_id not in self._baseline]
         if todo:
             self.set_switches([])
             usage = [item for item in todo if isinstance(item, UsageItem)]
@@ -283,6 +292,39 @@ class Harness:
                 consulted = self.take_consulted()
                 self.consulted.update({item.test_id: consulted for item in batch})
         return {item.test_id: self._baseline[item.test_id] for item in items}
+
+    def shared_baseline(self) -> None:
+        """The baseline of every item, performed once for all the processes that share `self.share` (the xdist
+        workers of one `pytest tests`): the first to ask performs it under a file lock and keeps its verdicts
+        and consultations there; the others read them. The reference gateway answers deterministically (the
+        module docstring), so another process's gateway gave the verdicts and consultations this one would.
+        The record is named by the items' ids and the case data's bytes: other items are another record."""
+        assert self.share is not None
+        digest = hashlib.sha256()
+        for test in sorted(self.by_id):
+            digest.update(test.encode() + b"\0")
+        for folder in (self.cases_dir, self.client_cases_dir):
+            for path in sorted(folder.rglob("*.yaml")):
+                digest.update(path.read_bytes())
+        key = digest.hexdigest()[:16]
+        self.share.mkdir(parents=True, exist_ok=True)
+        record = self.share / f"baseline-{key}.pickle"
+        with (self.share / f"baseline-{key}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+            if record.exists():
+                verdicts, consulted = pickle.loads(record.read_bytes())
+                self._baseline.update(verdicts)
+                self.consulted.update(consulted)
+                self.baseline_loaded = True
+                return
+            share, self.share = self.share, None
+            try:
+                self.baseline()
+            finally:
+                self.share = share
+            partial = record.with_suffix(".partial")
+            partial.write_bytes(pickle.dumps((self._baseline, self.consulted)))
+            partial.replace(record)
 
     def judge(self, switch: Switch, items: list[Item] | None = None, full: bool | None = None,
               shapes: bool | None = None) -> Judged:
