@@ -279,9 +279,16 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
         return document
 
     def read_snapshot_collection(self, *, snapshot_location: str) -> SnapshotCollection:
+        """Every stored shape of the file, serialised: syrupy reads the collection again for each case of the
+        surface, so the serialised texts are kept with the parsed file (same (mtime, size) key)."""
+        document = self._read(snapshot_location)
+        cached = _SERIAL_CACHE.get(snapshot_location)
+        if cached is None or cached[0] is not document:
+            cached = (document, {name: self.serialize(shape) for name, shape in document.items()})
+            _SERIAL_CACHE[snapshot_location] = cached
         collection = SnapshotCollection(location=snapshot_location)
-        for name, shape in self._read(snapshot_location).items():
-            collection.add(Snapshot(name=name, data=self.serialize(shape)))
+        for name, text in cached[1].items():
+            collection.add(Snapshot(name=name, data=text))
         return collection
 
     def read_snapshot_data_from_location(self, *, snapshot_location: str, snapshot_name: str,
@@ -323,6 +330,8 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
 
 
 _READ_CACHE: dict[str, tuple[tuple[str, int, int], dict[str, Any]]] = {}
+# location -> (the parsed document of _READ_CACHE it was made from, name -> serialised shape)
+_SERIAL_CACHE: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
 
 
 def _atomic_write(path: Path, text: str) -> None:

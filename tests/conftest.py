@@ -53,12 +53,16 @@ CREDENTIAL_VARIABLES = ("GATEWAY_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "D
                         "CONFORMANCE_REFERENCE_TOKEN")
 
 
-def cli_arguments(reports: Path, args: tuple[str, ...], lean: bool) -> list[str]:
+def cli_arguments(reports: Path, args: tuple[str, ...], lean: bool, html: str = "builtin") -> list[str]:
     """`conformance run ARGS` as the self-tests run it: its own reports folder, no xdist and one request at a time
-    unless ARGS say otherwise (the reference gateway answers at once: threads only add GIL contention).
+    unless ARGS say otherwise (the reference gateway answers at once: threads only add GIL contention), and the
+    built-in HTML page unless ARGS or `html` name another mode: Allure's HTML (node, about 2.5 s of CPU a run) is
+    made where a test reads it or runs as a user does (`html="auto"`, the default of `conformance run`).
     lean: no HTML and no Allure results: the verdict-only run (reports have tests of their own)."""
     argv = list(args)
     head = ["run", "--reports", str(reports)]
+    if "--html" not in argv and not lean and html != "auto":
+        head += ["--html", html]
     if "-n" not in argv:
         head += ["-n", "0"]
     if argv and argv[0] == "run":
@@ -78,12 +82,12 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     for name in CREDENTIAL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
-    def run(*args: str, env: dict[str, str] | None = None, lean: bool = False) -> RunResult:
+    def run(*args: str, env: dict[str, str] | None = None, lean: bool = False, html: str = "builtin") -> RunResult:
         reports = tmp_path / f"reports-{len(list(tmp_path.iterdir()))}"
         for key, value in (env or {}).items():
             monkeypatch.setenv(key, value)
         capsys.readouterr()
-        code = main(cli_arguments(reports, args, lean))
+        code = main(cli_arguments(reports, args, lean, html))
         monkeypatch.delenv("CONFORMANCE_REFERENCE_TOKEN", raising=False)
         captured = capsys.readouterr()
         return RunResult(code, captured.out, captured.err, reports)

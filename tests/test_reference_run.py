@@ -16,7 +16,7 @@ from conformance.usage_tracking import load_usage_cases
 def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, harness):
     """The one real end-to-end run of everything: the CLI, pytest, two xdist workers, the official clients, the
     reports; its verdicts are the in-process harness's (tests/harness.py), which the deviation matrix uses."""
-    result = run_cli("run", "-n", "2", env={"CONFORMANCE_REFERENCE_TOKEN": TOKEN})
+    result = run_cli("run", "-n", "2", env={"CONFORMANCE_REFERENCE_TOKEN": TOKEN}, html="auto")  # as a user runs it
     assert result.code == 0, result.out[-3000:]
     summary = result.summary
     assert validate("summary", summary) == []

@@ -56,7 +56,7 @@ def test_token_is_nowhere_in_run_outputs(run_cli, auth, select):
     with ThreadedGateway(TOKEN, switches, faults) as gateway:
         # the default read-ahead: requests go from helper processes (conformance/helper.py)
         result = run_cli("run", "--url", gateway.url, "--token-env", "SECRET_TOKEN", "--auth", auth,
-                         "--concurrency", "8", *select, env={"SECRET_TOKEN": TOKEN})
+                         "--concurrency", "8", *select, env={"SECRET_TOKEN": TOKEN}, html="auto")
     assert result.code == 1  # the deviations fail and warn cases, so bodies are quoted in their messages
     assert result.summary["totals"]["failed"] > 0
     assert any("x_echo" in c["message"] or "***" in c["message"] for c in result.summary["cases"])
@@ -67,7 +67,7 @@ def test_token_is_nowhere_in_run_outputs(run_cli, auth, select):
 def test_reference_run_token_is_nowhere(run_cli, monkeypatch):
     # the embedded gateway's token, given in its variable, echoed into every body (inline: --concurrency 1)
     monkeypatch.setenv("CONFORMANCE_REFERENCE_TOKEN", TOKEN)
-    result = run_cli("run", "--deviation", "echo-credentials", "-k", CROSS_SECTION)
+    result = run_cli("run", "--deviation", "echo-credentials", "-k", CROSS_SECTION, html="auto")
     assert result.code == 0
     assert any(c["id"].startswith("client-") for c in result.summary["cases"])
     assert leaks_in(result.reports) == []
