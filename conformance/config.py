@@ -20,13 +20,13 @@ from urllib.parse import urlsplit
 from conformance.bounds import DEFAULT_MAX_BODY_BYTES
 from conformance.catalog import NAME_FORMS, load_catalog
 from conformance.errors import BadInput
+from conformance.reference import REFERENCE_TOKEN_ENV, REFERENCE_WAREHOUSE_ID
 from conformance.resources import DATA_DIR
 from conformance.schemas import validate
 from conformance.vocabulary import surfaces
 from conformance.yamlio import load_yaml
 
 DEFAULT_TOKEN_ENV = "DATABRICKS_TOKEN"
-REFERENCE_TOKEN_ENV = "CONFORMANCE_REFERENCE_TOKEN"
 AUTH_SCHEMES = ("bearer", "basic")
 # ${NAME} in a profile header value: the environment variable NAME (a profile names its secrets, never holds them)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -37,9 +37,9 @@ CREDENTIAL_HEADER = re.compile(r"(?:^|[-_.])(?:api-?key|apikey|key|token|secret|
                                r"signature|cookie|credentials?|config)(?:$|[-_.])", re.IGNORECASE)
 # headers the suite sets itself: the credential (token_env, auth, auth_header) and the body's framing
 SUITE_HEADERS = frozenset({"authorization", "content-type", "accept", "content-length", "host", "transfer-encoding"})
-# The SQL warehouse of the reference gateway (conformance/gateway/sql.py), and how long rows take to appear in
-# its usage table at most; the usage features are claimed only by a target that names a warehouse.
-REFERENCE_WAREHOUSE_ID = "0123456789abcdef"
+# The SQL warehouse of the reference gateway (conformance/gateway/sql.py, conformance/reference.py), and how long
+# rows take to appear in its usage table at most; the usage features are claimed only by a target that names a
+# warehouse.
 REFERENCE_SQL = {"warehouse_id": REFERENCE_WAREHOUSE_ID, "max_lag_s": 2}
 USAGE_FEATURES = ("usage.request_tags", "usage.ai_query")
 

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable
 
 import uvicorn
 
-from conformance.config import REFERENCE_TOKEN_ENV
 from conformance.errors import BadInput, InfrastructureError
 from conformance.gateway.app import create_app
 from conformance.gateway.common import GatewayState
 from conformance.gateway.faults import FaultConfig
+from conformance.reference import REFERENCE_TOKEN_ENV
 
 ANNOUNCE = "conformance reference gateway listening on "
 # How long an idle keep-alive connection stays open. uvicorn's default, 5 s, is shorter than the pools of the
@@ -97,7 +97,7 @@ class GatewayProcess:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> GatewayProcess:
-        cmd = [sys.executable, "-m", "conformance", "serve", "--port", "0", "--token-env", REFERENCE_TOKEN_ENV]
+        cmd = [sys.executable, "-m", "conformance.gateway", "--port", "0", "--token-env", REFERENCE_TOKEN_ENV]
         for name in self.switches:
             cmd += ["--deviation", name]
         if self.self_test:

@@ -36,7 +36,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conformance.catalog import DEFAULT_CHAT_MODEL, load_catalog
-from conformance.config import REFERENCE_WAREHOUSE_ID
 from conformance.gateway.common import ApiError, GatewayState, authenticate, read_json, state_of
 from conformance.gateway.mutators import mutate
 from conformance.gateway.usage_log import (
@@ -49,6 +48,7 @@ from conformance.gateway.usage_log import (
     lag_of,
     recorded_tags,
 )
+from conformance.reference import REFERENCE_WAREHOUSE_ID
 
 STATEMENTS_PATH = "/api/2.0/sql/statements"
 CATALOG = "databricks_system"  # what `system` is called inside DuckDB
