@@ -243,6 +243,13 @@ class Session:
                               self.runtime, self.settings.usage_wait, self.quiet_since)
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """xdist: an official client's cases on one worker (conformance/scheduling.py)."""
+        from conformance.scheduling import make_scheduler
+
+        return make_scheduler(config, log)
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         """xdist: hand the settings (the started gateway's URL, the preflight's findings) to each worker."""
         node.workerinput["conformance"] = {"settings": self.settings.to_plain(), "run_dir": str(self.run_dir),
