@@ -29,7 +29,7 @@ from typing import Any
 from conformance import cases as case_data
 from conformance.client import RetryPolicy
 from conformance.config import Target
-from conformance.pacing import Pacer, Store, TokenBudget
+from conformance.pacing import Pacer, Store, TokenBudget, helper_context
 from conformance.redact import REDACTOR
 from conformance.runner import Performed, Runtime
 
@@ -84,10 +84,15 @@ def _exit_now() -> None:
 
 
 def _helper_main(target: Target, retry: RetryPolicy, concurrency: int, max_rps: float | None,
-                 budget_limit: int | None, store: Store, tasks: Any, results: Any, nice: int) -> None:
+                 budget_limit: int | None, store: Store, tasks: Any, results: Any, nice: int,
+                 environ: dict[str, str]) -> None:
     from conformance import media
 
     _exit_with_parent()
+    # the environment of the pytest process now, as a spawned helper has it: a forkserver keeps the one it
+    # started with (the client SDKs read theirs, e.g. proxies and CA bundles)
+    os.environ.clear()
+    os.environ.update(environ)
     if nice:
         os.nice(nice)
     for secret in target.secrets():  # the token and credential-carrying profile headers
@@ -135,7 +140,7 @@ class Helper:
 
     def __init__(self, target: Target, retry: RetryPolicy, concurrency: int, max_rps: float | None,
                  budget_limit: int | None, store: Store, nice: int = 0, stall_s: float | None = None) -> None:
-        context = multiprocessing.get_context("spawn")
+        context = helper_context()
         # every case is bounded (its requests' budgets), so a helper that sends nothing for longer than a case
         # can take is stuck: the wait for it ends, its pending cases become infrastructure errors
         self.stall_s = stall_s if stall_s is not None else STALL_STEPS * retry.deadline_s + STALL_SLACK_S
@@ -151,7 +156,8 @@ class Helper:
         self._lock = threading.Lock()
         self._process = context.Process(
             target=_helper_main, name="conformance-helper", daemon=True,
-            args=(target, retry, concurrency, max_rps, budget_limit, store, task_reader, result_writer, nice))
+            args=(target, retry, concurrency, max_rps, budget_limit, store, task_reader, result_writer, nice,
+                  dict(os.environ)))
         self._process.start()
         task_reader.close()
         result_writer.close()

@@ -64,6 +64,23 @@ class _FileStore:
             return result
 
 
+# what a read-ahead helper preloads before it is forked (helper_context): the suite's code up to the client wrappers,
+# not the client SDKs (each helper lane imports its own, on its own core)
+HELPER_PRELOAD = ["conformance.helper", "conformance.clientcases", "conformance.clients"]
+
+
+def helper_context() -> Any:
+    """The processes of the read-ahead helpers (conformance/helper.py) and their shared memory. A forkserver where
+    the platform has one: it imports the suite's code once, and each helper is a fork of it, where a spawned
+    helper imported it again (0.6 s of CPU each, with a lane per official client). Spawn elsewhere. Both start
+    from a clean interpreter, never a fork of the pytest process and its threads."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(HELPER_PRELOAD)
+    return context
+
+
 class _SharedStore:
     """The same interface in shared memory, for the helper process this one spawns (conformance/helper.py):
     a process lock and a JSON buffer, microseconds per update where the file store takes a file round trip."""
@@ -71,7 +88,7 @@ class _SharedStore:
     SIZE = 4096
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
+        context = helper_context()
         self._lock = context.Lock()
         self._buffer = context.RawArray("c", self.SIZE)
 
