@@ -5,11 +5,13 @@ A script describes its gateway as a `PeerGateway`: how to install the pinned rel
 rest the same way for every gateway, so their certificates are comparable:
 1. loads the target profile (its `version` is the release to install);
 2. installs it, or finds it installed;
-3. starts the reference gateway (`conformance serve --port 0`) with a generated token: the upstream;
+3. starts the reference gateway (`conformance serve --port 0 --stream-delay UPSTREAM_STREAM_DELAY_S`) with a
+   generated token: the upstream, streaming at a model's pace;
 4. starts the gateway on a free loopback port, routed to it;
 5. runs `conformance run --target <profile> --url <gateway> --token-env <var>` in a child process;
 6. stops both (on failure, Ctrl-C and SIGTERM too) and copies the run's outputs, plus the gateway's own files
-   (its generated config, the versions it ran with) and certification.yaml (the suite's commit, the command),
+   (its generated config, the versions it ran with) and certification.yaml (the suite's commit, the command,
+   the upstream's stream pace),
    to docs/certifications/<name>-<version>/, with every generated secret replaced.
 
 Exit status: 0 the certificate was written (its verdict, pass or fail, is in summary.json); otherwise the status
@@ -46,8 +48,20 @@ from conformance.config import load_target_profile
 from conformance.errors import BadInput, InfrastructureError
 
 CERTIFICATE_FILES = ("summary.json", "summary.md", "conformance-report.yaml")
-CERTIFICATION_RECORD = "certification.yaml"  # the suite commit and the command that made the certificate
+CERTIFICATION_RECORD = "certification.yaml"  # the suite commit, the command and the upstream's stream pace
 READY_TIMEOUT_S = 180
+# The upstream streams at a model's pace, seconds per token (`conformance serve --stream-delay`). Unpaced, the
+# reference gateway writes a 160-word stream in about 20 ms, so through a gateway that takes over a second to its
+# first byte streaming_incremental judges a stream that really was made all at once ("came all at once"). Its
+# stream-incremental-* cases (cases/behaviour.yaml: 160 tokens, min_duration_s 1.0, max_ratio 0.9) judge a stream
+# whose last content comes 1 s or more after the request, and pass it at first/last <= 0.9. At 8 ms a token the
+# upstream alone takes 1.28 s over those 160 tokens: every such stream is judged, even through a gateway that
+# adds no time (1 s / 160 = 6.25 ms would only just reach the guard), and a gateway that passes the stream on as
+# it comes stays under 0.9 unless its first byte takes over 11 s; one that buffers it still gives about 1.00.
+# It is the pace of the stream-buffered deviation (gateway/framing.py BUFFERED_PACE_S), which proves the check
+# catches buffering. It paces every stream of the run: no other check reads their timing (the certificate's
+# stream latencies include it).
+UPSTREAM_STREAM_DELAY_S = 0.008
 # variables that would point the run, or a gateway's own SDK, somewhere else than the loopback pair
 FOREIGN_ENV = ("GATEWAY_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_FILE")
 
@@ -194,12 +208,14 @@ def gateway_process(name: str, cmd: list[str], env: dict[str, str], logfile: Pat
 
 @contextlib.contextmanager
 def reference_upstream(token: str, say: Callable[[str], None]) -> Iterator[str]:
+    """The reference gateway as the upstream, streaming at UPSTREAM_STREAM_DELAY_S a token; yields its URL."""
     from conformance.gateway.server import GatewayProcess
 
     try:
-        with GatewayProcess(token) as gateway:
+        with GatewayProcess(token, stream_delay_s=UPSTREAM_STREAM_DELAY_S) as gateway:
             assert gateway.url is not None
-            say(f"reference gateway (the upstream) at {gateway.url}")
+            say(f"reference gateway (the upstream) at {gateway.url}, streaming at {UPSTREAM_STREAM_DELAY_S:g} s a "
+                "token")
             yield gateway.url
     except InfrastructureError as exc:
         raise StepFailed(str(exc), 3) from None
@@ -279,7 +295,8 @@ def suite_revision(repo: Path) -> dict[str, Any]:
 
 def certification_record(peer: PeerGateway, version: str, revision: dict[str, Any], args: list[str]) -> str:
     record = {"gateway": peer.name, "version": version, "suite": revision,
-              "command": " ".join([f"python scripts/certify_{peer.name}.py", *(["--", *args] if args else [])])}
+              "command": " ".join([f"python scripts/certify_{peer.name}.py", *(["--", *args] if args else [])]),
+              "upstream": {"stream_delay_s": UPSTREAM_STREAM_DELAY_S}}  # the reference gateway's stream pace
     return ("# Written by the certification (conformance/peers.py): which suite made this certificate, and how.\n"
             + yaml.safe_dump(record, sort_keys=False))
 

@@ -7,11 +7,15 @@ The stand-in is the reference gateway itself, started by `start` as the gateway 
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -71,6 +75,7 @@ def test_a_certification_end_to_end(tmp_path, capsys):
     assert record["gateway"] == "selfpeer" and record["version"] == "0.0.1"
     assert record["suite"].get("commit") or record["suite"].get("note")
     assert record["command"] == "python scripts/certify_selfpeer.py -- -k chat-multi-turn --html none"
+    assert record["upstream"] == {"stream_delay_s": peers.UPSTREAM_STREAM_DELAY_S}
     config = (cert / "selfpeer-config.yaml").read_text()
     assert "peer-key-" not in config and "[REDACTED]" in config  # a generated secret never reaches a certificate
     assert "verdict of selfpeer 0.0.1:" in printed and "listening on 127.0.0.1 only" in printed
@@ -78,6 +83,41 @@ def test_a_certification_end_to_end(tmp_path, capsys):
     for name in ("summary.json", "conformance-report.yaml"):  # no path of the machine that made it
         text = (cert / name).read_text()
         assert str(REPO.resolve()) not in text and str(REPO.resolve().parent) + "/" not in text, name
+
+
+def test_the_upstream_streams_at_a_models_pace():
+    """The upstream `certify_main` starts writes a stream token by token at UPSTREAM_STREAM_DELAY_S, not at once
+    (unpaced, 40 words arrive within a few milliseconds)."""
+    said: list[str] = []
+    words, arrivals = 40, []
+    body = {"model": "system.ai.claude-sonnet-4-5", "stream": True, "max_tokens": 64,
+            "messages": [{"role": "user", "content": f"Say something, in {words} words."}]}
+    with peers.reference_upstream("ref-test-token", said.append) as url, \
+            httpx.stream("POST", f"{url}/ai-gateway/mlflow/v1/chat/completions", json=body, timeout=30,
+                         headers={"Authorization": "Bearer ref-test-token"}) as answer:
+        assert answer.status_code == 200
+        for line in answer.iter_lines():
+            if line.startswith("data: {"):
+                delta = json.loads(line[6:])["choices"][0]["delta"].get("content")
+                if delta:
+                    arrivals.append((time.monotonic(), len(delta.split())))
+    assert any(f"streaming at {peers.UPSTREAM_STREAM_DELAY_S:g} s a token" in line for line in said)
+    assert sum(n for _, n in arrivals) == words and len(arrivals) >= 8
+    made = (words - arrivals[0][1]) * peers.UPSTREAM_STREAM_DELAY_S  # the tokens after the first event's
+    assert arrivals[-1][0] - arrivals[0][0] >= made / 2  # half: the client may read the first event late
+
+
+def test_the_upstream_pace_lets_every_incremental_stream_case_be_judged():
+    """Each case streaming_incremental judges asks for N words; at the upstream's pace they take longer than the
+    case's min_duration_s on their own, so the case is judged through a gateway that adds no time."""
+    cases = yaml.safe_load((PACKAGE_DIR / "cases" / "behaviour.yaml").read_text())["cases"]
+    judged = [c for c in cases if "streaming_incremental" in c.get("expect", {}).get("checks", [])]
+    assert len(judged) == 4
+    for case in judged:
+        args = case["expect"]["check_args"]["streaming_incremental"]
+        asked = [int(n) for n in re.findall(r"in (\d+) words", json.dumps(case["request"]["body"]))]
+        assert asked, case["id"]
+        assert asked[-1] * peers.UPSTREAM_STREAM_DELAY_S > 1.2 * args["min_duration_s"], case["id"]
 
 
 def test_portable_paths():
