@@ -119,6 +119,10 @@ class GatewayProcess:
         self.url = line[len(ANNOUNCE):].strip()
         return self
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def __exit__(self, *exc: object) -> None:
         if self._proc is None:
             return
