@@ -13,7 +13,6 @@ default settings (no hand-set rate: the suite learns it from the 429s) and print
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -27,38 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from orphans import adopt_orphans, reap_orphans
 
 from conformance.cases import load_cases
 from conformance.gateway.faults import STATS_PATH, FaultConfig
 from conformance.gateway.server import GatewayProcess
-
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def adopt_orphans() -> None:
-    """Make this process the reaper of its descendants' orphans (Linux): the read-ahead helpers are forks of a
-    forkserver that outlives the run's process by a moment; adopted and reaped here, its CPU and that of the
-    helpers it reaped reach RUSAGE_CHILDREN (an orphan adopted by init takes them with it)."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def reap_orphans(keep: frozenset[int], timeout_s: float = 10.0) -> None:
-    """Wait for this process's children other than `keep` (the gateway) to exit, and reap them."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            while True:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-                if pid == 0:
-                    break
-        children = {int(k) for f in Path(f"/proc/{os.getpid()}/task").glob("*/children")
-                    for k in f.read_text().split()}
-        if not children - keep:
-            return
-        time.sleep(0.05)
 
 
 def run_suite(url: str, token: str, extra: list[str], allowed: tuple[int, ...] = (0, 1),
