@@ -156,7 +156,6 @@ class Harness:
         self._pace = 0.0  # the gateway's stream pace now (set per item: pace_for)
         self._paced: dict[str, bool] = {}  # test id -> whether a check measures its timing
         self.share = share  # a folder where the baseline of every item is kept for other processes (shared_baseline)
-        self.baseline_loaded = False  # whether this process read the baseline another one performed
 
     def close(self) -> None:
         self.runtime.close()
@@ -280,18 +279,23 @@ class Harness:
         if todo and self.share is not None and any(item.test_id in self.by_id for item in todo):
             self.shared_baseline()
             todo = [item for item in items if item.test_id not in self._baseline]
-        if todo:
-            self.set_switches([])
-            usage = [item for item in todo if isinstance(item, UsageItem)]
-            for item in todo:
-                if not isinstance(item, UsageItem):
-                    self._baseline[item.test_id] = self.perform(item, shapes=not is_client_case(item.case))
-                    self.consulted[item.test_id] = self.take_consulted()
-            for batch in self.usage_batches(usage):
-                self._baseline.update(self.perform_usage(batch))
-                consulted = self.take_consulted()
-                self.consulted.update({item.test_id: consulted for item in batch})
+        self._perform_baseline(todo)
         return {item.test_id: self._baseline[item.test_id] for item in items}
+
+    def _perform_baseline(self, todo: list[Item]) -> None:
+        """These items with no switch on, each once, and what the gateway consulted while answering each."""
+        if not todo:
+            return
+        self.set_switches([])
+        usage = [item for item in todo if isinstance(item, UsageItem)]
+        for item in todo:
+            if not isinstance(item, UsageItem):
+                self._baseline[item.test_id] = self.perform(item, shapes=not is_client_case(item.case))
+                self.consulted[item.test_id] = self.take_consulted()
+        for batch in self.usage_batches(usage):
+            self._baseline.update(self.perform_usage(batch))
+            consulted = self.take_consulted()
+            self.consulted.update({item.test_id: consulted for item in batch})
 
     def shared_baseline(self) -> None:
         """The baseline of every item, performed once for all the processes that share `self.share` (the xdist
@@ -315,13 +319,8 @@ class Harness:
                 verdicts, consulted = pickle.loads(record.read_bytes())
                 self._baseline.update(verdicts)
                 self.consulted.update(consulted)
-                self.baseline_loaded = True
                 return
-            share, self.share = self.share, None
-            try:
-                self.baseline()
-            finally:
-                self.share = share
+            self._perform_baseline([item for item in self.items if item.test_id not in self._baseline])
             partial = record.with_suffix(".partial")
             partial.write_bytes(pickle.dumps((self._baseline, self.consulted)))
             partial.replace(record)
