@@ -11,24 +11,18 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from conformance import __version__
 from conformance.config import TargetOptions, resolve_target
 from conformance.errors import BadInput
+from conformance.gateway.command import OneLineParser, serve_command
 from conformance.gateway.command import add_arguments as add_serve_arguments
-from conformance.gateway.command import serve_command
 from conformance.settings import DEFAULT_USAGE_WAIT_S, HTML_MODES, RunSettings
 from conformance.stopping import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool its reader closed
 EXIT_BAD_INPUT = 2
 EXIT_SUITE_ERROR = 4  # the suite itself crashed: no verdict about the target
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise BadInput(message)
 
 
 def _positive_float(text: str) -> float:
@@ -70,9 +64,9 @@ def _workers(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="conformance", description="Contract conformance suite for AI gateway APIs.")
+    parser = OneLineParser(prog="conformance", description="Contract conformance suite for AI gateway APIs.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="run the suite against a gateway (default: the reference gateway)")
     run.add_argument("--url", help="gateway URL (else GATEWAY_URL, DATABRICKS_HOST, else the reference gateway)")
@@ -174,10 +168,6 @@ def cmd_models(_: argparse.Namespace) -> int:
 
     print(catalog_table(load_catalog()))
     return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    return serve_command(args)
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
@@ -302,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return {"run": cmd_run, "serve": cmd_serve, "models": cmd_models, "report": cmd_report,
+        return {"run": cmd_run, "serve": serve_command, "models": cmd_models, "report": cmd_report,
                 "diff": cmd_diff, "verify-usage": cmd_verify_usage, "coverage": cmd_coverage,
                 "certificates": cmd_certificates,
                 "html-setup": cmd_html_setup}[args.command](args)

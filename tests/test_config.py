@@ -109,8 +109,19 @@ def test_non_local_url_without_token_is_refused():
     ["frobnicate"],
 ])
 def test_bad_input_exits_2_with_one_line_and_no_traceback(argv, tmp_path):
+    _one_line_exit_2(["conformance", *argv], tmp_path)
+
+
+@pytest.mark.parametrize("argv", [["--deviation", "no-such-switch"], ["--port", "70000"], ["--stream-delay", "11"],
+                                  ["--no-such-flag"]])
+def test_the_gateways_own_entry_refuses_bad_input_as_serve_does(argv, tmp_path):
+    """`python -m conformance.gateway`, how a run starts its embedded gateway: `conformance serve`'s checks."""
+    _one_line_exit_2(["conformance.gateway", *argv], tmp_path)
+
+
+def _one_line_exit_2(module_and_argv: list[str], tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABRICKS_CONFIG_FILE": str(tmp_path / "none")}
-    proc = subprocess.run([sys.executable, "-m", "conformance", *argv], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", *module_and_argv], capture_output=True, text=True,
                           env=env, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

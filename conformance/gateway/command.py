@@ -8,11 +8,19 @@ import argparse
 import contextlib
 import os
 import sys
+from typing import NoReturn
 
 from conformance.errors import BadInput
 from conformance.reference import DEV_TOKEN, REFERENCE_TOKEN_ENV
 
 EXIT_BAD_INPUT = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad flags are BadInput (one line, exit 2), not argparse's usage text (the `conformance` command's too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(message)
 
 
 def add_arguments(serve: argparse.ArgumentParser) -> None:
@@ -81,7 +89,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m conformance.gateway ARGS`: `conformance serve ARGS`, with the same one-line errors."""
-    parser = argparse.ArgumentParser(prog="conformance serve", description="serve the reference gateway on 127.0.0.1")
+    parser = OneLineParser(prog="conformance serve", description="serve the reference gateway on 127.0.0.1")
     add_arguments(parser)
     try:
         return serve_command(parser.parse_args(argv))
