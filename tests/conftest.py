@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from conformance.cli import main
+from conformance.known_valid import CACHE_ENV
 
 
 @dataclass
@@ -136,8 +137,12 @@ def _run_isolated(reports: Path, args: tuple[str, ...], env: dict[str, str], lea
     return RunResult(code, out.getvalue(), err.getvalue(), reports)
 
 
+@pytest.hookimpl(trylast=True)  # after the tmp_path plugin's: the basetemp is known
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    # every process of the session (the xdist workers, nested runs, their workers) shares one record of the case
+    # data known valid (conformance/known_valid.py), in the basetemp: never the user's own
+    os.environ.setdefault(CACHE_ENV, str(config._tmp_path_factory.getbasetemp() / "known-valid"))
 
 
 # test files whose tests share one module-scoped run (or installed wheel): each file is one unit of work, so the

@@ -403,7 +403,8 @@ def start_run(tmp: Path, url: str, *args: str, select: str = SELECT) -> tuple[su
     reports = tmp / f"reports-{len(list(tmp.glob('reports-*')))}"
     profile = tmp / "hostile.yaml"
     profile.write_text(PROFILE.format(url=url))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "GATEWAY_", "CONFORMANCE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "GATEWAY_", "CONFORMANCE_"))
+           or k == "CONFORMANCE_CACHE_DIR"}  # the session's record of valid case data (conftest), not the user's
     env.update(HOSTILE_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "conformance", "run", "--url", url, "--target", str(profile),
            "--token-env", "HOSTILE_TOKEN", "--reports", str(reports), "--snapshots", str(tmp / "snapshots"),

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conformance.known_valid import CACHE_ENV
 from conformance.resources import PACKAGE_DIR, checkout_dir
 from conformance.spec import pinned_digests
 
@@ -49,7 +50,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(installed: Path, cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("CONFORMANCE_", "DATABRICKS_", "GATEWAY_", "PYTHON"))}
+             if not k.startswith(("CONFORMANCE_", "DATABRICKS_", "GATEWAY_", "PYTHON"))
+             or k == CACHE_ENV}  # the session's record of valid case data (conftest), not the user's
     return subprocess.run([str(installed / "conformance"), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600, env={**clean, **(env or {})})
 
