@@ -1,9 +1,9 @@
 """Benchmark: the self-tests' deviation/variation matrix through the in-process harness (tests/harness.py).
 
-Prints, for the baseline and for every switch, the wall time, the CPU seconds of this process and of the
-gateway process, and how many items were performed (the items the switch was applied to); then the totals, and
-the items the matrix would perform without the applied-items inference (every item under every switch). The
-matrix is the self-tests' largest share of `pytest tests -n 2`.
+Prints, for the baseline and for every switch, the wall time, the CPU seconds of this process and of its
+two gateway processes (the lanes), and how many items were performed (the items the switch was applied to);
+then the totals, and the items the matrix would perform without the applied-items inference (every item under
+every switch). The matrix is the self-tests' largest share of `pytest tests -n 2`.
 
     python bench/selftest_matrix.py [--switch NAME ...] [--full]
 """
@@ -42,12 +42,15 @@ def main() -> int:
     chosen = [switches()[name] for name in args.switch] if args.switch else list(switches().values())
     harness = Harness()
     try:
-        pid = harness.gateway._proc.pid if harness.gateway._proc else os.getpid()
+        pids = [lane.gateway.pid for lane in (harness.main, harness.side)]
+
+        def gateways_cpu() -> float:
+            return sum(process_cpu(pid) for pid in pids if pid is not None)
 
         def measure(label: str, work: object) -> tuple[float, float, float, int]:
-            wall, mine, gateway = time.perf_counter(), own_cpu(), process_cpu(pid)
+            wall, mine, gateway = time.perf_counter(), own_cpu(), gateways_cpu()
             performed = work() if callable(work) else 0
-            row = (time.perf_counter() - wall, own_cpu() - mine, process_cpu(pid) - gateway, performed)
+            row = (time.perf_counter() - wall, own_cpu() - mine, gateways_cpu() - gateway, performed)
             print(f"{label:40} wall {row[0]:7.2f} s  cpu {row[1]:6.2f} + gateway {row[2]:6.2f} s  "
                   f"performed {row[3]}", flush=True)
             return row

@@ -1,9 +1,11 @@
-"""The self-tests' judging harness: every case item performed against one reference gateway and judged by the
+"""The self-tests' judging harness: every case item performed against the reference gateway and judged by the
 suite's own judging path, in this process, for any switch, without nested pytest or the CLI.
 
-One gateway process per pytest process (per xdist worker), started in self-test mode: its switches are set
-between batches through its control path (conformance/gateway/selftest.py), so the official clients, which send
-their own requests, run under the switch as the HTTP cases do. An item is performed as a run performs it
+Two gateway processes per pytest process (per xdist worker), the lanes, both started in self-test mode: their
+switches are set between batches through their control path (conformance/gateway/selftest.py), so the official
+clients, which send their own requests, run under the switch as the HTTP cases do. The main lane answers at
+once; the side lane streams at a pace and performs the items that mostly wait (the streams a check times, the
+usage batches), side by side with the main lane's. An item is performed as a run performs it
 (runner.Runtime.perform_case / perform_client, one at a time) and judged as a run judges it
 (evaluate.evaluate_steps / evaluate_client, findings.outcome_of); drift is the shape comparison of a run
 (snapshots.normalise against the shipped baseline snapshots/reference/).
@@ -18,11 +20,12 @@ nothing outside the applied items changes).
 
 The usage cases (conformance/usage_cases/) are items too, performed as a run performs them (usage_tracking.Begin
 makes the requests, usage_tracking.settle looks their rows up through the gateway's SQL warehouse), in three
-batches: the tagged requests, the documented ai_query statement (its result and its capture are one statement),
-the refused ai_query. The tagged requests go out side by side, so what the gateway consulted cannot be told apart
-within a batch: a switch consulted anywhere in one is applied to each of its items (the rules each item is
-judged by still decide what it must give). The batches keep the switches that only the tagged requests consult
-from repeating the ai_query statement, which waits for the slack of its window after the requests before it.
+batches: the documented ai_query statement (its result and its capture are one statement), the refused
+ai_query, the tagged requests. The tagged requests go out side by side, so what the gateway consulted cannot be
+told apart within a batch: a switch consulted anywhere in one is applied to each of its items (the rules each
+item is judged by still decide what it must give). The batches keep the switches that only the tagged requests
+consult from repeating the ai_query statement, which waits for the slack of its window after the requests before
+it (on the side lane's gateway: the main lane's requests are another gateway's, in another usage table).
 """
 
 from __future__ import annotations
@@ -74,8 +77,9 @@ Item = CaseItem | UsageItem
 # which on a loaded machine takes a second for a 160-word stream that then arrives at once, as a buffered one
 # would. At this pace such a stream spreads its content over half a second after that: streaming_incremental
 # tells it from a buffered one (stream-buffered, which holds back a stream made at 8 ms a token) unless its first
-# event took over 4 s. Every other item streams at once: no check reads its timing, and pacing every stream item
-# of every switch cost a third of the matrix's wall time
+# event took over 4 s. They go to the side lane, whose gateway streams at this pace; every other item streams at
+# once on the main lane: no check reads its timing, and pacing every stream item of every switch cost a third of
+# the matrix's wall time
 STREAM_DELAY_S = 0.003
 PACED_CHECK = "streaming_incremental"
 JUDGE_THREADS = 2  # more gave nothing on 2 cores (bench/selftest_matrix.py: extra-fields 10.9 s at 2, 11.3 s at 4)
@@ -126,14 +130,11 @@ class Judged:
         return Counter(v.outcome for v in self.verdicts.values())
 
 
-class Harness:
-    """A reference gateway in self-test mode, the items of a case directory, and their baseline verdicts."""
+class Lane:
+    """One reference gateway in self-test mode and the runtime that performs items against it."""
 
-    def __init__(self, cases_dir: Path = CASES_DIR, client_cases_dir: Path = CLIENT_CASES_DIR,
-                 usage: bool = True, share: Path | None = None) -> None:
-        self.cases_dir, self.client_cases_dir = cases_dir, client_cases_dir
-        token = "selftest-" + secrets.token_urlsafe(16)
-        self.gateway = GatewayProcess(token, self_test=True)
+    def __init__(self, token: str, stream_delay_s: float) -> None:
+        self.gateway = GatewayProcess(token, self_test=True, stream_delay_s=stream_delay_s)
         self.gateway.__enter__()
         try:
             self.target = resolve_target(TargetOptions(), environ={REFERENCE_TOKEN_ENV: token})
@@ -141,65 +142,97 @@ class Harness:
             store = make_store(None, shared=False)
             self.runtime = Runtime(self.target, Pacer(None, store), TokenBudget(None, store), RetryPolicy(attempts=3))
             self.control = httpx.Client(base_url=str(self.gateway.url), timeout=30)
-            self.items: list[Item] = [*case_data.expand(case_data.load_cases(cases_dir), self.target),
-                                      *case_data.expand(load_client_cases(client_cases_dir), self.target),
-                                      *(expand_usage(self.target) if usage else [])]
         except BaseException:
             self.gateway.__exit__()
             raise
-        self.by_id = {item.test_id: item for item in self.items}
-        self._baseline: dict[str, Verdict] = {}
-        self.consulted: dict[str, frozenset[str]] = {}
-        self._judged: dict[tuple[str, bool, bool], Judged] = {}  # (switch, full, shapes): every item's judgement
-        self.snapshots = default_snapshot_root() / "reference"
-        self.last_request: float | None = None  # time.monotonic() after the last item performed
-        self._pace = 0.0  # the gateway's stream pace now (set per item: pace_for)
-        self._paced: dict[str, bool] = {}  # test id -> whether a check measures its timing
-        self.share = share  # a folder where the baseline of every item is kept for other processes (shared_baseline)
+        self.last_request: float | None = None  # time.monotonic() after the last item performed here
 
     def close(self) -> None:
         self.runtime.close()
         self.control.close()
         self.gateway.__exit__()
 
-    # --- the gateway's switches ---------------------------------------------------------------------------
-
     def set_switches(self, names: list[str]) -> None:
         answer = self.control.post(CONTROL_PATH, json={"switches": names})
         answer.raise_for_status()
-
-    def paced(self, item: Item) -> bool:
-        """Whether a check measures the item's timing."""
-        if item.test_id not in self._paced:
-            self._paced[item.test_id] = PACED_CHECK in rules_of(item)
-        return self._paced[item.test_id]
-
-    def pace_for(self, item: Item | None) -> None:
-        """Stream at STREAM_DELAY_S a token for an item whose timing a check measures, else (or None) at once."""
-        pace = STREAM_DELAY_S if item is not None and self.paced(item) else 0.0
-        if pace != self._pace:
-            self.control.post(CONTROL_PATH, json={"stream_delay": pace}).raise_for_status()
-            self._pace = pace
 
     def take_consulted(self) -> frozenset[str]:
         answer = self.control.get(CONTROL_PATH)
         answer.raise_for_status()
         return frozenset(answer.json()["consulted"])
 
+
+class Harness:
+    """Two reference gateways in self-test mode (the lanes), the items of a case directory, and their baseline
+    verdicts. The main lane answers at once; the side lane streams at STREAM_DELAY_S a token and performs the
+    items that mostly wait: the paced streams and the usage batches (whose ai_query statement waits out the slack
+    of its window after that gateway's last request). Under a switch, both lanes perform their items side by side:
+    the waits of one are the other's CPU time. Each lane's requests go to its own gateway, so a case of concurrent
+    requests on the main lane and ai_query's window on the side lane see none of the other's."""
+
+    def __init__(self, cases_dir: Path = CASES_DIR, client_cases_dir: Path = CLIENT_CASES_DIR,
+                 usage: bool = True, share: Path | None = None) -> None:
+        self.cases_dir, self.client_cases_dir = cases_dir, client_cases_dir
+        token = "selftest-" + secrets.token_urlsafe(16)
+        self.main = Lane(token, 0.0)
+        try:
+            self.side = Lane(token, STREAM_DELAY_S)
+        except BaseException:
+            self.main.close()
+            raise
+        try:
+            self.target = self.main.target
+            self.items: list[Item] = [*case_data.expand(case_data.load_cases(cases_dir), self.target),
+                                      *case_data.expand(load_client_cases(client_cases_dir), self.target),
+                                      *(expand_usage(self.target) if usage else [])]
+        except BaseException:
+            self.close()
+            raise
+        self.gateway = self.main.gateway
+        self.by_id = {item.test_id: item for item in self.items}
+        self._baseline: dict[str, Verdict] = {}
+        self.consulted: dict[str, frozenset[str]] = {}
+        self._judged: dict[tuple[str, bool, bool], Judged] = {}  # (switch, full, shapes): every item's judgement
+        self.snapshots = default_snapshot_root() / "reference"
+        self._paced: dict[str, bool] = {}  # test id -> whether a check measures its timing
+        self.share = share  # a folder where the baseline of every item is kept for other processes (shared_baseline)
+
+    def close(self) -> None:
+        self.main.close()
+        self.side.close()
+
+    # --- the gateways' switches ---------------------------------------------------------------------------
+
+    def set_switches(self, names: list[str]) -> None:
+        self.main.set_switches(names)
+        self.side.set_switches(names)
+
+    def paced(self, item: Item) -> bool:
+        """Whether a check measures the item's timing (it is streamed at a pace, on the side lane)."""
+        if item.test_id not in self._paced:
+            self._paced[item.test_id] = PACED_CHECK in rules_of(item)
+        return self._paced[item.test_id]
+
+    def lane_of(self, item: Item) -> Lane:
+        """The side lane for a usage item and a paced stream (not a case of concurrent requests), else the main."""
+        if isinstance(item, UsageItem) or (self.paced(item) and not is_concurrent(item.case)):
+            return self.side
+        return self.main
+
     # --- one item ---------------------------------------------------------------------------------------------
 
     def perform(self, item: CaseItem, shapes: bool = False) -> Verdict:
-        """Perform and judge one item as a run does; with `shapes`, compare its answer's shape with the shipped
-        baseline snapshot as a run does (drift never changes the outcome)."""
+        """Perform and judge one item as a run does, on its lane; with `shapes`, compare its answer's shape with
+        the shipped baseline snapshot as a run does (drift never changes the outcome)."""
+        lane = self.lane_of(item)
         try:
-            return self._perform(item, shapes)
+            return self._perform(item, shapes, lane)
         finally:
-            self.last_request = time.monotonic()
+            lane.last_request = time.monotonic()
 
-    def _perform(self, item: CaseItem, shapes: bool) -> Verdict:
+    def _perform(self, item: CaseItem, shapes: bool, lane: Lane) -> Verdict:
         client = is_client_case(item.case)
-        self.pace_for(item)
-        performed = self.runtime.perform_client(item) if client else self.runtime.perform_case(item)
+        performed = lane.runtime.perform_client(item) if client else lane.runtime.perform_case(item)
         if performed.skip:
             return Verdict("skipped", message=performed.skip)
         if performed.infra:
@@ -216,9 +249,10 @@ class Harness:
 
     @staticmethod
     def usage_batches(items: list[UsageItem]) -> list[list[UsageItem]]:
-        """The usage items in the batches they are performed in (tags; ai_query's result and capture; the
-        refusal), in that order, each non-empty."""
-        batch = {"tags": 0, "ai_query_result": 1, "ai_query_captured": 1, "ai_query_refused": 2}
+        """The usage items in the batches they are performed in (ai_query's result and capture; the refusal; the
+        tags), in that order, each non-empty. ai_query comes first, as in a run: it waits out its window's slack
+        after the side lane's last request, which is then the previous switch's, made while the main lane worked."""
+        batch = {"ai_query_result": 0, "ai_query_captured": 0, "ai_query_refused": 1, "tags": 2}
         batches: list[list[UsageItem]] = [[], [], []]
         for item in items:
             batches[batch[item.kind]].append(item)
@@ -228,20 +262,21 @@ class Harness:
         """The usage items' batch, as a run performs it (usage_plugin: Begin, then settle), judged as a run
         judges it (usage_checks: the findings with each rule's strength in the case); a row still pending after
         the lookups' wait is an error, as in a run."""
-        begin = Begin(self.target, self.runtime, lambda line: None, self.last_request)
+        lane = self.side
+        begin = Begin(lane.target, lane.runtime, lambda line: None, lane.last_request)
         try:
             record = begin.run(items)
             settled: dict[str, Any] = {}
             if any(case["outcome"] == "pending" for case in record["cases"].values()):
-                client = StatementClient(self.target, record["warehouse_id"], self.runtime.retry,
-                                         auth_headers=self.runtime.client.auth_headers("default"),
-                                         http=self.runtime.client)
+                client = StatementClient(lane.target, record["warehouse_id"], lane.runtime.retry,
+                                         auth_headers=lane.runtime.client.auth_headers("default"),
+                                         http=lane.runtime.client)
                 try:
                     settled = settle(record, client, USAGE_WAIT_S)
                 finally:
                     client.close()
         finally:
-            self.last_request = time.monotonic()
+            lane.last_request = time.monotonic()
         verdicts = {}
         for item in items:
             if item.skip:
@@ -283,19 +318,30 @@ class Harness:
         return {item.test_id: self._baseline[item.test_id] for item in items}
 
     def _perform_baseline(self, todo: list[Item]) -> None:
-        """These items with no switch on, each once, and what the gateway consulted while answering each."""
+        """These items with no switch on, each once, and what the gateway consulted while answering each: one at
+        a time on each lane (consultations are per request), the two lanes side by side."""
         if not todo:
             return
         self.set_switches([])
-        usage = [item for item in todo if isinstance(item, UsageItem)]
-        for item in todo:
-            if not isinstance(item, UsageItem):
+        main = [item for item in todo if self.lane_of(item) is self.main]
+
+        def side() -> None:
+            usage = [item for item in todo if isinstance(item, UsageItem)]
+            for batch in self.usage_batches(usage):
+                self._baseline.update(self.perform_usage(batch))
+                consulted = self.side.take_consulted()
+                self.consulted.update({item.test_id: consulted for item in batch})
+            for item in todo:
+                if not isinstance(item, UsageItem) and self.lane_of(item) is self.side:
+                    self._baseline[item.test_id] = self.perform(item, shapes=not is_client_case(item.case))
+                    self.consulted[item.test_id] = self.side.take_consulted()
+
+        with ThreadPoolExecutor(1, thread_name_prefix="side") as pool:
+            waiting = pool.submit(side)
+            for item in main:
                 self._baseline[item.test_id] = self.perform(item, shapes=not is_client_case(item.case))
-                self.consulted[item.test_id] = self.take_consulted()
-        for batch in self.usage_batches(usage):
-            self._baseline.update(self.perform_usage(batch))
-            consulted = self.take_consulted()
-            self.consulted.update({item.test_id: consulted for item in batch})
+                self.consulted[item.test_id] = self.main.take_consulted()
+            waiting.result()
 
     def shared_baseline(self) -> None:
         """The baseline of every item, performed once for all the processes that share `self.share` (the xdist
@@ -347,41 +393,46 @@ class Harness:
     def _judge(self, switch: Switch, items: list[Item], baseline: dict[str, Verdict], full: bool,
                shapes: bool) -> Judged:
         applied = {item.test_id for item in items if switch.name in self.consulted[item.test_id]}
+        todo = [item for item in items if full or item.test_id in applied]
         self.set_switches([switch.name])
-        verdicts, performed = {}, 0
         try:
-            usage = [item for item in items if isinstance(item, UsageItem) and (full or item.test_id in applied)]
-            for batch in self.usage_batches(usage):
-                verdicts.update(self.perform_usage(batch))
-                performed += len(batch)
-            todo = [item for item in items if item.test_id not in verdicts and not isinstance(item, UsageItem)
-                    and (full or item.test_id in applied)]
-            verdicts.update(self.perform_many(todo, shapes))
-            performed += len(todo)
+            with ThreadPoolExecutor(1, thread_name_prefix="side") as pool:
+                waiting = pool.submit(self.perform_side, [item for item in todo if self.lane_of(item) is self.side],
+                                      shapes)
+                verdicts = self.perform_main([item for item in todo if self.lane_of(item) is self.main], shapes)
+                verdicts.update(waiting.result())
             # the switch cannot change an answer it was never consulted for
             verdicts = {item.test_id: verdicts.get(item.test_id) or baseline[item.test_id] for item in items}
         finally:
             self.set_switches([])
-        return Judged(switch, verdicts, applied, performed, items)
+        return Judged(switch, verdicts, applied, len(todo), items)
 
-    def perform_many(self, items: list[CaseItem], shapes: bool) -> dict[str, Verdict]:
-        """Items under one switch, JUDGE_THREADS at a time: the harness judges one answer while the gateway makes
-        the next (alone, each waits for the other). The paced streams go together after them, at the pace (it is
-        the gateway's: a stream that is not timed must not wait for it; a paced stream waits, it does not
-        compute, so several at once are timed as one alone is), and a case of concurrent requests goes alone
-        (other requests would be among its own)."""
+    def perform_main(self, items: list[CaseItem], shapes: bool) -> dict[str, Verdict]:
+        """The main lane's items under one switch, JUDGE_THREADS at a time: the harness judges one answer while
+        the gateway makes the next (alone, each waits for the other); then each case of concurrent requests
+        alone (other requests would be among its own)."""
         alone = [item for item in items if is_concurrent(item.case)]
-        paced = [item for item in items if item not in alone and self.paced(item)]
-        together = [item for item in items if item not in alone and item not in paced]
+        together = [item for item in items if item not in alone]
         verdicts: dict[str, Verdict] = {}
-        for group, threads in ((together, JUDGE_THREADS), (paced, len(paced))):
-            if not group:
-                continue
-            self.pace_for(group[0])  # every item of a group is paced alike: its first says how
-            with ThreadPoolExecutor(min(threads, len(group)), thread_name_prefix="judge") as pool:
+        if together:
+            with ThreadPoolExecutor(min(JUDGE_THREADS, len(together)), thread_name_prefix="judge") as pool:
                 futures = {item.test_id: pool.submit(self.perform, item, shapes and not is_client_case(item.case))
-                           for item in group}
+                           for item in together}
                 verdicts.update({test: future.result() for test, future in futures.items()})
         for item in alone:
             verdicts[item.test_id] = self.perform(item, shapes=shapes and not is_client_case(item.case))
+        return verdicts
+
+    def perform_side(self, items: list[Item], shapes: bool) -> dict[str, Verdict]:
+        """The side lane's items under one switch: the usage batches, then the paced streams all at once (a paced
+        stream waits, it does not compute, so several at once are timed as one alone is)."""
+        verdicts: dict[str, Verdict] = {}
+        for batch in self.usage_batches([item for item in items if isinstance(item, UsageItem)]):
+            verdicts.update(self.perform_usage(batch))
+        paced = [item for item in items if not isinstance(item, UsageItem)]
+        if paced:
+            with ThreadPoolExecutor(len(paced), thread_name_prefix="paced") as pool:
+                futures = {item.test_id: pool.submit(self.perform, item, shapes and not is_client_case(item.case))
+                           for item in paced}
+                verdicts.update({test: future.result() for test, future in futures.items()})
         return verdicts

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from conformance import known_valid, schemas
-from conformance.cases import load_files
 from conformance.casemodel import Case
+from conformance.cases import load_files
 from conformance.errors import BadInput
 from conformance.resources import CASES_DIR
 
