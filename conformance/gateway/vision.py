@@ -12,6 +12,7 @@ import binascii
 import io
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -52,34 +53,76 @@ def _reject(message: str) -> ApiError:
     return ApiError(400, "INVALID_PARAMETER_VALUE", message)
 
 
-def _inspect(url: str, index: int, lenient: Callable[[], bool]
-             ) -> tuple[bytes, str | None, tuple[int, int], bool]:
-    """(bytes, format, size, animated) of a data URI; web URLs are not fetched (size unknown).
+@dataclass(frozen=True)
+class ImageFacts:
+    """What a data URI holds: its problem (not a data URI, not base64, not an image's media type, unreadable
+    bytes), else its byte count, format, size and whether it is animated."""
 
-    lenient (the vision-non-image-accepted deviation, asked only for a payload that is not an image): such a
-    payload passes, format None.
-    """
+    problem: str | None = None  # uri | base64 | media | unreadable
+    media_type: str = ""
+    byte_count: int = 0
+    format: str | None = None
+    size: tuple[int, int] = (0, 0)
+    animated: bool = False
+
+
+FACTS_MAX_CHARS = 64 << 20  # the data URIs remembered at most (then the memo starts again)
+_facts_memo: dict[str, ImageFacts] = {}
+_facts_chars = 0
+
+
+def image_facts(url: str) -> ImageFacts:
+    """A pure function of the URI, remembered by it: the size-limit cases send megabytes of base64 that a
+    self-test gateway is sent again under every switch applied to them, and decoding is most of its answer."""
+    global _facts_chars
+    found = _facts_memo.get(url)
+    if found is None:
+        found = _read_facts(url)
+        if _facts_chars + len(url) > FACTS_MAX_CHARS:
+            _facts_memo.clear()
+            _facts_chars = 0
+        _facts_memo[url] = found
+        _facts_chars += len(url)
+    return found
+
+
+def _read_facts(url: str) -> ImageFacts:
     match = DATA_URI.match(url)
     if match is None:
-        raise _reject(f"image {index}: url must be a data URI (data:image/...;base64,...) or an http(s) URL.")
+        return ImageFacts("uri")
     media_type, is_base64, data = match.groups()
     try:
         raw = base64.b64decode(data, validate=True) if is_base64 else data.encode()
     except (binascii.Error, ValueError):
-        raise _reject(f"image {index}: the data URI is not valid base64.") from None
+        return ImageFacts("base64", media_type)
     if not media_type.startswith("image/"):
-        if lenient():
-            return raw, None, (0, 0), False
-        raise _reject(f"image {index}: media type {media_type!r} is not an image.")
+        return ImageFacts("media", media_type, len(raw))
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(raw)) as image:
-            return raw, (image.format or "").lower(), image.size, bool(getattr(image, "is_animated", False))
+            return ImageFacts(None, media_type, len(raw), (image.format or "").lower(), image.size,
+                              bool(getattr(image, "is_animated", False)))
     except Exception:  # Pillow raises many kinds for bytes that are not an image
-        if lenient():
-            return raw, None, (0, 0), False
-        raise _reject(f"image {index}: the data is not a readable image.") from None
+        return ImageFacts("unreadable", media_type, len(raw))
+
+
+def _inspect(url: str, index: int, lenient: Callable[[], bool]) -> ImageFacts:
+    """The facts of a data URI, or the refusal of its problem; web URLs are not fetched (size unknown).
+
+    lenient (the vision-non-image-accepted deviation, asked only for a payload that is not an image): such a
+    payload passes, format None.
+    """
+    facts = image_facts(url)
+    if facts.problem == "uri":
+        raise _reject(f"image {index}: url must be a data URI (data:image/...;base64,...) or an http(s) URL.")
+    if facts.problem == "base64":
+        raise _reject(f"image {index}: the data URI is not valid base64.")
+    if facts.problem == "media" and not lenient():
+        raise _reject(f"image {index}: media type {facts.media_type!r} is not an image.")
+    if facts.problem == "unreadable" and not lenient():
+        raise _reject(f"image {index}: the data is not a readable image.")
+    return facts
 
 
 def validate_images(request: Request, model: Model, messages: list[Any]) -> None:
@@ -104,8 +147,9 @@ def validate_images(request: Request, model: Model, messages: list[Any]) -> None
             raise _reject(f"image {index}: image_url.url must be a string.")
         if url.startswith(("http://", "https://")):
             continue
-        raw, fmt, (width, height), animated = _inspect(url, index, lambda: on("vision-non-image-accepted"))
-        total += len(raw)
+        facts = _inspect(url, index, lambda: on("vision-non-image-accepted"))
+        total += facts.byte_count
+        fmt, (width, height), animated = facts.format, facts.size, facts.animated
         if fmt is None:
             continue
         if fmt not in formats or (fmt == "webp" and on("vision-webp-refused")):
