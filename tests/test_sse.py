@@ -7,6 +7,7 @@ import gzip
 import json
 import socket
 
+import anyio
 import pytest
 
 from conformance.gateway.server import ThreadedGateway
@@ -107,3 +108,31 @@ def test_gzip_compresses_when_asked_and_keeps_a_stream_a_stream():
     assert len(pieces) > 3, "flushed event by event"
     text = gzip.decompress(b"".join(pieces)).decode()
     assert text.endswith("data: [DONE]\n\n") and len(parse_sse(text)) > 3
+
+
+@pytest.mark.parametrize("count", [0, 1, 63, 64, 65, 200])
+def test_an_unpaced_stream_made_in_batches_sends_every_event_in_order(count):
+    from conformance.gateway.framing import made_in_batches
+
+    async def sent() -> list[str]:
+        return [event async for event in made_in_batches(iter(f"e{n}" for n in range(count)), size=64)]
+
+    assert anyio.run(sent) == [f"e{n}" for n in range(count)]
+
+
+def test_an_event_that_raises_ends_the_batched_stream_after_the_events_before_it():
+    from conformance.gateway.framing import made_in_batches
+
+    def events():
+        yield "a"
+        yield "b"
+        raise RuntimeError("cut")
+
+    async def sent() -> list[str]:
+        out = []
+        with pytest.raises(RuntimeError, match="cut"):
+            async for event in made_in_batches(events(), size=64):
+                out.append(event)
+        return out
+
+    assert anyio.run(sent) == ["a", "b"]

@@ -21,13 +21,15 @@ response buffering on does (`stream_response`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
@@ -96,12 +98,39 @@ class SSEWriter:
 def stream_response(request: Request, events: Iterator[str]) -> StreamingResponse:
     """A stream's response: its events as they are made, or, with the stream-buffered deviation, all of them in
     one piece once the last is made (the headers go at once either way)."""
-    if state_of(request).on("stream-buffered"):
+    state = state_of(request)
+    if state.on("stream-buffered"):
         def buffered() -> Iterator[str]:
             yield "".join(events)
 
         return StreamingResponse(buffered(), media_type="text/event-stream")
+    if state.self_test and not state.stream_delay_s:  # nothing paces it (SSEWriter.model_paced)
+        return StreamingResponse(made_in_batches(events), media_type="text/event-stream")
     return StreamingResponse(events, media_type="text/event-stream")
+
+
+async def made_in_batches(events: Iterator[str], size: int = 64) -> AsyncIterator[str]:
+    """The events of an unpaced stream, made up to `size` at a time in one call to the thread pool, and sent one
+    by one as before (a piece each). Starlette makes a synchronous stream's events one thread-pool call each,
+    which on a self-test gateway was a third of the work of a stream. An event that raises ends the stream after
+    the events made before it, as it did."""
+    def take() -> tuple[list[str], BaseException | None]:
+        made: list[str] = []
+        try:
+            for event in itertools.islice(events, size):
+                made.append(event)
+        except BaseException as exc:  # sent on after the events made before it
+            return made, exc
+        return made, None
+
+    while True:
+        made, failure = await anyio.to_thread.run_sync(take)
+        for event in made:
+            yield event
+        if failure is not None:
+            raise failure
+        if len(made) < size:
+            return
 
 
 class TransportVariations:
