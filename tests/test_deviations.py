@@ -76,7 +76,9 @@ def test_deviation_fails_and_warns_exactly_its_cases(harness, switch):
 
 @pytest.mark.parametrize("switch", conformant_switches(), ids=lambda s: s.name)
 def test_conformant_switch_passes_every_case(harness, switch):
-    judged = harness.judge(switch, shapes=True)  # the judgement test_snapshots reads too (conftest JUDGED_TOGETHER)
+    # shapes are compared where they are judged: a drift switch's and a shape-keeping variation's (other-text's
+    # judgement is read by test_snapshots too: conftest JUDGED_TOGETHER)
+    judged = harness.judge(switch, shapes=switch.compares_shapes)
     assert judged.applied, f"{switch.name}: the gateway never consulted it, so it proves nothing"
     broken = {test: verdict.text() for test, verdict in judged.verdicts.items() if verdict.outcome != "passed"}
     assert broken == {}, f"{switch.name} ({switch.rule}) is conformant but: {list(broken.items())[:3]}"
@@ -84,6 +86,10 @@ def test_conformant_switch_passes_every_case(harness, switch):
         expected = judged.expected_drift()
         assert expected, f"{switch.name}: no answer is expected to drift"
         assert judged.drifted() == expected, f"{switch.name} drift:{_diff(expected, judged.drifted())}"
+    if switch.keeps_shape:
+        compared = {test for test in judged.applied if judged.verdicts[test].snapshot == "match"}
+        assert compared, f"{switch.name} keeps_shape, but no answer it was applied to has a shape compared"
+        assert judged.drifted() == set(), f"{switch.name} keeps_shape, but: {sorted(judged.drifted())[:5]}"
 
 
 def test_every_drift_switch_is_a_conformant_switch():
@@ -113,6 +119,7 @@ def test_behaviours_yaml_names_rules_not_cases(tmp_path):
         ("deviations: {x: {rule: r}}", "breaks is a non-empty list"),
         ("deviations: {x: {rule: r, breaks: [status], scope: {colour: red}}}", "a scope is a mapping"),
         ("drift: {x: {note: n}}", "drifts names"),
+        ("variations: {x: {note: n, keeps_shape: often}}", "keeps_shape is true or false"),
     ):
         path = tmp_path / f"b{len(list(tmp_path.iterdir()))}.yaml"
         path.write_text(text)

@@ -11,7 +11,9 @@ A new case that uses a check is therefore expected to fail under every switch th
 of a case under another id gets the original's expectations, with no other file to edit. A usage case item
 (conformance/usage_cases/) is judged by the usage checks of its kind (conformance/usage_checks.py) and, for a
 tagged request, by the rules of that request as an ordinary case of its route. A drift switch names
-the answers whose shape it changes the same way (`drifts`: schema names or rules, within its scope).
+the answers whose shape it changes the same way (`drifts`: schema names or rules, within its scope); a variation
+that changes only what the snapshots mask or undo (text, transport, framing) says so (`keeps_shape: true`), and
+must then show no drift on any answer.
 
 Only the suite's self-tests judge expectations (tests/harness.py); a run uses the switches and their listing.
 """
@@ -36,7 +38,7 @@ SCOPE_KEYS = ("routes", "surfaces", "model_types", "stream", "negative", "auth",
 MODEL_KEYS = ("families", "names", "providers", "capabilities", "reasoning", "exclude_families",
               "reasons_by_default")
 SWITCH_KEYS = {"deviations": {"rule", "breaks", "scope"},
-               "variations": {"note"},
+               "variations": {"note", "keeps_shape"},
                "drift": {"note", "drifts", "scope"}}
 
 
@@ -190,6 +192,13 @@ class Switch:
     breaks: tuple[tuple[str, Scope | None], ...] = ()  # (rule, the rule's own scope within the switch's)
     scope: Scope = field(default_factory=Scope)
     drifts: tuple[str, ...] | None = None  # drift switches: the schemas / rules of the answers whose shape changes
+    keeps_shape: bool = False  # a variation that changes no answer's shape: its answers must show no drift
+
+    @property
+    def compares_shapes(self) -> bool:
+        """Whether its self-test compares the answers' shapes: a drift switch's must drift where it says, and a
+        shape-keeping variation's must not drift at all."""
+        return bool(self.drifts) or self.keeps_shape
 
     def broken(self, item: Any, applied: bool = True) -> dict[str, str]:
         """The rules this switch breaks in this case item, with their strengths in the case; `applied`: the
@@ -279,12 +288,15 @@ def _switch(section: str, name: str, spec: Any) -> Switch:
         raise BadInput(f"behaviours.yaml: {where}: needs a {'rule' if section == 'deviations' else 'note'}")
     if section == "deviations":
         return Switch(name, False, text, _breaks(spec.get("breaks"), where), _scope(spec.get("scope"), where))
+    keeps = spec.get("keeps_shape", False)
+    if not isinstance(keeps, bool):
+        raise BadInput(f"behaviours.yaml: {where}: keeps_shape is true or false")
     drifts = None
     if section == "drift":
         drifts = _tuple(spec.get("drifts"), f"{where} drifts")
         if not drifts:
             raise BadInput(f"behaviours.yaml: {where}: drifts names the schemas or rules of the answers it changes")
-    return Switch(name, True, text, scope=_scope(spec.get("scope"), where), drifts=drifts)
+    return Switch(name, True, text, scope=_scope(spec.get("scope"), where), drifts=drifts, keeps_shape=keeps)
 
 
 @cache
