@@ -188,7 +188,6 @@ class Harness:
         except BaseException:
             self.close()
             raise
-        self.gateway = self.main.gateway
         self.by_id = {item.test_id: item for item in self.items}
         self._baseline: dict[str, Verdict] = {}
         self.consulted: dict[str, frozenset[str]] = {}

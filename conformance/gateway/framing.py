@@ -45,6 +45,13 @@ GEMINI_PREFIX = "/ai-gateway/gemini/"
 BUFFERED_PACE_S = 0.008  # the stream-buffered deviation's token pace: 160 words take 1.3 s
 
 
+def model_paced(state: GatewayState) -> bool:
+    """Whether a switch's own model pace (stream-buffered's, stream-role-chunk-first's) applies: on a self-test
+    gateway only where it streams at a pace (tests/harness.py: the lane of the streams a check times), on any
+    other gateway always. Where it does not, no stream of the gateway waits at all."""
+    return not state.self_test or bool(state.stream_delay_s)
+
+
 class SSEWriter:
     """Writes the events of one stream in the framing the gateway's switches ask for."""
 
@@ -55,9 +62,7 @@ class SSEWriter:
         self.gemini = request.url.path.startswith(GEMINI_PREFIX)
         self.ascii = not on("sse-split")
         self.count = 0
-        # a switch's own model pace (stream-buffered's, stream-role-chunk-first's): on a self-test gateway only
-        # while its harness paces the stream (tests/harness.py: where a check times it), elsewhere always
-        self.model_paced = not state.self_test or bool(state.stream_delay_s)
+        self.model_paced = model_paced(state)
         buffered = on("stream-buffered") and self.model_paced
         self.pace_s = max(state.stream_delay_s, BUFFERED_PACE_S if buffered else 0.0)
         self.first_token_s = 0.0  # a wait before the first token (time to first token), set by a surface
@@ -104,7 +109,7 @@ def stream_response(request: Request, events: Iterator[str]) -> StreamingRespons
             yield "".join(events)
 
         return StreamingResponse(buffered(), media_type="text/event-stream")
-    if state.self_test and not state.stream_delay_s:  # nothing paces it (SSEWriter.model_paced)
+    if not model_paced(state):  # nothing paces it
         return StreamingResponse(made_in_batches(events), media_type="text/event-stream")
     return StreamingResponse(events, media_type="text/event-stream")
 

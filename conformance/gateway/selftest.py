@@ -5,8 +5,8 @@ suite's own self-tests, never `conformance run`) answers this path; any other ga
 route, and no request of a case or of a client ever goes to it. The harness (tests/harness.py) uses it to judge
 every switch against one gateway process: `POST {"switches": [...]}` turns exactly those switches on (and
 forgets what was consulted); `GET` answers the switches on and the names consulted since the last call, then
-forgets them; `POST {"stream_delay": S}` sets the stream pace (seconds per token, as `serve --stream-delay`)
-and nothing else, so the harness paces only the streams whose timing a check measures. An answer is a pure
+forgets them. (A stream's pace is the gateway's from its start, `serve --stream-delay`: the harness has a paced
+gateway beside an unpaced one.) An answer is a pure
 function of its request and of the switches the gateway consulted while serving it (GatewayState.on), so an
 answer during which a switch was never consulted is the same with it on.
 """
@@ -54,21 +54,12 @@ class SelfTestControl:
         from conformance.gateway.behaviours import switches
 
         try:
-            asked = json.loads(body)
-            if isinstance(asked, dict) and set(asked) == {"stream_delay"}:
-                return self._pace(asked["stream_delay"])
-            names = asked["switches"]
+            names = json.loads(body)["switches"]
         except (ValueError, KeyError, TypeError):
-            return 400, {"message": 'expected {"switches": [names]} or {"stream_delay": seconds}'}
+            return 400, {"message": 'expected {"switches": [names]}'}
         unknown = sorted(set(names) - set(switches())) if isinstance(names, list) else names
         if unknown:
             return 400, {"message": f"unknown switches {unknown}"}
         self.state.switches = frozenset(names)
         self.state.consulted.clear()
         return 200, {"switches": sorted(self.state.switches)}
-
-    def _pace(self, seconds: Any) -> tuple[int, dict[str, Any]]:
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 10:
-            return 400, {"message": "stream_delay is a number of seconds from 0 to 10"}
-        self.state.stream_delay_s = float(seconds)
-        return 200, {"stream_delay": self.state.stream_delay_s}
