@@ -21,6 +21,7 @@ import email.utils
 import importlib
 import json
 import math
+import os
 import random
 import re
 import secrets
@@ -310,12 +311,27 @@ def _deadline_backend(core: Any) -> type:
     return DeadlineBackend
 
 
+_SSL_CONTEXTS: dict[tuple[str, bool, str | None, str | None], Any] = {}
+
+
+def ssl_context(http: Any, verify: bool) -> Any:
+    """The TLS context `http` (httpx, or httpx2) would make for `verify`, made once per process and shared by
+    every transport: making one loads the whole CA bundle (tens of ms of CPU), and an official client's case
+    builds a client, so a transport, each time. Keyed by the variables that name another bundle, which `http`
+    reads when it makes one; a context is safe to share between threads and connections."""
+    key = (http.__name__, verify, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    context = _SSL_CONTEXTS.get(key)
+    if context is None:
+        context = _SSL_CONTEXTS.setdefault(key, http.create_ssl_context(verify=verify))
+    return context
+
+
 def http_transport(target: Target, http: Any = httpx) -> Any:
     """The HTTP transport of `http` (httpx, or httpx2) with every socket operation clamped to the active bound
     (conformance/bounds.py)."""
     # headers and body go out as separate writes; without NODELAY each request can wait ~40 ms on the peer's
     # delayed ACK
-    transport = http.HTTPTransport(verify=target.verify_tls,
+    transport = http.HTTPTransport(verify=ssl_context(http, target.verify_tls),
                                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
     pool = getattr(transport, "_pool", None)
     if pool is None or not hasattr(pool, "_network_backend"):  # pragma: no cover - an httpcore we do not know
@@ -386,7 +402,7 @@ class GatewayClient:
         self.retry = retry or RetryPolicy.for_timeout(target.timeout, 5)
         self.pacer = pacer or Pacer()
         self._http = httpx.Client(
-            verify=target.verify_tls,
+            verify=ssl_context(httpx, target.verify_tls),
             timeout=httpx.Timeout(target.timeout),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
             follow_redirects=False,

@@ -9,7 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from conformance import vocabulary
+from conformance import validity, vocabulary
 from conformance.resources import schemas_dir
 
 GENERATED = ("vocabulary",)  # schemas made in code (conformance/vocabulary.py), not answers' schemas
@@ -42,6 +42,23 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schemas[name] if "#" not in name else {"$ref": name}, registry=registry)
 
 
+@cache
+def _predicate(name: str) -> validity.Predicate | None:
+    """Whether an instance is valid, without jsonschema (conformance/validity.py); None for a schema that uses a
+    keyword it does not implement."""
+    if name.partition("#")[0] not in _registry()[1]:
+        raise KeyError(f"no schema named {name!r} in {schemas_dir()}")
+    try:
+        return _compiler().predicate(name)
+    except validity.Unsupported:
+        return None
+
+
+@cache
+def _compiler() -> validity.Compiler:
+    return validity.Compiler(_registry()[1])
+
+
 def json_path(parts: Any) -> str:
     """`$.choices[0].message` style path, the form every failure message uses."""
     out = "$"
@@ -59,7 +76,12 @@ _memo_chars = 0
 def validate(name: str, instance: Any) -> list[str]:
     """Every violation as 'path: message', most specific first; [] when valid. A pure function of the schema and
     the instance, so it is remembered by the instance's JSON text (key order and 1 / 1.0 / true kept apart, as
-    the messages tell them apart): a run validates the same chunk, error body or usage object many times."""
+    the messages tell them apart): a run validates the same chunk, error body or usage object many times.
+    Most instances are valid: the compiled predicate says so first, and jsonschema only validates the others,
+    for their messages (the predicate's yes must be jsonschema's, tests/test_validity.py)."""
+    predicate = _predicate(name)
+    if predicate is not None and predicate(instance):
+        return []
     try:
         text = json.dumps(instance, ensure_ascii=False, allow_nan=True)
     except (TypeError, ValueError):

@@ -143,6 +143,21 @@ def pytest_configure(config: pytest.Config) -> None:
     # every process of the session (the xdist workers, nested runs, their workers) shares one record of the case
     # data known valid (conformance/known_valid.py), in the basetemp: never the user's own
     os.environ.setdefault(CACHE_ENV, str(config._tmp_path_factory.getbasetemp() / "known-valid"))
+    preload_client_sdks()
+
+
+def preload_client_sdks() -> None:
+    """The read-ahead helpers of every run this process performs are forked from one forkserver
+    (pacing.helper_context), which outlives the runs: it is made to import the official clients' SDKs too, once,
+    instead of each run's client lanes importing theirs again (anthropic, openai, google-genai and the databricks
+    SDK are about 4 s of CPU, and a pytest process performs dozens of runs). A user's `conformance run` is one run
+    per process, where each lane importing its own SDK on its own core is quicker, so the product keeps that."""
+    from conformance import pacing
+    from conformance.clients import RUNNERS
+
+    for runner in RUNNERS.values():
+        if runner.unavailable() is None:
+            pacing.HELPER_PRELOAD.extend(m for m in runner.modules if m not in pacing.HELPER_PRELOAD)
 
 
 # test files whose tests share one module-scoped run (or installed wheel): each file is one unit of work, so the
