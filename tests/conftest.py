@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile import WAITING_MODES
 
 from conformance.cli import main
 from conformance.known_valid import CACHE_ENV
@@ -168,6 +169,9 @@ MODULE_RUN_FILES = ("test_target_headers.py", "test_installed.py", "test_html_br
 JUDGED_TOGETHER = {
     "tests/test_deviations.py::test_conformant_switch_passes_every_case[other-text]": "other-text",
     "tests/test_snapshots.py::test_text_only_change_is_no_drift": "other-text",
+    # the hostile modes that only wait, performed side by side by the first of them (tests/test_hostile.py)
+    **{f"tests/test_hostile.py::test_every_lane_ends_on_time_with_the_right_outcome[{mode}]": "waiting-lanes"
+       for mode in WAITING_MODES},
 }
 # The longest tests (CPU or wall seconds; `python bench/selftest_cpu.py` measures them), longest first: they are
 # collected first, so xdist hands them out first and no long test starts when the other worker has nothing left

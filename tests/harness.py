@@ -26,6 +26,10 @@ told apart within a batch: a switch consulted anywhere in one is applied to each
 item is judged by still decide what it must give). The batches keep the switches that only the tagged requests
 consult from repeating the ai_query statement, which waits for the slack of its window after the requests before
 it (on the side lane's gateway: the main lane's requests are another gateway's, in another usage table).
+
+The switches applied to usage items alone are judged in a thread, on a third gateway of their own, from the first
+judgement of the process on (judge_usage_only_in_background): their batches mostly wait, and so overlap the
+judgement of the other switches instead of holding the process.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import pickle
 import secrets
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,8 +199,16 @@ class Harness:
         self.snapshots = default_snapshot_root() / "reference"
         self._paced: dict[str, bool] = {}  # test id -> whether a check measures its timing
         self.share = share  # a folder where the baseline of every item is kept for other processes (shared_baseline)
+        self._token = token
+        self._background: dict[str, Future[Judged]] = {}  # the usage-only switches, judged in the background
+        self._background_lane: Lane | None = None
+        self._background_pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
+        if self._background_pool is not None:  # a switch still being judged ends on the closed gateway
+            self._background_pool.shutdown(wait=False, cancel_futures=True)
+        if self._background_lane is not None:
+            self._background_lane.close()
         self.main.close()
         self.side.close()
 
@@ -257,11 +269,11 @@ class Harness:
             batches[batch[item.kind]].append(item)
         return [b for b in batches if b]
 
-    def perform_usage(self, items: list[UsageItem]) -> dict[str, Verdict]:
+    def perform_usage(self, items: list[UsageItem], lane: Lane | None = None) -> dict[str, Verdict]:
         """The usage items' batch, as a run performs it (usage_plugin: Begin, then settle), judged as a run
         judges it (usage_checks: the findings with each rule's strength in the case); a row still pending after
-        the lookups' wait is an error, as in a run."""
-        lane = self.side
+        the lookups' wait is an error, as in a run. On the side lane, or on `lane`."""
+        lane = lane or self.side
         begin = Begin(lane.target, lane.runtime, lambda line: None, lane.last_request)
         try:
             record = begin.run(items)
@@ -384,6 +396,10 @@ class Harness:
         for cached in ((switch.name, full, True), (switch.name, full, shapes)):
             if every and cached in self._judged:
                 return self._judged[cached]
+        if every and not full and not self._background_pool:
+            self.judge_usage_only_in_background()
+        if every and not full and switch.name in self._background:
+            return self._background[switch.name].result()
         judged = self._judge(switch, items, baseline, full, shapes)
         if every:
             self._judged[(switch.name, full, shapes)] = judged
@@ -405,6 +421,41 @@ class Harness:
         finally:
             self.set_switches([])
         return Judged(switch, verdicts, applied, len(todo), items)
+
+    def usage_only(self, switch: Switch) -> bool:
+        """Whether the switch was applied to usage items alone (nothing of it is streamed, nor has a shape)."""
+        applied = [item for item in self.items if switch.name in self.consulted[item.test_id]]
+        return bool(applied) and all(isinstance(item, UsageItem) for item in applied)
+
+    def judge_usage_only_in_background(self) -> None:
+        """The switches applied to usage items alone, each judged on a lane of its own (a third gateway, its
+        own switch and usage table), one after the other in a thread, while this process judges the others: a
+        usage batch mostly waits (ai_query's window slack after the lane's last request, a statement polled
+        while pending), and their judgement is then ready when their tests ask. Each is judged as `_judge`
+        judges it: its usage batches performed under it, the baseline's verdict for every other item."""
+        from conformance.gateway.behaviours import switches
+
+        self.baseline()
+        wanted = [s for s in switches().values() if self.usage_only(s)]
+        self._background_lane = Lane(self._token, STREAM_DELAY_S)
+        self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="usage-only")
+        for switch in wanted:
+            self._background[switch.name] = self._background_pool.submit(self._judge_usage_only, switch)
+
+    def _judge_usage_only(self, switch: Switch) -> Judged:
+        lane = self._background_lane
+        assert lane is not None
+        applied = {item.test_id for item in self.items if switch.name in self.consulted[item.test_id]}
+        todo = [item for item in self.items if item.test_id in applied]
+        lane.set_switches([switch.name])
+        try:
+            verdicts: dict[str, Verdict] = {}
+            for batch in self.usage_batches([item for item in todo if isinstance(item, UsageItem)]):
+                verdicts.update(self.perform_usage(batch, lane))
+        finally:
+            lane.set_switches([])
+        verdicts = {item.test_id: verdicts.get(item.test_id) or self._baseline[item.test_id] for item in self.items}
+        return Judged(switch, verdicts, applied, len(todo), self.items)
 
     def perform_main(self, items: list[CaseItem], shapes: bool) -> dict[str, Verdict]:
         """The main lane's items under one switch, JUDGE_THREADS at a time: the harness judges one answer while

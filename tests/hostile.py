@@ -84,6 +84,13 @@ class _Server(ThreadingHTTPServer):
         pass  # a client that gives up mid-answer is what the modes are for
 
 
+# the modes whose lanes only wait (a slow or endless answer, refusals, retries): test_hostile performs them side by
+# side, once, in the first of their tests (one unit of work under xdist: conftest.JUDGED_TOGETHER), each still
+# timed on its own; the other modes compute (deep JSON, big bodies) and are performed by their own test, alone
+WAITING_MODES = ("endless-sse", "byte-per-second", "unavailable-503", "reset", "retry-after-huge",
+                 "retry-after-unparseable")
+
+
 class HostileServer:
     def __init__(self, mode: str, other: str | None = None, variant: int = 1, preflight: bool = True) -> None:
         assert mode in MODES, mode
