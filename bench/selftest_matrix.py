@@ -1,9 +1,10 @@
 """Benchmark: the self-tests' deviation/variation matrix through the in-process harness (tests/harness.py).
 
 Prints, for the baseline and for every switch, the wall time, the CPU seconds of this process and of its
-two gateway processes (the lanes), and how many items were performed (the items the switch was applied to);
-then the totals, and the items the matrix would perform without the applied-items inference (every item under
-every switch). The matrix is the self-tests' largest share of `pytest tests -n 2`.
+gateway processes (the lanes: a third judges the usage-only switches in the background, from the first switch
+on, so their rows show only what was left to wait for), and how many items were performed (the items the switch
+was applied to); then the totals, and the items the matrix would perform without the applied-items inference
+(every item under every switch). The matrix is the self-tests' largest share of `pytest tests -n 2`.
 
     python bench/selftest_matrix.py [--switch NAME ...] [--full]
 """
@@ -42,9 +43,8 @@ def main() -> int:
     chosen = [switches()[name] for name in args.switch] if args.switch else list(switches().values())
     harness = Harness()
     try:
-        pids = [lane.gateway.pid for lane in (harness.main, harness.side)]
-
         def gateways_cpu() -> float:
+            pids = [lane.gateway.pid for lane in harness.lanes()]
             return sum(process_cpu(pid) for pid in pids if pid is not None)
 
         def measure(label: str, work: object) -> tuple[float, float, float, int]:

@@ -212,6 +212,10 @@ class Harness:
         self.main.close()
         self.side.close()
 
+    def lanes(self) -> list[Lane]:
+        """Every lane started so far: the main and side lanes, and the usage-only switches' once started."""
+        return [self.main, self.side, *([self._background_lane] if self._background_lane else [])]
+
     # --- the gateways' switches ---------------------------------------------------------------------------
 
     def set_switches(self, names: list[str]) -> None:
