@@ -26,12 +26,20 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
+import httpx
+
 from conformance import cases as case_data
-from conformance.client import RetryPolicy
+from conformance.client import RetryPolicy, ssl_context
 from conformance.config import Target
 from conformance.pacing import Pacer, Store, TokenBudget, helper_context
 from conformance.redact import REDACTOR
 from conformance.runner import Performed, Runtime
+
+# The TLS context every helper's transports verify with, made at import: the forkserver imports this module
+# (pacing.HELPER_PRELOAD), so it is made once there and every helper forked from it has it (loading the CA bundle
+# is tens of ms of CPU, in each helper of each run otherwise). A helper given other SSL_CERT_* variables than the
+# forkserver had makes its own (the cache is keyed by them).
+ssl_context(httpx, True)
 
 POLL_S = 0.5
 STALL_STEPS = 4  # a case's requests (steps, or a client's build and call), each within its budget
