@@ -14,6 +14,7 @@ tests/test_validity.py compares the two on every schema with valid and broken in
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -104,19 +105,23 @@ class Compiler:
     def __init__(self, schemas: dict[str, Any]) -> None:
         self.schemas = schemas
         self._refs: dict[tuple[str, str], Predicate] = {}
+        # one compilation at a time: while a `$ref` is compiled its entry is a placeholder that must not be called
+        # (the request threads of a run validate side by side from the first answer on)
+        self._lock = threading.Lock()
 
     def predicate(self, name: str) -> Predicate:
         """The predicate of a schema by its `$id`, or of a part of one: `case-file#/$defs/case`."""
         resource, _, pointer = name.partition("#")
-        known = dict(self._refs)
-        try:
-            return self._ref(resource, pointer)
-        except Unsupported:
-            # what was compiled in this attempt may refer to a part that failed: forget all of it (in place: the
-            # compiled `$ref`s look their targets up in this dict)
-            self._refs.clear()
-            self._refs.update(known)
-            raise
+        with self._lock:
+            known = set(self._refs)
+            try:
+                return self._ref(resource, pointer)
+            except Unsupported:
+                # what was compiled in this attempt may refer to a part that failed: forget it, and only it (a
+                # predicate compiled before may be looking its `$ref`s up in this dict at this moment)
+                for key in set(self._refs) - known:
+                    del self._refs[key]
+                raise
 
     def _ref(self, resource: str, pointer: str) -> Predicate:
         key = (resource, pointer)

@@ -5,9 +5,11 @@ yes where jsonschema says no would be a missed schema failure."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import random
+import threading
 from typing import Any
 
 import pytest
@@ -179,3 +181,46 @@ def test_the_predicate_agrees_with_jsonschema_on_real_answers_and_their_mutation
     met = {name for name, _ in seen.values()}
     assert len(met) >= 12, sorted(met)
     assert judged[True] > 1000 and judged[False] > 1000, judged
+
+
+def _compile_side_by_side(compiler: validity.Compiler) -> list[str]:
+    """Every schema's predicate asked for by 16 threads at once, each using it at once on a valid instance of
+    the target-profile schema and an empty object: what went wrong in any thread."""
+    barrier = threading.Barrier(16)
+    problems: list[str] = []
+    instance = {"name": "t", "url": "http://127.0.0.1:1", "token_env": "T", "models": {"a": "a"}}
+
+    def ask() -> None:
+        barrier.wait()
+        try:
+            for name in [*schemas.schema_names(), "target-profile"]:
+                compiler.predicate(name)({} if name != "target-profile" else instance)
+        except Exception as exc:  # any exception is the finding
+            problems.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=ask) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return problems
+
+
+def test_threads_asking_for_predicates_at_once_get_finished_ones() -> None:
+    """A run's request threads validate from the first answer on: a predicate still being compiled (its `$ref`
+    a placeholder) must never be handed to another thread. Without the compiler's lock this fails (shown below:
+    the same threads on a compiler whose lock does nothing raise, in some of 20 tries)."""
+    for _ in range(20):
+        assert _compile_side_by_side(validity.Compiler(schemas._registry()[1])) == []
+
+
+def test_without_the_lock_the_threads_meet_unfinished_predicates() -> None:
+    """The proof that the test above can fail: the same threads, the lock made a no-op."""
+    found = []
+    for _ in range(20):
+        compiler = validity.Compiler(schemas._registry()[1])
+        compiler._lock = contextlib.nullcontext()  # type: ignore[assignment]
+        found += _compile_side_by_side(compiler)
+        if found:
+            break
+    assert found, "16 threads never met an unfinished predicate in 20 tries"
