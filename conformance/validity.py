@@ -75,6 +75,13 @@ def equal(one: Any, two: Any) -> bool:
     return bool(one == two)
 
 
+def _length_within(low: int | None, high: int | None) -> Callable[[int], bool]:
+    """minLength/maxLength, minItems/maxItems, minProperties/maxProperties: a length between the two, if given."""
+    if low is None and high is None:
+        return _always
+    return lambda n: (low is None or n >= low) and (high is None or n <= high)
+
+
 def _always(_: Any) -> bool:
     return True
 
@@ -224,9 +231,9 @@ class Compiler:
         if "propertyNames" in schema:
             names = self.compile(schema["propertyNames"], base)
             checks.append(lambda x: all(names(k) for k in x))
-        low, high = schema.get("minProperties"), schema.get("maxProperties")
-        if low is not None or high is not None:
-            checks.append(lambda x: (low is None or len(x) >= low) and (high is None or len(x) <= high))
+        if "minProperties" in schema or "maxProperties" in schema:
+            within = _length_within(schema.get("minProperties"), schema.get("maxProperties"))
+            checks.append(lambda x: within(len(x)))
         every = _all(checks)
         return lambda x: not isinstance(x, dict) or every(x)
 
@@ -254,15 +261,12 @@ class Compiler:
         if isinstance(items, list):
             raise Unsupported("items as a list")
         element = None if items is True else self.compile(items, base)
-        low = schema.get("minItems")
-        high = schema.get("maxItems")
+        within = _length_within(schema.get("minItems"), schema.get("maxItems"))
 
         def check(x: Any) -> bool:
             if not isinstance(x, list):
                 return True
-            if low is not None and len(x) < low:
-                return False
-            if high is not None and len(x) > high:
+            if not within(len(x)):
                 return False
             if element is not None:
                 for value in x:
@@ -273,18 +277,13 @@ class Compiler:
         return check
 
     def _string(self, schema: dict[str, Any], base: str) -> Predicate:
-        low = schema.get("minLength")
-        high = schema.get("maxLength")
+        within = _length_within(schema.get("minLength"), schema.get("maxLength"))
         pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
 
         def check(x: Any) -> bool:
             if not isinstance(x, str):
                 return True
-            if low is not None and len(x) < low:
-                return False
-            if high is not None and len(x) > high:
-                return False
-            return pattern is None or pattern.search(x) is not None
+            return within(len(x)) and (pattern is None or pattern.search(x) is not None)
 
         return check
 
