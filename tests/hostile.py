@@ -84,11 +84,12 @@ class _Server(ThreadingHTTPServer):
         pass  # a client that gives up mid-answer is what the modes are for
 
 
-# the modes whose lanes only wait (a slow or endless answer, refusals, retries): test_hostile performs them side by
-# side, once, in the first of their tests (one unit of work under xdist: conftest.JUDGED_TOGETHER), each still
-# timed on its own; the other modes compute (deep JSON, big bodies) and are performed by their own test, alone
-WAITING_MODES = ("endless-sse", "byte-per-second", "unavailable-503", "reset", "retry-after-huge",
-                 "retry-after-unparseable")
+# the modes whose lanes only wait for their deadline (an endless stream, a byte a second): test_hostile performs
+# them side by side, once, in the first of their tests (one unit of work under xdist: conftest.JUDGED_TOGETHER),
+# each still timed on its own. Only these: their outcome is the deadline itself, which a loaded process cannot
+# change. The other modes answer (a 503, a reset, a 429) and must be answered within the 3 s deadline; six modes
+# at once, official clients' builds included, once made an openai case miss it on a loaded CI machine
+WAITING_MODES = ("endless-sse", "byte-per-second")
 
 
 class HostileServer:

@@ -3,8 +3,8 @@
 Two levels, against tests/hostile.py:
 - every mode x every lane, in this process (the suite's Runtime and judging path, as the helpers run them): an
   HTTP case with and without a stream, a negative case, one case of each official client, all at once; each
-  ends within its bound and gets the outcome conformance/bounds.py and conformance/client.py define (the modes
-  that only wait, hostile.WAITING_MODES, side by side: each still timed on its own);
+  ends within its bound and gets the outcome conformance/bounds.py and conformance/client.py define (the two
+  modes that only wait for the deadline, hostile.WAITING_MODES, side by side: each still timed on its own);
 - the real `conformance run` in a subprocess for what only a whole run shows: the memory of the suite's
   processes (pytest, the read-ahead helpers, curl) under a 300 MB answer and a gzip bomb, no exit 4 where a
   helper once crashed on pickling, the token in no file written and not on the console, the circuit breaker,
