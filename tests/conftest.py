@@ -169,7 +169,7 @@ MODULE_RUN_FILES = ("test_target_headers.py", "test_installed.py", "test_html_br
 JUDGED_TOGETHER = {
     "tests/test_deviations.py::test_conformant_switch_passes_every_case[other-text]": "other-text",
     "tests/test_snapshots.py::test_text_only_change_is_no_drift": "other-text",
-    # the hostile modes that only wait, performed side by side by the first of them (tests/test_hostile.py)
+    # the hostile modes that only wait for their deadline, side by side in the first of them (tests/hostile.py)
     **{f"tests/test_hostile.py::test_every_lane_ends_on_time_with_the_right_outcome[{mode}]": "waiting-lanes"
        for mode in WAITING_MODES},
 }

@@ -410,26 +410,41 @@ class Harness:
         return judged
 
     def _judge(self, switch: Switch, items: list[Item], baseline: dict[str, Verdict], full: bool,
-               shapes: bool) -> Judged:
-        applied = {item.test_id for item in items if switch.name in self.consulted[item.test_id]}
+               shapes: bool, usage_lane: Lane | None = None) -> Judged:
+        """The items the switch was applied to (every item, `full`) performed under it, the baseline's verdict
+        for the rest; on the two lanes side by side, or, for a switch applied to usage items alone, on
+        `usage_lane` (the background's)."""
+        applied = self._applied(switch, items)
         todo = [item for item in items if full or item.test_id in applied]
-        self.set_switches([switch.name])
+        lanes = [usage_lane] if usage_lane is not None else [self.main, self.side]
+        for lane in lanes:
+            lane.set_switches([switch.name])
         try:
-            with ThreadPoolExecutor(1, thread_name_prefix="side") as pool:
-                waiting = pool.submit(self.perform_side, [item for item in todo if self.lane_of(item) is self.side],
-                                      shapes)
-                verdicts = self.perform_main([item for item in todo if self.lane_of(item) is self.main], shapes)
-                verdicts.update(waiting.result())
+            if usage_lane is not None:
+                assert all(isinstance(item, UsageItem) for item in todo), switch.name
+                verdicts = self.perform_side(todo, shapes, usage_lane)
+            else:
+                with ThreadPoolExecutor(1, thread_name_prefix="side") as pool:
+                    waiting = pool.submit(self.perform_side,
+                                          [item for item in todo if self.lane_of(item) is self.side], shapes)
+                    verdicts = self.perform_main([item for item in todo if self.lane_of(item) is self.main],
+                                                 shapes)
+                    verdicts.update(waiting.result())
             # the switch cannot change an answer it was never consulted for
             verdicts = {item.test_id: verdicts.get(item.test_id) or baseline[item.test_id] for item in items}
         finally:
-            self.set_switches([])
+            for lane in lanes:
+                lane.set_switches([])
         return Judged(switch, verdicts, applied, len(todo), items)
+
+    def _applied(self, switch: Switch, items: list[Item]) -> set[str]:
+        """The items the gateway consulted the switch for in the baseline: those it is applied to."""
+        return {item.test_id for item in items if switch.name in self.consulted[item.test_id]}
 
     def usage_only(self, switch: Switch) -> bool:
         """Whether the switch was applied to usage items alone (nothing of it is streamed, nor has a shape)."""
-        applied = [item for item in self.items if switch.name in self.consulted[item.test_id]]
-        return bool(applied) and all(isinstance(item, UsageItem) for item in applied)
+        applied = self._applied(switch, self.items)
+        return bool(applied) and all(isinstance(self.by_id[test], UsageItem) for test in applied)
 
     def judge_usage_only_in_background(self) -> None:
         """The switches applied to usage items alone, each judged on a lane of its own (a third gateway, its
@@ -447,19 +462,8 @@ class Harness:
             self._background[switch.name] = self._background_pool.submit(self._judge_usage_only, switch)
 
     def _judge_usage_only(self, switch: Switch) -> Judged:
-        lane = self._background_lane
-        assert lane is not None
-        applied = {item.test_id for item in self.items if switch.name in self.consulted[item.test_id]}
-        todo = [item for item in self.items if item.test_id in applied]
-        lane.set_switches([switch.name])
-        try:
-            verdicts: dict[str, Verdict] = {}
-            for batch in self.usage_batches([item for item in todo if isinstance(item, UsageItem)]):
-                verdicts.update(self.perform_usage(batch, lane))
-        finally:
-            lane.set_switches([])
-        verdicts = {item.test_id: verdicts.get(item.test_id) or self._baseline[item.test_id] for item in self.items}
-        return Judged(switch, verdicts, applied, len(todo), self.items)
+        assert self._background_lane is not None
+        return self._judge(switch, self.items, self._baseline, False, False, usage_lane=self._background_lane)
 
     def perform_main(self, items: list[CaseItem], shapes: bool) -> dict[str, Verdict]:
         """The main lane's items under one switch, JUDGE_THREADS at a time: the harness judges one answer while
@@ -477,12 +481,13 @@ class Harness:
             verdicts[item.test_id] = self.perform(item, shapes=shapes and not is_client_case(item.case))
         return verdicts
 
-    def perform_side(self, items: list[Item], shapes: bool) -> dict[str, Verdict]:
-        """The side lane's items under one switch: the usage batches, then the paced streams all at once (a paced
-        stream waits, it does not compute, so several at once are timed as one alone is)."""
+    def perform_side(self, items: list[Item], shapes: bool, usage_lane: Lane | None = None) -> dict[str, Verdict]:
+        """The side lane's items under one switch: the usage batches (on `usage_lane` if given), then the paced
+        streams all at once (a paced stream waits, it does not compute, so several at once are timed as one alone
+        is)."""
         verdicts: dict[str, Verdict] = {}
         for batch in self.usage_batches([item for item in items if isinstance(item, UsageItem)]):
-            verdicts.update(self.perform_usage(batch))
+            verdicts.update(self.perform_usage(batch, usage_lane))
         paced = [item for item in items if not isinstance(item, UsageItem)]
         if paced:
             with ThreadPoolExecutor(len(paced), thread_name_prefix="paced") as pool:
