@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from background_matrix import MATRIX_TESTS, SHAPES_TESTS, plan_for
 from hostile import WAITING_MODES
 
 from conformance.cli import main
 from conformance.known_valid import CACHE_ENV
+
+# CONFORMANCE_BACKGROUND_MATRIX=0: every process judges its own switches (no background process)
+BACKGROUND_ENV = "CONFORMANCE_BACKGROUND_MATRIX"
 
 
 @dataclass
@@ -164,11 +168,9 @@ def preload_client_sdks() -> None:
 # test files whose tests share one module-scoped run (or installed wheel): each file is one unit of work, so the
 # module's fixture is made once, not once in each worker
 MODULE_RUN_FILES = ("test_target_headers.py", "test_installed.py", "test_html_browser.py")
-# tests that read the same switch's judgement by the harness (cached per process): one unit of work, so that the
-# switch is performed once, in one worker
+# tests that share one module-scoped fixture made of several performances at once: one unit of work, so that it is
+# made once, in one worker (the switches' judgements are the background matrix's, read by either worker)
 JUDGED_TOGETHER = {
-    "tests/test_deviations.py::test_conformant_switch_passes_every_case[other-text]": "other-text",
-    "tests/test_snapshots.py::test_text_only_change_is_no_drift": "other-text",
     # the hostile modes that only wait for their deadline, side by side in the first of them (tests/hostile.py)
     **{f"tests/test_hostile.py::test_every_lane_ends_on_time_with_the_right_outcome[{mode}]": "waiting-lanes"
        for mode in WAITING_MODES},
@@ -196,16 +198,57 @@ LONGEST_FIRST = (
     "tests/test_secrets.py::test_reference_run_token_is_nowhere",
     "tests/test_helper.py::test_token_budget_is_one_budget_for_every_lane",
 )
+# The tests that read the background matrix's judgements (tests/background_matrix.py) and its baseline come last:
+# by then the background has had the whole session's idle CPU to make them, and they only wait for the rest
+READ_THE_MATRIX = (*MATRIX_TESTS, *SHAPES_TESTS, "tests/test_deviations.py::test_the_baseline_passes_every_item",
+                   "tests/test_background_matrix.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests first (LONGEST_FIRST), every other test in its collected order. The order is a
-    schedule, never a dependency: each test makes or asks for what it reads (shared_run, the harness)."""
+    """The longest tests first (LONGEST_FIRST), the matrix's readers last (READ_THE_MATRIX), every other test in
+    its collected order. The order is a schedule, never a dependency: each test makes or asks for what it reads
+    (shared_run, the harness)."""
     def rank(item: pytest.Item) -> int:
+        if item.nodeid.startswith(READ_THE_MATRIX):
+            return len(LONGEST_FIRST) + 1
         return next((n for n, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
                     len(LONGEST_FIRST))
 
     items.sort(key=rank)  # stable: the rest keep pytest's order
+
+
+def _session_root(config: pytest.Config) -> Path:
+    """The basetemp every process of the session shares (a worker's own is a folder in it)."""
+    root = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+def _start_background_matrix(config: pytest.Config, nodeids: list[str]) -> None:
+    """The background matrix of the collected tests, once per session (tests/background_matrix.py)."""
+    import background_matrix
+
+    if os.environ.get(BACKGROUND_ENV) == "0" or hasattr(config, "_background_matrix"):
+        return
+    config._background_matrix = background_matrix.start(  # type: ignore[attr-defined]
+        _session_root(config) / "matrix", plan_for(nodeids))
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: the controller learns what its workers collected
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    _start_background_matrix(node.config, ids)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Without xdist, this process starts the background matrix (under xdist, the controller does)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") and session.config.getoption("dist", "no") == "no":
+        _start_background_matrix(session.config, [item.nodeid for item in session.items])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The background matrix ends with the process that started it, after every test (and every worker)."""
+    import background_matrix
+
+    background_matrix.stop(getattr(config, "_background_matrix", []))
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist, never called
@@ -231,13 +274,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The in-process judging harness (tests/harness.py): one reference gateway per pytest process (per xdist
-    worker), its baseline performed once for the whole `pytest tests` session (by whichever worker asks first,
-    in the basetemp every worker shares) and read by every switch judged in any process."""
+    """The in-process judging harness (tests/harness.py): its reference gateways per pytest process (per xdist
+    worker), its baseline performed once for the whole `pytest tests` session (by the background matrix, or by
+    whichever worker asks first, in the basetemp every worker shares) and read by every switch judged in any
+    process; the matrix's judgements are the background's (tests/background_matrix.py) when it planned them."""
     from harness import Harness
 
     root = tmp_path_factory.getbasetemp()
-    judge = Harness(share=(root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "harness-baseline")
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+    judge = Harness(share=root / "harness-baseline", background=root / "matrix")
     try:
         yield judge
     finally:

@@ -30,6 +30,12 @@ it (on the side lane's gateway: the main lane's requests are another gateway's, 
 The switches applied to usage items alone are judged in a thread, on a third gateway of their own, from the first
 judgement of the process on (judge_usage_only_in_background): their batches mostly wait, and so overlap the
 judgement of the other switches instead of holding the process.
+
+In a `pytest tests` session the matrix is judged by two background processes (tests/background_matrix.py), each
+a Harness of one `part` of the items: the paced streams, at the normal CPU priority (they are timed), and every
+other item, at the lowest (it is CPU work that needs no one's timing). Each performs its part of the baseline and
+of each switch's judgement and publishes them; a worker's Harness with `background` reads both and performs only
+what a background could not answer (an infrastructure error), through the same `_judge`.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from background_matrix import BACKGROUND_PARTS, BackgroundMatrix
 
 from conformance import cases as case_data
 from conformance.cases import CaseItem
@@ -86,6 +93,7 @@ Item = CaseItem | UsageItem
 # the matrix's wall time
 STREAM_DELAY_S = 0.003
 PACED_CHECK = "streaming_incremental"
+PARTS = ("all", *BACKGROUND_PARTS)  # a Harness performs all the items, or those of one background's part
 JUDGE_THREADS = 2  # more gave nothing on 2 cores (bench/selftest_matrix.py: extra-fields 10.9 s at 2, 11.3 s at 4)
 
 
@@ -175,7 +183,8 @@ class Harness:
     requests on the main lane and ai_query's window on the side lane see none of the other's."""
 
     def __init__(self, cases_dir: Path = CASES_DIR, client_cases_dir: Path = CLIENT_CASES_DIR,
-                 usage: bool = True, share: Path | None = None) -> None:
+                 usage: bool = True, share: Path | None = None, background: Path | None = None,
+                 part: str = "all") -> None:
         self.cases_dir, self.client_cases_dir = cases_dir, client_cases_dir
         token = "selftest-" + secrets.token_urlsafe(16)
         self.main = Lane(token, 0.0)
@@ -203,6 +212,12 @@ class Harness:
         self._background: dict[str, Future[Judged]] = {}  # the usage-only switches, judged in the background
         self._background_lane: Lane | None = None
         self._background_pool: ThreadPoolExecutor | None = None
+        self._usage_only_started = False
+        # the background processes of the session, which judge the matrix (tests/background_matrix.py); or this
+        # harness is one of them, and performs only its part of the case data's items (PARTS)
+        self.matrix = BackgroundMatrix.at(background) if background is not None else None
+        assert part in PARTS, part
+        self.part = part
 
     def close(self) -> None:
         if self._background_pool is not None:  # a switch still being judged ends on the closed gateway
@@ -327,10 +342,26 @@ class Harness:
         items = self.items if items is None else items
         todo = [item for item in items if item.test_id not in self._baseline]
         if todo and self.share is not None and any(item.test_id in self.by_id for item in todo):
-            self.shared_baseline()
+            for part in self.parts():
+                self.shared_baseline(part)
             todo = [item for item in items if item.test_id not in self._baseline]
-        self._perform_baseline(todo)
-        return {item.test_id: self._baseline[item.test_id] for item in items}
+        self._perform_baseline([item for item in todo if not self.deferred(item)])
+        return {item.test_id: self._baseline[item.test_id] for item in items if item.test_id in self._baseline}
+
+    def part_of(self, item: Item) -> str:
+        return "paced" if not isinstance(item, UsageItem) and self.paced(item) else "unpaced"
+
+    def deferred(self, item: Item) -> bool:
+        """Whether the item is another process's to perform: in a background, an item of the case data outside
+        its part."""
+        return self.part != "all" and item.test_id in self.by_id and self.part_of(item) != self.part
+
+    def parts(self) -> list[str]:
+        """The parts of the shared baseline this harness reads: all of it, or its own (a background's), or
+        both backgrounds' (a worker's, with a background)."""
+        if self.part != "all":
+            return [self.part]
+        return list(BACKGROUND_PARTS) if self.matrix is not None else ["all"]
 
     def _perform_baseline(self, todo: list[Item]) -> None:
         """These items with no switch on, each once, and what the gateway consulted while answering each: one at
@@ -358,12 +389,14 @@ class Harness:
                 self.consulted[item.test_id] = self.main.take_consulted()
             waiting.result()
 
-    def shared_baseline(self) -> None:
+    def shared_baseline(self, part: str = "all") -> None:
         """The baseline of every item, performed once for all the processes that share `self.share` (the xdist
         workers of one `pytest tests`): the first to ask performs it under a file lock and keeps its verdicts
         and consultations there; the others read them. The reference gateway answers deterministically (the
         module docstring), so another process's gateway gave the verdicts and consultations this one would.
-        The record is named by the items' ids and the case data's bytes: other items are another record."""
+        The record is named by the items' ids and the case data's bytes: other items are another record. A part
+        the background performs (`unpaced`, in a worker with a background) is waited for, never performed here,
+        but for the items the background answered with an infrastructure error."""
         assert self.share is not None
         digest = hashlib.sha256()
         for test in sorted(self.by_id):
@@ -371,9 +404,15 @@ class Harness:
         for folder in (self.cases_dir, self.client_cases_dir):
             for path in sorted(folder.rglob("*.yaml")):
                 digest.update(path.read_bytes())
-        key = digest.hexdigest()[:16]
+        key = f"{digest.hexdigest()[:16]}-{part}"
         self.share.mkdir(parents=True, exist_ok=True)
         record = self.share / f"baseline-{key}.pickle"
+        if self.matrix is not None:  # a background's part: waited for, never performed here
+            verdicts, consulted = self.matrix.wait_for(record, part)
+            self._baseline.update(verdicts)
+            self.consulted.update(consulted)
+            self._perform_baseline([self.by_id[test] for test, v in verdicts.items() if v.outcome == "error"])
+            return
         with (self.share / f"baseline-{key}.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
             if record.exists():
@@ -381,9 +420,13 @@ class Harness:
                 self._baseline.update(verdicts)
                 self.consulted.update(consulted)
                 return
-            self._perform_baseline([item for item in self.items if item.test_id not in self._baseline])
+            mine = [item for item in self.items if part in ("all", self.part_of(item))
+                    and item.test_id not in self._baseline]
+            self._perform_baseline(mine)
+            verdicts = {item.test_id: self._baseline[item.test_id] for item in mine}
+            consulted = {item.test_id: self.consulted[item.test_id] for item in mine}
             partial = record.with_suffix(".partial")
-            partial.write_bytes(pickle.dumps((self._baseline, self.consulted)))
+            partial.write_bytes(pickle.dumps((verdicts, consulted)))
             partial.replace(record)
 
     def judge(self, switch: Switch, items: list[Item] | None = None, full: bool | None = None,
@@ -400,7 +443,14 @@ class Harness:
         for cached in ((switch.name, full, True), (switch.name, full, shapes)):
             if every and cached in self._judged:
                 return self._judged[cached]
-        if every and not full and not self._background_pool:
+        published = self.matrix.judgement(switch.name, full, shapes) if every and self.matrix else None
+        if published is not None:
+            judged = self._judge(switch, items, baseline, full, shapes, done=published.verdicts)
+            judged.performed += published.performed
+            self._judged[(switch.name, full, shapes)] = judged
+            return judged
+        if every and not full and not self._usage_only_started:
+            self._usage_only_started = True
             self.judge_usage_only_in_background()
         if every and not full and switch.name in self._background:
             return self._background[switch.name].result()
@@ -410,13 +460,19 @@ class Harness:
         return judged
 
     def _judge(self, switch: Switch, items: list[Item], baseline: dict[str, Verdict], full: bool,
-               shapes: bool, usage_lane: Lane | None = None) -> Judged:
+               shapes: bool, usage_lane: Lane | None = None, done: dict[str, Verdict] | None = None) -> Judged:
         """The items the switch was applied to (every item, `full`) performed under it, the baseline's verdict
         for the rest; on the two lanes side by side, or, for a switch applied to usage items alone, on
-        `usage_lane` (the background's)."""
+        `usage_lane` (the usage-only switches' lane). `done`: verdicts under the switch made elsewhere (the
+        background matrix's), but for an infrastructure error there (it is performed again here); the deferred
+        items (in a background: the other part's) are neither performed nor judged."""
         applied = self._applied(switch, items)
-        todo = [item for item in items if full or item.test_id in applied]
+        done = {test: verdict for test, verdict in (done or {}).items() if verdict.outcome != "error"}
+        todo = [item for item in items
+                if (full or item.test_id in applied) and item.test_id not in done and not self.deferred(item)]
         lanes = [usage_lane] if usage_lane is not None else [self.main, self.side]
+        if not todo:
+            lanes = []
         for lane in lanes:
             lane.set_switches([switch.name])
         try:
@@ -431,7 +487,9 @@ class Harness:
                                                  shapes)
                     verdicts.update(waiting.result())
             # the switch cannot change an answer it was never consulted for
-            verdicts = {item.test_id: verdicts.get(item.test_id) or baseline[item.test_id] for item in items}
+            verdicts = {**done, **verdicts}
+            verdicts = {item.test_id: verdicts.get(item.test_id) or baseline[item.test_id] for item in items
+                        if item.test_id in verdicts or item.test_id in baseline}
         finally:
             for lane in lanes:
                 lane.set_switches([])
@@ -439,7 +497,7 @@ class Harness:
 
     def _applied(self, switch: Switch, items: list[Item]) -> set[str]:
         """The items the gateway consulted the switch for in the baseline: those it is applied to."""
-        return {item.test_id for item in items if switch.name in self.consulted[item.test_id]}
+        return {item.test_id for item in items if switch.name in self.consulted.get(item.test_id, ())}
 
     def usage_only(self, switch: Switch) -> bool:
         """Whether the switch was applied to usage items alone (nothing of it is streamed, nor has a shape)."""
@@ -456,6 +514,8 @@ class Harness:
 
         self.baseline()
         wanted = [s for s in switches().values() if self.usage_only(s)]
+        if not wanted:
+            return
         self._background_lane = Lane(self._token, STREAM_DELAY_S)
         self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="usage-only")
         for switch in wanted:
