@@ -38,7 +38,7 @@ def test_a_background_that_ended_fails_the_waiting_test_with_its_log(tmp_path: P
     log_of(tmp_path, "unpaced").write_text("Traceback: the gateway would not start\n")
     matrix = BackgroundMatrix.at(tmp_path)
     assert matrix is not None and matrix.judgement("gzip", False, False) is None, "an unplanned switch is the worker's"
-    with pytest.raises(RuntimeError, match="ended before publishing(.|\n)*the gateway would not start"):
+    with pytest.raises(RuntimeError, match=r"(?s)ended before publishing.*the gateway would not start"):
         matrix.judgement("other-text", False, True)
 
 
