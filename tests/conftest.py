@@ -175,6 +175,12 @@ JUDGED_TOGETHER = {
     **{f"tests/test_hostile.py::test_every_lane_ends_on_time_with_the_right_outcome[{mode}]": "waiting-lanes"
        for mode in WAITING_MODES},
 }
+# the tests that read the whole hostile runs, all performed at once by the first of them (test_hostile.whole_runs)
+WHOLE_RUN_TESTS = tuple(f"tests/test_hostile.py::{name}" for name in (
+    "test_a_huge_answer_or_gzip_bomb_leaves_the_whole_suite_under_1_gb", "test_json_nested_100000_deep",
+    "test_an_endless_stream_ends_the_run", "test_a_hostile_preflight_ends_the_run", "test_echoed_credentials",
+    "test_the_circuit_breaker", "test_a_signal_ends_the_run", "test_a_signal_during_the_preflight",
+    "test_helpers_exit_when"))
 # The longest tests (CPU or wall seconds; `python bench/selftest_cpu.py` measures them), longest first: they are
 # collected first, so xdist hands them out first and no long test starts when the other worker has nothing left
 # (under `-n 2` the wall time is at least the longest test, and about half the CPU seconds otherwise). Prefixes of
@@ -184,15 +190,9 @@ LONGEST_FIRST = (
     "tests/test_secrets.py::test_token_is_nowhere_in_run_outputs[bearer]",
     "tests/test_faults.py::test_faults_and_rate_limit_never_become_failures",
     "tests/test_faults.py::test_rate_limit_is_learnt_from_429s",
-    "tests/test_deviations.py::test_the_baseline_passes_every_item",
-    "tests/test_hostile.py::test_a_huge_answer_or_gzip_bomb",
-    "tests/test_hostile.py::test_echoed_credentials_are_nowhere",
     "tests/test_helper.py::test_helper_lanes_give_the_inline_verdicts",
-    "tests/test_hostile.py::test_a_hostile_preflight_ends_the_run",
-    "tests/test_hostile.py::test_a_signal_during_the_preflight",
     "tests/test_faults.py::test_max_rps_is_a_global_ceiling",
     "tests/test_secrets.py::test_token_is_nowhere_in_run_outputs[basic]",
-    "tests/test_hostile.py::test_json_nested_100000_deep",
     "tests/test_hostile.py::test_every_lane_ends_on_time_with_the_right_outcome[deep-600]",
     "tests/test_snapshots.py::test_snapshot_update_under_xdist",
     "tests/test_secrets.py::test_reference_run_token_is_nowhere",
@@ -254,18 +254,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist, never called
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under `-n N` (xdist's default `load` distribution): each file of MODULE_RUN_FILES is one unit of work, so is
-    each group of JUDGED_TOGETHER, and every other test goes to whichever worker is free, one by one, in the
-    collected order (xdist hands out the units of several tests first). Each worker has its own harness (its
-    baseline is performed once per worker): the matrix of tests/test_deviations.py is spread over both workers,
-    not a serial tail of one. (xdist's own `loadgroup` marks do not group under pytest 9's node ids.)"""
+    each group of JUDGED_TOGETHER and the whole hostile runs (WHOLE_RUN_TESTS), and every other test goes to
+    whichever worker is free, one by one, in the collected order (pytest_collection_modifyitems: the units in
+    the place of their first test, not xdist's largest units first, which would start every whole hostile run
+    at once beside the paced streams the background matrix times at the session's start). (xdist's own
+    `loadgroup` marks do not group under pytest 9's node ids.)"""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class ModuleRunsTogether(LoadScopeScheduling):
+        def schedule(self) -> None:
+            self.config.option.loadscopereorder = False  # the collected order, units where their first test is
+            super().schedule()
+
         def _split_scope(self, nodeid: str) -> str:
             if nodeid in JUDGED_TOGETHER:
                 return f"judged:{JUDGED_TOGETHER[nodeid]}"
+            if nodeid.startswith(WHOLE_RUN_TESTS):
+                return "whole-hostile-runs"
             file = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
             return file if file in MODULE_RUN_FILES else nodeid
 

@@ -19,7 +19,8 @@ import contextlib
 import os
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +186,12 @@ def test_a_redirect_fails_every_lane_and_is_never_followed(tmp_path):
         assert f"Location {other.url}" in message and "another origin" in message, (name, message)
 
 
-# --- whole runs --------------------------------------------------------------------------------------------
+# --- whole runs ---------------------------------------------------------------------------------------------
+#
+# Each whole run mostly waits (for its deadlines, a byte a second, a signal's moment), so they are all performed
+# at once, each in a thread with its own hostile server and folder, by the module's first test that asks
+# (`whole_runs`; conftest schedules the tests that read them as one unit); each test then asserts on its own.
+# Every bound is still the run's own (its wall time from its start, the seconds after its signal).
 
 
 def whole_run(tmp: Path, mode: str, *args: str, select: str = SELECT, **server: Any) -> Run:
@@ -202,49 +208,135 @@ def sound(run: Run, *extra: Path) -> None:
     assert leaks(run, *extra) == []
 
 
-@pytest.mark.parametrize(("mode", "select", "lanes"), [
-    ("huge", SELECT, {"openai", "anthropic", "genai", "databricks", "curl"}),
+def _reached(server: HostileServer, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while server.count("POST") < 2:
+        assert time.monotonic() < deadline, "the run never reached the target"
+        time.sleep(0.1)
+
+
+def signalled(tmp: Path, sig: signal.Signals) -> tuple[Run, float, Path]:
+    """A run sent `sig` once it reached a byte-a-second target: the run, the seconds it took after the signal."""
+    with HostileServer("byte-per-second") as server:
+        proc, reports = start_run(tmp, server.url, "--timeout", "60",
+                                  select=f"{HTTP_ONLY} or client-openai-chat-stream")
+        _reached(server)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        run = watch(proc, reports, 60)
+        return run, time.monotonic() - sent, reports
+
+
+def signalled_in_preflight(tmp: Path) -> tuple[Run, float, Path]:
+    """A SIGTERM while the preflight waits on a byte-a-second target."""
+    with HostileServer("byte-per-second", preflight=False) as server:
+        proc, reports = start_run(tmp, server.url, "--timeout", "60", select=HTTP_ONLY)
+        deadline = time.monotonic() + 90
+        while server.count("GET") + server.count("POST") < 1:  # its first request (the listing) is waiting
+            assert time.monotonic() < deadline, "the preflight never reached the target"
+            time.sleep(0.1)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        run = watch(proc, reports, 60)
+        return run, time.monotonic() - sent, reports
+
+
+def helpers_left_by_a_killed_run(tmp: Path) -> tuple[set[int], list[int]]:
+    """The helpers of a run killed while it waits on a byte-a-second target, and those still alive 10 s later."""
+    with HostileServer("byte-per-second") as server:
+        proc, _ = start_run(tmp, server.url, "--timeout", "60", select=f"{HTTP_ONLY} or client-curl-chat-bearer")
+        _reached(server)
+        helpers: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(helpers) < 3 and time.monotonic() < deadline:  # the HTTP lane, the curl lane, curl itself
+            helpers |= set(tree(proc.pid)) - {proc.pid}
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and [pid for pid in helpers if alive(pid)]:
+            time.sleep(0.1)
+    left = [pid for pid in helpers if alive(pid)]
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return helpers, left
+
+
+def echoed(tmp: Path) -> tuple[Run, Run]:
+    """The echo target recorded as a baseline, then compared with a changed answer (--timeout 30: the echo
+    answers at once, and its proof is no deadline's)."""
+    recorded = whole_run(tmp, "echo", "--timeout", "30", "--snapshot-update", "--", "-vv")
+    compared = whole_run(tmp, "echo", "--timeout", "30", "--", "-vv", variant=2, select=HTTP_ONLY)  # HTTP shapes
+    return recorded, compared
+
+
+BOMB_SELECT = f"{HTTP_ONLY} or client-openai-chat-stream or client-databricks-sdk-query"
+WHOLE_RUNS: dict[str, Callable[[Path], Any]] = {
+    "huge": lambda tmp: whole_run(tmp, "huge", "--timeout", "30", "--html", "none", select=SELECT),
     # every lane met the bomb in process above; here the inflaters of the HTTP lane and two client stacks
-    ("gzip-bomb", f"{HTTP_ONLY} or client-openai-chat-stream or client-databricks-sdk-query", {"openai", "databricks"}),
+    "gzip-bomb": lambda tmp: whole_run(tmp, "gzip-bomb", "--timeout", "30", "--html", "none", select=BOMB_SELECT),
+    "deep-100000": lambda tmp: whole_run(tmp, "deep-100000", "--html", "none", "--", "-vv",
+                                         select=f"{HTTP_ONLY} or client-openai-chat-stream"),
+    "endless-sse": lambda tmp: whole_run(tmp, "endless-sse", "--html", "none",
+                                         select=f"{HTTP_ONLY} or client-openai-chat-stream"),
+    **{f"preflight-{mode}": lambda tmp, mode=mode: whole_run(tmp, mode, "--html", "none", preflight=False)
+       for mode in WAITING_MODES},
+    "echo": echoed,
+    "circuit-breaker": lambda tmp: whole_run(tmp, "unavailable-503", "--max-consecutive-errors", "3",
+                                             select="chat and not client"),
+    "SIGTERM": lambda tmp: signalled(tmp, signal.SIGTERM),
+    "SIGINT": lambda tmp: signalled(tmp, signal.SIGINT),
+    "preflight-signal": signalled_in_preflight,
+    "killed": helpers_left_by_a_killed_run,
+}
+
+
+@pytest.fixture(scope="module")
+def whole_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future[Any]]:
+    root = tmp_path_factory.mktemp("whole-runs")
+    pool = ThreadPoolExecutor(len(WHOLE_RUNS), thread_name_prefix="whole-run")
+    futures = {}
+    for name, perform in WHOLE_RUNS.items():
+        (root / name).mkdir()
+        futures[name] = pool.submit(perform, root / name)
+    pool.shutdown(wait=False)
+    return futures
+
+
+@pytest.mark.parametrize(("mode", "lanes"), [
+    ("huge", {"openai", "anthropic", "genai", "databricks", "curl"}),
+    ("gzip-bomb", {"openai", "databricks"}),
 ])
-def test_a_huge_answer_or_gzip_bomb_leaves_the_whole_suite_under_1_gb(tmp_path, mode, select, lanes):
-    run = whole_run(tmp_path, mode, "--timeout", "30", "--html", "none", select=select)
+def test_a_huge_answer_or_gzip_bomb_leaves_the_whole_suite_under_1_gb(whole_runs, mode, lanes):
+    run = whole_runs[mode].result()
     sound(run)
     assert run.code == 1
     assert set(run.counts()) == {"failed"}, run.counts()
     assert {c["id"].split("-")[1] for c in run.cases() if c["id"].startswith("client-")} == lanes
 
 
-def test_json_nested_100000_deep_is_failed_not_a_crash_or_a_hang(tmp_path):
+def test_json_nested_100000_deep_is_failed_not_a_crash_or_a_hang(whole_runs):
     """It once hung the run: pickling the answer in the helper raised RecursionError and no answer came."""
-    run = whole_run(tmp_path, "deep-100000", "--html", "none", "--", "-vv",
-                    select=f"{HTTP_ONLY} or client-openai-chat-stream")
+    run = whole_runs["deep-100000"].result()
     sound(run)
     assert run.code == 1
     assert set(run.counts()) == {"failed"}, run.counts()
     assert all("transport.json-depth" in c["message"] for c in run.cases())
 
 
-def test_an_endless_stream_ends_the_run_on_time_with_exit_3(tmp_path):
-    run = whole_run(tmp_path, "endless-sse", "--html", "none", select=f"{HTTP_ONLY} or client-openai-chat-stream")
+def test_an_endless_stream_ends_the_run_on_time_with_exit_3(whole_runs):
+    run = whole_runs["endless-sse"].result()
     sound(run)
     assert run.code == 3
     assert set(run.counts()) == {"error"}, run.counts()
 
 
-def test_a_hostile_preflight_ends_the_run_in_seconds_with_exit_3(tmp_path):
+def test_a_hostile_preflight_ends_the_run_in_seconds_with_exit_3(whole_runs):
     """The preflight meets the mode itself: its requests have the bounds of every case (and tighter), so the run
-    ends on time with one line, judges nothing and leaves reports/latest alone. Both modes at once: each run
-    mostly waits for its deadlines."""
-    modes = ("endless-sse", "byte-per-second")
-
-    def one(mode: str) -> Run:
-        (tmp_path / mode).mkdir()
-        return whole_run(tmp_path / mode, mode, "--html", "none", preflight=False)
-
-    with ThreadPoolExecutor(len(modes)) as pool:
-        runs = dict(zip(modes, pool.map(one, modes), strict=True))
-    for mode, run in runs.items():
+    ends on time with one line, judges nothing and leaves reports/latest alone."""
+    for mode in WAITING_MODES:
+        run = whole_runs[f"preflight-{mode}"].result()
         sound(run)
         assert run.code == 3, (mode, run.err[-2000:])
         assert run.wall_s < 45, f"{mode}: {run.wall_s:.1f} s"
@@ -253,20 +345,20 @@ def test_a_hostile_preflight_ends_the_run_in_seconds_with_exit_3(tmp_path):
         assert not (run.reports / "latest").exists()
 
 
-def test_echoed_credentials_are_nowhere_in_snapshots_reports_or_console(tmp_path):
+def test_echoed_credentials_are_nowhere_in_snapshots_reports_or_console(whole_runs):
     """The token echoed into body strings, shape keys, enumerated values and response headers, on every lane:
     recorded as a baseline, then compared with a changed answer (drift lines naming the echoed key)."""
-    recorded = whole_run(tmp_path, "echo", "--snapshot-update", "--", "-vv")
-    compared = whole_run(tmp_path, "echo", "--", "-vv", variant=2, select=HTTP_ONLY)  # shapes: HTTP cases only
+    recorded, compared = whole_runs["echo"].result()
+    snapshots = recorded.reports.parent / "snapshots"
     for run in (recorded, compared):
-        sound(run, tmp_path / "snapshots")
+        sound(run, snapshots)
     drift = [line for c in compared.cases() for line in c.get("snapshot", {}).get("drift", [])]
     assert any("***REDACTED***" in line for line in drift), drift
-    assert "***REDACTED***" in "".join(p.read_text() for p in (tmp_path / "snapshots").rglob("*.json"))
+    assert "***REDACTED***" in "".join(p.read_text() for p in snapshots.rglob("*.json"))
 
 
-def test_the_circuit_breaker_ends_the_run_with_exit_3_and_a_partial_summary(tmp_path):
-    run = whole_run(tmp_path, "unavailable-503", "--max-consecutive-errors", "3", select="chat and not client")
+def test_the_circuit_breaker_ends_the_run_with_exit_3_and_a_partial_summary(whole_runs):
+    run = whole_runs["circuit-breaker"].result()
     sound(run)
     assert run.code == 3, run.err[-2000:]
     assert "circuit breaker: 3 consecutive infrastructure errors" in run.summary["aborted"]
@@ -277,23 +369,9 @@ def test_the_circuit_breaker_ends_the_run_with_exit_3_and_a_partial_summary(tmp_
     assert not (run.reports / "latest").exists(), "a partial run never becomes the next run's baseline"
 
 
-def _reached(server: HostileServer, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while server.count("POST") < 2:
-        assert time.monotonic() < deadline, "the run never reached the target"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_ends_the_run_cleanly_with_a_partial_summary(tmp_path, sig):
-    with HostileServer("byte-per-second") as server:
-        proc, reports = start_run(tmp_path, server.url, "--timeout", "60",
-                                  select=f"{HTTP_ONLY} or client-openai-chat-stream")
-        _reached(server)
-        sent = time.monotonic()
-        proc.send_signal(sig)
-        run = watch(proc, reports, 60)
-        ended = time.monotonic() - sent
+def test_a_signal_ends_the_run_cleanly_with_a_partial_summary(whole_runs, sig):
+    run, ended, reports = whole_runs[sig.name].result()
     assert run.code == 128 + sig, (run.code, run.err[-2000:])
     assert ended < 20, f"{ended:.1f} s after the signal"
     assert run.summary["interrupted"] == sig.name
@@ -305,19 +383,10 @@ def test_a_signal_ends_the_run_cleanly_with_a_partial_summary(tmp_path, sig):
     assert leaks(run) == []
 
 
-def test_a_signal_during_the_preflight_ends_the_run_at_once(tmp_path):
+def test_a_signal_during_the_preflight_ends_the_run_at_once(whole_runs):
     """The handlers are in place before the first request: a SIGTERM while the preflight waits on a byte-a-second
     target is the same clean end (one line, a summary that says so, nothing judged), not a traceback."""
-    with HostileServer("byte-per-second", preflight=False) as server:
-        proc, reports = start_run(tmp_path, server.url, "--timeout", "60", select=HTTP_ONLY)
-        deadline = time.monotonic() + 90
-        while server.count("GET") + server.count("POST") < 1:  # its first request (the listing) is waiting
-            assert time.monotonic() < deadline, "the preflight never reached the target"
-            time.sleep(0.1)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        run = watch(proc, reports, 60)
-        ended = time.monotonic() - sent
+    run, ended, reports = whole_runs["preflight-signal"].result()
     assert run.code == 128 + signal.SIGTERM, (run.code, run.err[-2000:])
     assert ended < 20, f"{ended:.1f} s after the signal"
     assert "Traceback" not in run.err and run.err.count("\n") == 1 and "interrupted by SIGTERM" in run.err, run.err
@@ -326,23 +395,7 @@ def test_a_signal_during_the_preflight_ends_the_run_at_once(tmp_path):
     assert leaks(run) == []
 
 
-def test_helpers_exit_when_the_main_process_is_killed(tmp_path):
-    with HostileServer("byte-per-second") as server:
-        proc, _ = start_run(tmp_path, server.url, "--timeout", "60", select=f"{HTTP_ONLY} or client-curl-chat-bearer")
-        _reached(server)
-        helpers: set[int] = set()
-        deadline = time.monotonic() + 30
-        while len(helpers) < 3 and time.monotonic() < deadline:  # the HTTP lane, the curl lane, curl itself
-            helpers |= set(tree(proc.pid)) - {proc.pid}
-            time.sleep(0.1)
-        assert len(helpers) >= 2, helpers
-        proc.kill()
-        proc.wait()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and [pid for pid in helpers if alive(pid)]:
-            time.sleep(0.1)
-    left = [pid for pid in helpers if alive(pid)]
-    for pid in left:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+def test_helpers_exit_when_the_main_process_is_killed(whole_runs):
+    helpers, left = whole_runs["killed"].result()
+    assert len(helpers) >= 2, helpers
     assert not left, f"{len(left)} process(es) outlived the killed main process"
