@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -42,7 +42,7 @@ class CaseItem(Generic[AnyCase]):
     served_model: str | None
     limits: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
-    @property
+    @cached_property  # asked for every item at every turn of a run and of the self-tests' matrix
     def test_id(self) -> str:
         return f"{self.case.id}@{self.model.name}" if self.model else str(self.case.id)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from conformance.resources import DATA_DIR
@@ -52,7 +52,14 @@ class Catalog:
             if name.startswith(prefix):
                 name = name[len(prefix):]
                 break
-        return next((m for m in self.models if m.name == name), None)
+        return self._by_name.get(name)
+
+    @cached_property  # a run looks every model up for every case (cases.select_models)
+    def _by_name(self) -> dict[str, Model]:
+        by_name: dict[str, Model] = {}
+        for model in self.models:
+            by_name.setdefault(model.name, model)  # the first of a name, as a search in order finds
+        return by_name
 
     def names(self) -> list[str]:
         return [m.name for m in self.models]

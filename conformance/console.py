@@ -189,12 +189,12 @@ def write_summary(terminal: Any, session: Any) -> None:
 
 
 def _verdict(session: Any) -> dict[str, Any] | None:
-    import yaml
+    from conformance.yamlio import parse_yaml
 
     path = session.run_dir / "conformance-report.yaml" if session.run_dir else None
     if path is None or not path.is_file():
         return None
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return parse_yaml(path.read_text(encoding="utf-8"))
 
 
 def _spec_line(verdict: dict[str, Any]) -> str | None:

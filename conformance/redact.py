@@ -27,6 +27,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._longest_first: tuple[str, ...] = ()  # a longer secret first: one that contains another is masked whole
         for secret in secrets:
             self.add(secret)
 
@@ -36,9 +37,10 @@ class Redactor:
         self._secrets.add(secret)
         for user in ("token", "notoken"):
             self._secrets.add(base64.b64encode(f"{user}:{secret}".encode()).decode())
+        self._longest_first = tuple(sorted(self._secrets, key=len, reverse=True))
 
     def text(self, value: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._longest_first:
             value = value.replace(secret, MASK)
         return _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {MASK}", value)
 

@@ -12,12 +12,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from conformance import latency
 from conformance.certify import case_name, conformance_report
 from conformance.errors import BadInput
 from conformance.findings import group
+from conformance.yamlio import dump_yaml
 
 
 def load_run(path: Path) -> dict[str, Any]:
@@ -140,7 +139,7 @@ def render_reports(run_dir: Path, html: str = "auto", spec_dir: str | None = Non
     summary = load_run(run_dir)
     verdict = conformance_report(summary, Path(spec_dir) if spec_dir else None)
     (run_dir / "conformance-report.yaml").write_text(
-        yaml.safe_dump(verdict, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+        dump_yaml(verdict), encoding="utf-8")
     page, fallback = render_html(run_dir, summary, verdict, html)
     (run_dir / "summary.md").write_text(summary_markdown(summary, verdict), encoding="utf-8")
     names = ["summary.json", "summary.md", "conformance-report.yaml"]

@@ -159,6 +159,10 @@ def preload_client_sdks() -> None:
     per process, where each lane importing its own SDK on its own core is quicker, so the product keeps that."""
     from conformance import pacing
     from conformance.clients import RUNNERS
+    from conformance.gateway.server import GATEWAY_PRELOAD
+
+    if GATEWAY_PRELOAD not in pacing.HELPER_PRELOAD:  # the gateways the runs and the harness start are forks too
+        pacing.HELPER_PRELOAD.append(GATEWAY_PRELOAD)
 
     for runner in RUNNERS.values():
         if runner.unavailable() is None:

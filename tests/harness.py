@@ -203,6 +203,7 @@ class Harness:
             raise
         self.by_id = {item.test_id: item for item in self.items}
         self._baseline: dict[str, Verdict] = {}
+        self._shared_read: set[str] = set()  # the parts of the shared baseline already read (shared_baseline)
         self.consulted: dict[str, frozenset[str]] = {}
         self._judged: dict[tuple[str, bool, bool], Judged] = {}  # (switch, full, shapes): every item's judgement
         self.snapshots = default_snapshot_root() / "reference"
@@ -341,9 +342,11 @@ class Harness:
         while answering each (a usage item: while answering its batch); an item is performed once."""
         items = self.items if items is None else items
         todo = [item for item in items if item.test_id not in self._baseline]
-        if todo and self.share is not None and any(item.test_id in self.by_id for item in todo):
-            for part in self.parts():
+        unread = [part for part in self.parts() if part not in self._shared_read]
+        if todo and unread and self.share is not None and any(item.test_id in self.by_id for item in todo):
+            for part in unread:
                 self.shared_baseline(part)
+                self._shared_read.add(part)  # its record is read once: items it leaves out are another part's
             todo = [item for item in items if item.test_id not in self._baseline]
         self._perform_baseline([item for item in todo if not self.deferred(item)])
         return {item.test_id: self._baseline[item.test_id] for item in items if item.test_id in self._baseline}

@@ -69,12 +69,12 @@ class _GzipBomb:
 
     def parts(self) -> Iterator[bytes]:
         yield self.header
-        crc = 0
-        spaces = b" " * BLOCK
         for _ in range(self.count):
             yield self.block
-            crc = zlib.crc32(spaces, crc)
         yield self.end
+        crc, spaces = 0, b" " * BLOCK  # only for a client that read all of it (4 GB of CRC: about a second)
+        for _ in range(self.count):
+            crc = zlib.crc32(spaces, crc)
         crc = zlib.crc32(b"{}", crc)
         yield struct.pack("<II", crc, (BOMB_BYTES + 2) & 0xFFFFFFFF)
 

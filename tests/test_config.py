@@ -115,7 +115,8 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(argv, tmp_path):
 @pytest.mark.parametrize("argv", [["--deviation", "no-such-switch"], ["--port", "70000"], ["--stream-delay", "11"],
                                   ["--no-such-flag"]])
 def test_the_gateways_own_entry_refuses_bad_input_as_serve_does(argv, tmp_path):
-    """`python -m conformance.gateway`, how a run starts its embedded gateway: `conformance serve`'s checks."""
+    """`python -m conformance.gateway` (how a run starts its embedded gateway where there is no forkserver):
+    `conformance serve`'s checks."""
     _one_line_exit_2(["conformance.gateway", *argv], tmp_path)
 
 

@@ -43,6 +43,7 @@ class Gate(http.server.ThreadingHTTPServer):
         self.seen: Counter[tuple[str, str]] = Counter()  # (path, routing header or "") -> requests
         self.secrets_seen: Counter[str] = Counter()
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self.upstream = httpx.Client(timeout=30)  # one client (and TLS context) for every forwarded request
 
 
 class _GateHandler(http.server.BaseHTTPRequestHandler):
@@ -69,7 +70,7 @@ class _GateHandler(http.server.BaseHTTPRequestHandler):
             return
         forwarded = {k: v for k, v in self.headers.items()
                      if k.lower() not in ("host", "content-length", "connection", "accept-encoding")}
-        answer = httpx.post(upstream + self.path[len(PREFIX):], content=body, headers=forwarded, timeout=30)
+        answer = self.server.upstream.post(upstream + self.path[len(PREFIX):], content=body, headers=forwarded)
         self._answer(answer.status_code, answer.content, answer.headers.get("content-type", "application/json"))
 
     def _answer(self, status: int, body: bytes, content_type: str) -> None:
@@ -92,6 +93,7 @@ def gate() -> Iterator[tuple[Gate, str]]:
         finally:
             server.shutdown()
             server.server_close()
+            server.upstream.close()
 
 
 GATE_PROFILE = f"""

@@ -66,6 +66,7 @@ def classify_unexpected(name: str, call: str, exc: Exception) -> Exception:
     return ClientFailure(f"{name} {call} raised {type(exc).__name__}: {exc}")
 
 
+@cache  # importlib.metadata walks every installed distribution; a run asks once per client case
 def package_version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)

@@ -1,6 +1,7 @@
-"""`conformance serve`'s arguments and body, importable without the rest of the command line: the embedded
-gateway of every run is started as `python -m conformance.gateway` (gateway/__main__.py), a process that needs
-neither the suite's configuration, its schemas nor pytest (a third of a second of CPU to import, at each run)."""
+"""`conformance serve`'s arguments and body, importable without the rest of the command line: where the platform
+has no forkserver, the embedded gateway of a run is started as `python -m conformance.gateway`
+(gateway/__main__.py), a process that needs neither the suite's configuration, its schemas nor pytest (a third of
+a second of CPU to import, at each run); elsewhere it is a fork of the helpers' forkserver (server.GatewayProcess)."""
 
 from __future__ import annotations
 

@@ -303,8 +303,9 @@ def _strings(value: Any) -> list[str]:
 
 def _mentioning(prompt: Any, word: str) -> list[str]:
     """The prompt's strings that contain the word in any case: a case-insensitive regular expression is slow on
-    the megabytes of a size-limit case, a casefolded `in` is not."""
-    return [text for text in _strings(prompt) if word in text.casefold()]
+    the megabytes of a size-limit case, a casefolded `in` is not; a string with no space (an image's base64) is
+    never casefolded: both instructions' patterns have literal spaces."""
+    return [text for text in _strings(prompt) if " " in text and word in text.casefold()]
 
 
 def asked_code(prompt: Any) -> str | None:

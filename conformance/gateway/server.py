@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from multiprocessing.connection import Connection
+from typing import Any
 
 import uvicorn
 
@@ -24,6 +29,8 @@ ANNOUNCE = "conformance reference gateway listening on "
 # 120 s): a request sent on a connection the server is closing fails as a connection error, at random, under
 # load. A workspace's load balancer keeps them for minutes; so does the reference gateway.
 KEEP_ALIVE_S = 600
+GATEWAY_PRELOAD = __name__  # what a forked gateway's forkserver imports (GatewayProcess)
+START_S = 60.0  # how long a gateway may take to listen (a loaded machine, the forkserver's own start included)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -83,8 +90,30 @@ class ThreadedGateway:
         self._sock.close()
 
 
+def _forked_gateway(link: Connection, token: str, switches: list[str], faults: FaultConfig, self_test: bool,
+                    stream_delay_s: float, environ: dict[str, str]) -> None:
+    """A GatewayProcess forked from the forkserver: the URL goes back on `link`, and the gateway ends when the
+    link does (its parent closed it, or died: a run killed with SIGKILL leaves no gateway behind). Daemonic: a
+    process that exits without closing its gateway has it terminated by multiprocessing, never waits for it."""
+    os.environ.clear()
+    os.environ.update(environ)  # the parent's of the moment, not the forkserver's of its start
+
+    def end_with_link() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            link.recv()
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's own graceful exit
+
+    threading.Thread(target=end_with_link, daemon=True).start()
+    state = GatewayState(token=token, switches=frozenset(switches), self_test=self_test, stream_delay_s=stream_delay_s)
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(state, "127.0.0.1", 0, link.send, faults)
+
+
 class GatewayProcess:
-    """The gateway as a child process (its own interpreter, so it does not compete for the suite's GIL)."""
+    """The gateway as a child process (its own interpreter and GIL, so it does not compete with the suite's):
+    a fork of the read-ahead helpers' forkserver (pacing.helper_context), which imports the gateway's code once
+    for every gateway a process starts (0.3 s of CPU each: the self-tests start dozens); where the platform has
+    no forkserver, `python -m conformance.gateway`."""
 
     def __init__(self, token: str, switches: Iterable[str] = (), faults: FaultConfig | None = None,
                  self_test: bool = False, stream_delay_s: float = 0.0) -> None:
@@ -95,8 +124,39 @@ class GatewayProcess:
         self.faults = faults or FaultConfig()
         self.url: str | None = None
         self._proc: subprocess.Popen[str] | None = None
+        self._fork: Any = None  # the forked gateway (multiprocessing's Process) and its link
+        self._link: Connection | None = None
 
     def __enter__(self) -> GatewayProcess:
+        from conformance import pacing
+
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            return self._forked(pacing)
+        return self._spawned()
+
+    def _forked(self, pacing: Any) -> GatewayProcess:
+        context = pacing.helper_context()
+        # the preload takes effect where this starts the forkserver (a run starts its gateway before any helper)
+        context.set_forkserver_preload([*pacing.HELPER_PRELOAD, GATEWAY_PRELOAD])
+        self._link, theirs = context.Pipe(duplex=True)
+        self._fork = context.Process(target=_forked_gateway, name="conformance-reference-gateway", daemon=True,
+                                     args=(theirs, self.token, self.switches, self.faults, self.self_test,
+                                           self.stream_delay_s, dict(os.environ)))
+        self._fork.start()
+        theirs.close()
+        line = ""
+        with contextlib.suppress(EOFError, OSError):
+            if self._link.poll(START_S):
+                line = self._link.recv()
+        if not line.startswith(ANNOUNCE):
+            code = self._fork.exitcode
+            self.__exit__()
+            raise InfrastructureError(f"reference gateway failed to start: "
+                                      f"{'exit status ' + str(code) if code is not None else 'no answer'}")
+        self.url = line[len(ANNOUNCE):].strip()
+        return self
+
+    def _spawned(self) -> GatewayProcess:
         cmd = [sys.executable, "-m", "conformance.gateway", "--port", "0", "--token-env", REFERENCE_TOKEN_ENV]
         for name in self.switches:
             cmd += ["--deviation", name]
@@ -121,9 +181,21 @@ class GatewayProcess:
 
     @property
     def pid(self) -> int | None:
+        if self._fork is not None:
+            return int(self._fork.pid)
         return self._proc.pid if self._proc is not None else None
 
     def __exit__(self, *exc: object) -> None:
+        if self._fork is not None:
+            self._fork.terminate()
+            self._fork.join(timeout=10)
+            if self._fork.exitcode is None:
+                self._fork.kill()
+                self._fork.join()
+            self._fork = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
         if self._proc is None:
             return
         self._proc.terminate()
