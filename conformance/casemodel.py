@@ -10,6 +10,7 @@ expanded per model when a case runs, conformance/placeholders.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 # an expected status: a code, a list of codes, or a class ("2xx", "4xx": the spec names no error status)
@@ -232,6 +233,13 @@ class CaseBase:
     def media_body(self) -> Any:
         """The values that may name media fixtures by URL (a case needing an unreachable URL is skipped)."""
         return None
+
+    @cached_property  # every item of the case asks, at every collection of a run
+    def media_references(self) -> tuple[tuple[str, str], ...]:
+        """(file, form) of every media placeholder in media_body()."""
+        from conformance.media import references
+
+        return tuple(references(self.media_body()))
 
     @property
     def route_surface(self) -> str:

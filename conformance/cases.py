@@ -172,4 +172,4 @@ def expand(cases: Sequence[AnyCase], target: Target) -> list[CaseItem[AnyCase]]:
 
 def unclaimed_features(case: CaseBase, target: Target) -> list[str]:
     missing = [f for f in case.features if not target.claims(f)]
-    return missing + [f"media URL ({why})" for why in media.unreachable(case.media_body(), target)]
+    return missing + [f"media URL ({why})" for why in media.unreachable(case.media_references, target)]

@@ -17,6 +17,7 @@ import atexit
 import base64
 import re
 import threading
+from collections.abc import Iterable
 from functools import cache, partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -130,7 +131,7 @@ def reachable(name: str, target: Target) -> bool:
     return name in target.media_urls or name in REMOTE_MEDIA or target.url is None or is_local(target.url)
 
 
-def unreachable(body: Any, target: Target) -> list[str]:
-    """Why a case body's URL placeholders cannot be served to this target ([] when they can)."""
+def unreachable(refs: Iterable[tuple[str, str]], target: Target) -> list[str]:
+    """Why a case body's URL placeholders (its `references`) cannot be served to this target ([] when they can)."""
     return [f"no media_urls entry for {name} in the target profile, and the target is not on loopback"
-            for name, form in references(body) if form == "url" and not reachable(name, target)]
+            for name, form in refs if form == "url" and not reachable(name, target)]

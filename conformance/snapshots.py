@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -238,6 +239,22 @@ def _dump(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
+class _StoredShape(Snapshot):
+    """A stored snapshot whose serialised data is made when it is read (then kept)."""
+
+    def __init__(self, name: str, shape: Any, serialize: Callable[[Any], str]) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "tainted", None)
+        object.__setattr__(self, "_shape", shape)
+        object.__setattr__(self, "_serialize", serialize)
+
+    @property  # type: ignore[override]
+    def data(self) -> str:
+        if "_text" not in self.__dict__:
+            object.__setattr__(self, "_text", self.__dict__["_serialize"](self.__dict__["_shape"]))
+        return str(self.__dict__["_text"])
+
+
 class ShapeSnapshotExtension(AbstractSyrupyExtension):
     """snapshots/<target>/<surface>.json: {"test_case[<case>@<model>]": shape, ...}, sorted, indented."""
 
@@ -279,16 +296,13 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
         return document
 
     def read_snapshot_collection(self, *, snapshot_location: str) -> SnapshotCollection:
-        """Every stored shape of the file, serialised: syrupy reads the collection again for each case of the
-        surface, so the serialised texts are kept with the parsed file (same (mtime, size) key)."""
+        """Every stored shape of the file, each serialised only if its data is read: syrupy's discovery reads the
+        collection again for each case of the surface and uses only the names (a run of one case serialised the
+        hundreds of shapes of its file, in the pure-Python indented encoder)."""
         document = self._read(snapshot_location)
-        cached = _SERIAL_CACHE.get(snapshot_location)
-        if cached is None or cached[0] is not document:
-            cached = (document, {name: self.serialize(shape) for name, shape in document.items()})
-            _SERIAL_CACHE[snapshot_location] = cached
         collection = SnapshotCollection(location=snapshot_location)
-        for name, text in cached[1].items():
-            collection.add(Snapshot(name=name, data=text))
+        for name, shape in document.items():
+            collection.add(_StoredShape(name, shape, self.serialize))
         return collection
 
     def read_snapshot_data_from_location(self, *, snapshot_location: str, snapshot_name: str,
@@ -331,7 +345,6 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
 
 _READ_CACHE: dict[str, tuple[tuple[str, int, int], dict[str, Any]]] = {}
 # location -> (the parsed document of _READ_CACHE it was made from, name -> serialised shape)
-_SERIAL_CACHE: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -20,14 +20,14 @@ def remote(tmp_path, urls: str = "") -> object:
 def test_youtube_is_a_public_video_by_default_and_the_profiles_when_named(tmp_path):
     target = remote(tmp_path)
     assert media.url_of("youtube", target) == media.REMOTE_MEDIA["youtube"]
-    assert media.unreachable({"url": "{media:youtube:url}"}, target) == []  # any target reaches it
+    assert media.unreachable(media.references({"url": "{media:youtube:url}"}), target) == []  # any target reaches it
     named = remote(tmp_path, "media_urls: {youtube: 'https://youtu.be/abc123'}\n")
     assert media.url_of("youtube", named) == "https://youtu.be/abc123"
 
 
 def test_a_fixture_url_needs_a_copy_or_a_loopback_target(tmp_path):
     target = remote(tmp_path)
-    assert media.unreachable({"url": "{media:video.mp4:url}"}, target)
+    assert media.unreachable(media.references({"url": "{media:video.mp4:url}"}), target)
     with pytest.raises(media.MediaUnavailable):
         media.url_of("video.mp4", target)
     copy = remote(tmp_path, "media_urls: {video.mp4: 'https://cdn.example.com/v.mp4'}\n")
