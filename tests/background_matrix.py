@@ -5,10 +5,12 @@ Why: most of the self-tests' wall time is spent waiting (deadlines, retry delays
 window), and the matrix (every switch against every item it applies to, tests/harness.py) is CPU work that needs
 no one's timing, but for the few paced streams that streaming_incremental times. So the matrix is split in two
 parts (Harness.part_of), each judged by its own process:
-- `unpaced`, every item but the paced streams, at nice 19: it takes only the CPU the tests leave idle, so a test
-  that waits for a deadline or times a stream still has its core when it needs it;
-- `paced`, the paced streams, at the normal priority (a process that got no CPU while the tests are busy would
-  read a stream bunched up): they mostly wait.
+- `unpaced`, every item but the paced streams and the cases of concurrent requests, at nice 19: it takes only
+  the CPU the tests leave idle, so a test that waits for a deadline or times a stream still has its core when it
+  needs it;
+- `paced`, the paced streams and the concurrent cases (the gateway pairs requests arriving within a window), at
+  the normal priority (a process that got no CPU while the tests are busy would read a stream bunched up, or
+  miss the window): they mostly wait.
 The judgement is the one a worker would make; it is only made in the session's gaps.
 
 How:

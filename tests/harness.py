@@ -352,7 +352,12 @@ class Harness:
         return {item.test_id: self._baseline[item.test_id] for item in items if item.test_id in self._baseline}
 
     def part_of(self, item: Item) -> str:
-        return "paced" if not isinstance(item, UsageItem) and self.paced(item) else "unpaced"
+        """The background part that performs the item: `paced` (normal priority) for whatever is judged by its
+        timing: the paced streams, and the cases of concurrent requests (the gateway pairs requests that arrive
+        within a window; at nice 19 a starved sender missed it, and a crossing deviation passed)."""
+        if isinstance(item, UsageItem):
+            return "unpaced"
+        return "paced" if self.paced(item) or is_concurrent(item.case) else "unpaced"
 
     def deferred(self, item: Item) -> bool:
         """Whether the item is another process's to perform: in a background, an item of the case data outside
