@@ -344,7 +344,6 @@ class ShapeSnapshotExtension(AbstractSyrupyExtension):
 
 
 _READ_CACHE: dict[str, tuple[tuple[str, int, int], dict[str, Any]]] = {}
-# location -> (the parsed document of _READ_CACHE it was made from, name -> serialised shape)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -128,13 +128,13 @@ class GatewayProcess:
         self._link: Connection | None = None
 
     def __enter__(self) -> GatewayProcess:
-        from conformance import pacing
-
         if "forkserver" in multiprocessing.get_all_start_methods():
-            return self._forked(pacing)
+            return self._forked()
         return self._spawned()
 
-    def _forked(self, pacing: Any) -> GatewayProcess:
+    def _forked(self) -> GatewayProcess:
+        from conformance import pacing
+
         context = pacing.helper_context()
         # the preload takes effect where this starts the forkserver (a run starts its gateway before any helper)
         context.set_forkserver_preload([*pacing.HELPER_PRELOAD, GATEWAY_PRELOAD])
