@@ -67,6 +67,12 @@ class _FileStore:
 # what a read-ahead helper preloads before it is forked (helper_context): the suite's code up to the client wrappers,
 # not the client SDKs (each helper lane imports its own, on its own core)
 HELPER_PRELOAD = ["conformance.helper", "conformance.clientcases", "conformance.clients"]
+FREEZE_PRELOAD = "conformance.forkfreeze"  # always last: it freezes what the modules before it made
+
+
+def preload(*extra: str) -> list[str]:
+    """The forkserver's preload: the helpers' modules, then `extra`, then the freeze."""
+    return [*HELPER_PRELOAD, *(m for m in extra if m not in HELPER_PRELOAD), FREEZE_PRELOAD]
 
 
 def helper_context() -> Any:
@@ -77,7 +83,7 @@ def helper_context() -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(HELPER_PRELOAD)
+    context.set_forkserver_preload(preload())
     return context
 
 

@@ -137,7 +137,7 @@ class GatewayProcess:
 
         context = pacing.helper_context()
         # the preload takes effect where this starts the forkserver (a run starts its gateway before any helper)
-        context.set_forkserver_preload([*pacing.HELPER_PRELOAD, GATEWAY_PRELOAD])
+        context.set_forkserver_preload(pacing.preload(GATEWAY_PRELOAD))
         self._link, theirs = context.Pipe(duplex=True)
         self._fork = context.Process(target=_forked_gateway, name="conformance-reference-gateway", daemon=True,
                                      args=(theirs, self.token, self.switches, self.faults, self.self_test,
