@@ -133,6 +133,13 @@ class Bound:
     def timeout_text(self) -> str:
         return f"timeout: the {self.limits.timeout_s:g} s deadline of the exchange passed (headers and body)"
 
+    def timeout_after_answers(self) -> str:
+        """The timeout, after what this attempt was answered before it: an SDK retrying a 503 inside one attempt
+        can run out of deadline before its next request, and the 503s are the cause a person needs."""
+        if self.statuses:
+            return f"{self.answers_seen()}, then {self.timeout_text()}"
+        return self.timeout_text()
+
     def answers_seen(self) -> str:
         """This attempt's answers so far, so that a later timeout's message still says what the target had
         answered before it (an SDK retries inside one attempt)."""

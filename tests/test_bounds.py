@@ -230,3 +230,23 @@ def test_a_timeout_after_answers_still_names_them():
     assert "HTTP 503 x3, HTTP 429, then timeout" in str(raised.value)
     assert "beyond the deadline of the exchange" in str(raised.value)
     assert bounds.status_runs([]) == ""
+
+
+def test_a_deadline_passed_before_the_sdks_next_request_still_names_the_answers():
+    """The other way an SDK's retry times out under load: its sleep fit, but the deadline passed before its next
+    request was sent (a CI run reported only the timeout of a lane answered 503 every time)."""
+    from conformance.clients.databricks_client import _bounded_send
+
+    b = bound(timeout=0.01)
+    with b.active(), pytest.raises(bounds.DeadlineExceeded) as raised:
+        b.remaining()  # armed by the first request
+        b.observe(503, {})
+        time.sleep(0.02)
+        _bounded_send(object(), object())
+    assert str(raised.value).startswith("HTTP 503, then timeout"), str(raised.value)
+    fresh = bound(timeout=0.01)
+    with fresh.active(), pytest.raises(bounds.DeadlineExceeded) as raised:
+        fresh.remaining()
+        time.sleep(0.02)
+        _bounded_send(object(), object())
+    assert str(raised.value).startswith("timeout"), "no answer seen: nothing to name"

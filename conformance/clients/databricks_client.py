@@ -140,7 +140,7 @@ def _bounded_send(adapter: Any, request: Any, stream: bool = False, timeout: Any
     left = bound.remaining()
     if left <= 0:  # not requests.Timeout: the SDK would retry that, sleeping on a clock of its own
         bound.timed_out = True
-        raise DeadlineExceeded(bound.timeout_text())
+        raise DeadlineExceeded(bound.timeout_after_answers())
     request.headers["Accept-Encoding"] = ACCEPT_ENCODING
     discovery = getattr(_local, "discovery", False)
     try:
@@ -150,7 +150,7 @@ def _bounded_send(adapter: Any, request: Any, stream: bool = False, timeout: Any
         bound.problem = f"connection error ({type(exc).__name__}: {str(exc)[:200]})"
         if discovery or bound.remaining() <= 0.05:
             raise _DiscoveryEnded(f"{type(exc).__name__}: {exc}") if discovery else DeadlineExceeded(
-                bound.timeout_text()) from None
+                bound.timeout_after_answers()) from None
         raise
     if discovery and response.status_code >= 300:
         response.close()
