@@ -60,3 +60,21 @@ def test_shared_memory_store_keeps_every_update_of_helper_processes():
         proc.join(timeout=120)
     assert all(proc.exitcode == 0 for proc in procs), [proc.exitcode for proc in procs]
     assert store.update(lambda state: state["count"]) == (WORKERS + 1) * ROUNDS
+
+
+def test_a_forked_helper_starts_with_the_preloaded_modules_frozen():
+    """The forkserver freezes what it preloaded (conformance/forkfreeze.py, always last in pacing.preload): a
+    fork then starts with those objects out of the collector's reach; nothing else would show it was wired."""
+    import concurrent.futures
+    import gc
+
+    import pytest
+
+    from conformance import pacing
+
+    assert pacing.preload("x.y")[-1] == pacing.FREEZE_PRELOAD and "x.y" in pacing.preload("x.y")
+    context = pacing.helper_context()
+    if context.get_start_method() != "forkserver":
+        pytest.skip("no forkserver on this platform: helpers are spawned, nothing is preloaded")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        assert pool.submit(gc.get_freeze_count).result(timeout=60) > 10_000
