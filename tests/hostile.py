@@ -30,6 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from leaks import leaks_under
+
 MODES = ("endless-sse", "byte-per-second", "deep-600", "deep-100000", "huge", "gzip-bomb", "retry-after-huge",
          "retry-after-unparseable", "error-500", "error-501", "unavailable-503", "redirect", "echo",
          "invalid-utf8", "reset", "canned")
@@ -450,12 +452,8 @@ def watch(proc: subprocess.Popen[str], reports: Path, kill_after_s: float) -> Ru
 
 
 def leaks(run: Run, *extra: Path) -> list[str]:
-    """Every form of the token in the console and in every file written (reports, snapshots)."""
+    """Every form of the token in the console and in every file written (reports, snapshots), as written or
+    base64-encoded (tests/leaks.py)."""
     forms = [TOKEN, base64.b64encode(f"token:{TOKEN}".encode()).decode()]
     found = [f"console: {form[:10]}..." for form in forms if form in run.out + run.err]
-    for root in (run.reports, *extra):
-        for file in root.rglob("*"):
-            if file.is_file():
-                data = file.read_bytes()
-                found += [f"{file}: {form[:10]}..." for form in forms if form.encode() in data]
-    return found
+    return found + leaks_under(forms, run.reports, *extra)

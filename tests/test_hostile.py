@@ -268,8 +268,11 @@ def helpers_left_by_a_killed_run(tmp: Path) -> tuple[set[int], list[int]]:
 def echoed(tmp: Path) -> tuple[Run, Run]:
     """The echo target recorded as a baseline, then compared with a changed answer (--timeout 30: the echo
     answers at once, and its proof is no deadline's)."""
-    recorded = whole_run(tmp, "echo", "--timeout", "30", "--snapshot-update", "--", "-vv")
-    compared = whole_run(tmp, "echo", "--timeout", "30", "--", "-vv", variant=2, select=HTTP_ONLY)  # HTTP shapes
+    # the built-in page: Allure's HTML is made from the allure-results scanned here, and is itself scanned on
+    # every lane by tests/test_secrets.py
+    recorded = whole_run(tmp, "echo", "--timeout", "30", "--html", "builtin", "--snapshot-update", "--", "-vv")
+    compared = whole_run(tmp, "echo", "--timeout", "30", "--html", "builtin", "--", "-vv", variant=2,
+                         select=HTTP_ONLY)  # HTTP shapes
     return recorded, compared
 
 
@@ -286,7 +289,7 @@ WHOLE_RUNS: dict[str, Callable[[Path], Any]] = {
        for mode in WAITING_MODES},
     "echo": echoed,
     "circuit-breaker": lambda tmp: whole_run(tmp, "unavailable-503", "--max-consecutive-errors", "3",
-                                             select="chat and not client"),
+                                             "--html", "builtin", select="chat and not client"),
     "SIGTERM": lambda tmp: signalled(tmp, signal.SIGTERM),
     "SIGINT": lambda tmp: signalled(tmp, signal.SIGINT),
     "preflight-signal": signalled_in_preflight,
