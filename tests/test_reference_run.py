@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from test_secrets import FORMS, TOKEN, leaks_in
+from shared_runs import REFERENCE, REFERENCE_ENV
+from test_secrets import FORMS, leaks_in
 
 from conformance.cases import load_cases
 from conformance.clientcases import load_client_cases
@@ -13,10 +14,10 @@ from conformance.schemas import validate
 from conformance.usage_tracking import load_usage_cases
 
 
-def test_reference_gateway_passes_every_case_and_writes_the_run_folder(run_cli, harness):
+def test_reference_gateway_passes_every_case_and_writes_the_run_folder(shared_run, harness):
     """The one real end-to-end run of everything: the CLI, pytest, two xdist workers, the official clients, the
     reports; its verdicts are the in-process harness's (tests/harness.py), which the deviation matrix uses."""
-    result = run_cli("run", "-n", "2", env={"CONFORMANCE_REFERENCE_TOKEN": TOKEN}, html="auto")  # as a user runs it
+    result = shared_run(*REFERENCE, env=REFERENCE_ENV)  # as a user runs it
     assert result.code == 0, result.out[-3000:]
     summary = result.summary
     assert validate("summary", summary) == []

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from shared_runs import REFERENCE, REFERENCE_ENV
+
 from conformance.scheduling import scope_of
 
 WORKER_LINE = re.compile(r"\[(gw\d+)\].*test_client_case\[(client-[a-z]+)-")
@@ -21,12 +23,15 @@ def test_an_official_clients_cases_are_one_unit_and_other_cases_their_own():
     assert scope_of(unknown) == unknown
 
 
-def test_each_clients_cases_run_on_one_worker(run_cli):
-    result = run_cli("run", "-n", "2", "-k", "client-anthropic or client-genai", "--", "-vv", lean=True)
+def test_each_clients_cases_run_on_one_worker(shared_run):
+    """On the whole reference run (two workers, -vv): every official client's cases on one worker each."""
+    result = shared_run(*REFERENCE, env=REFERENCE_ENV)
     assert result.code == 0, result.out[-2000:]
     workers: dict[str, set[str]] = {}
     for worker, client in WORKER_LINE.findall(result.out):
         workers.setdefault(client, set()).add(worker)
-    assert set(workers) == {"client-anthropic", "client-genai"}, result.out[-2000:]
+    clients = [c for c in result.summary["cases"] if c["id"].startswith("client-")]
+    assert set(workers) == {"-".join(c["id"].split("-")[:2]) for c in clients}, sorted(workers)
+    assert {"client-anthropic", "client-genai", "client-openai", "client-databricks", "client-curl"} <= set(workers)
     assert all(len(names) == 1 for names in workers.values()), workers
-    assert len(result.summary["cases"]) == sum(1 for _ in WORKER_LINE.finditer(result.out))
+    assert len(clients) == sum(1 for _ in WORKER_LINE.finditer(result.out))

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from shared_runs import PLAIN, USAGE
+from shared_runs import PLAIN, REFERENCE, REFERENCE_ENV, USAGE
 
 from conformance import usage_checks, usage_tracking
 from conformance.cli import main
@@ -65,8 +65,8 @@ def test_reference_run_passes_the_usage_profile_and_records_what_it_sent(shared_
     assert phase["evidence"]["ai_query"][0]["request"]["url"].endswith("/api/2.0/sql/statements")
 
 
-def test_usage_cases_under_xdist_read_the_controllers_record(run_cli):
-    result = run_cli("run", "-n", "2", "-k", "usage or chat-system-and-user")
+def test_usage_cases_under_xdist_read_the_controllers_record(shared_run):
+    result = shared_run(*REFERENCE, env=REFERENCE_ENV)  # every case, two xdist workers
     assert result.code == 0, result.out[-2000:]
     assert [(c["id"], c["message"]) for c in result.summary["cases"] if c["outcome"] != "passed"] == []
     assert set(by_id(result)) >= USAGE_IDS
