@@ -270,7 +270,9 @@ def _after_client_attempt(who: str, bound: Bound, tried: _ClientAttempt, problem
         return Performed(failure=REDACTOR.text(f"[{who}] {bound.failure.finding()}"),
                          failure_rule=bound.failure.check), problem
     if bound.timed_out or bound.problem:
-        failure, problem = None, bound.problem or bound.timeout_after_answers()
+        cause = bound.problem or bound.timeout_text()
+        # a plain timeout after answers (an SDK retried inside the attempt): the answers are the cause to name
+        failure, problem = None, bound.timeout_after_answers() if cause == bound.timeout_text() else cause
     elif status == NOT_IMPLEMENTED:
         return Performed(failure=REDACTOR.text(
             f"[{who}] HTTP 501, not retried (the gateway does not implement the documented call): "

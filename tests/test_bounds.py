@@ -250,3 +250,30 @@ def test_a_deadline_passed_before_the_sdks_next_request_still_names_the_answers(
         time.sleep(0.02)
         _bounded_send(object(), object())
     assert str(raised.value).startswith("timeout"), "no answer seen: nothing to name"
+
+
+def test_a_retried_request_timing_out_while_it_waits_still_names_the_earlier_answers():
+    """The third way: the SDK's sleep fit and its next request went out, then the deadline passed while it waited
+    for that request's answer: the transport recorded only the timeout (a CI run reported a lane answered 429
+    with an unparseable Retry-After as "timeout" alone). The attempt's cause names the answers before it."""
+    from conformance.runner import _after_client_attempt, _ClientAttempt
+
+    answered = bound(timeout=0.01)
+    answered.remaining()
+    answered.observe(429, {"Retry-After": "soon"})
+    with pytest.raises(bounds.DeadlineExceeded) as raised:
+        time.sleep(0.02)
+        answered.check()  # how read_answer ends the retried request
+    answered.problem = str(raised.value)  # what the SDK transport records (databricks_client._bounded_send)
+    final, cause = _after_client_attempt("databricks-sdk query", answered, _ClientAttempt(problem="Timeout"),
+                                         "no attempt made", [], 0)
+    assert final is None and cause.startswith("HTTP 429, then timeout: the 0.01 s deadline"), cause
+    unanswered = bound(timeout=0.01)
+    unanswered.remaining()
+    time.sleep(0.02)
+    with pytest.raises(bounds.DeadlineExceeded) as raised:
+        unanswered.check()
+    unanswered.problem = str(raised.value)
+    _, cause = _after_client_attempt("databricks-sdk query", unanswered, _ClientAttempt(problem="Timeout"),
+                                     "no attempt made", [], 0)
+    assert cause == unanswered.timeout_text(), "no answer seen: nothing to name"
