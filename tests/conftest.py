@@ -146,7 +146,7 @@ def compile_sources() -> None:
     """The suite's and the self-tests' modules compiled once, before the session's processes start. Where
     PYTHONDONTWRITEBYTECODE is set (the machines CI runs on set it), no import writes a .pyc, so each of the
     session's hundred-odd Python processes (xdist workers, nested runs and their workers, whole runs in a
-    subprocess, forkservers, the background matrix) compiled the same 26,000 lines again, about 0.4 s of CPU each.
+    subprocess, forkservers, the background matrix) compiled the same 26,000 lines again (up to 0.3 s of CPU each).
     The installed packages were compiled when pip installed them; the .pyc go where Python puts them (in
     __pycache__, ignored by git), and compileall rewrites only those older than their source."""
     import compileall

@@ -42,20 +42,21 @@ def leaks_in(path: Path) -> list[str]:
     return leaks_under(FORMS, path)
 
 
-@pytest.mark.parametrize(("auth", "select"), [("bearer", ()), ("basic", ("-k", CROSS_SECTION))],
+# Allure's HTML is made on the cross-section (basic, every lane and surface): it is made from the allure-results,
+# which the whole run (bearer) writes and which are scanned there too
+@pytest.mark.parametrize(("auth", "select", "html"), [("bearer", (), "builtin"),
+                                                      ("basic", ("-k", CROSS_SECTION), "auto")],
                          ids=["bearer", "basic"])
-def test_token_is_nowhere_in_run_outputs(run_cli, auth, select):
+def test_token_is_nowhere_in_run_outputs(run_cli, auth, select, html):
     # The gateway reflects the credentials into every body and error message, and some checks fail so
     # that failure messages quote bodies: every path by which a token could be written is exercised, on every
     # case (bearer) and on a cross-section of every lane and surface with the other form of the credential.
     switches = ["echo-credentials", "error-body-unstructured", "usage-sum-wrong", "thinking-budget-not-validated"]
     faults = FaultConfig(fault_rate=0.2, seed=3)  # retries and infrastructure messages must not leak either
     with ThreadedGateway(TOKEN, switches, faults) as gateway:
-        # the default read-ahead: requests go from helper processes (conformance/helper.py). Allure's HTML is
-        # made on the cross-section (basic): it is made from the allure-results, which are scanned here either way
+        # the default read-ahead: requests go from helper processes (conformance/helper.py)
         result = run_cli("run", "--url", gateway.url, "--token-env", "SECRET_TOKEN", "--auth", auth,
-                         "--concurrency", "8", *select, env={"SECRET_TOKEN": TOKEN},
-                         html="auto" if select else "builtin")
+                         "--concurrency", "8", *select, env={"SECRET_TOKEN": TOKEN}, html=html)
     assert result.code == 1  # the deviations fail and warn cases, so bodies are quoted in their messages
     assert result.summary["totals"]["failed"] > 0
     assert any("x_echo" in c["message"] or "***" in c["message"] for c in result.summary["cases"])
