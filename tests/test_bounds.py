@@ -277,3 +277,23 @@ def test_a_retried_request_timing_out_while_it_waits_still_names_the_earlier_ans
     _, cause = _after_client_attempt("databricks-sdk query", unanswered, _ClientAttempt(problem="Timeout"),
                                      "no attempt made", [], 0)
     assert cause == unanswered.timeout_text(), "no answer seen: nothing to name"
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("Authorization: Bearer dapi0123456789abcdef0123456789abcdef", True),
+    ("Authorization: Basic dG9rZW46c2VjcmV0LXZhbHVl", True),
+    ("bearer sk-proj-abc_def", True),
+    ("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", True),
+    ("Bearer DATABRICKSTOKEN", True),
+    ("Bearer " + "q" * 30, True),
+    # the case data's and the spec's own words, quoted in every report
+    ("the spec shows HTTP Basic authentication with user token", False),
+    ("default_headers with Authorization Bearer next to api_key", False),
+    ("Basic Authentication is refused", False),
+    ("an invalid Bearer token", False),
+])
+def test_an_unknown_credential_is_masked_and_prose_after_the_scheme_is_not(text, masked):
+    redacted = Redactor().text(text)
+    assert (MASK in redacted) is masked, redacted
+    if not masked:
+        assert redacted == text
